@@ -1,0 +1,140 @@
+/**
+ * The CLI's client for the REST API: DJANGOCOMMAND_URL + DJANGOCOMMAND_TOKEN (or --url/--token),
+ * JSON requests, API errors turned into UserErrors that print as one line, and a Server-Sent
+ * Events reader that resumes after a dropped connection (server restart) where it stopped.
+ */
+import { UserError } from '../shared/errors.js';
+import type { ErrorBody } from '../shared/api.js';
+
+export interface ClientOptions {
+  url?: string;
+  token?: string;
+}
+
+export class ApiClient {
+  readonly base: string;
+  private readonly token: string;
+
+  constructor(opts: ClientOptions, env: NodeJS.ProcessEnv = process.env) {
+    const url = opts.url ?? env.DJANGOCOMMAND_URL;
+    const token = opts.token ?? env.DJANGOCOMMAND_TOKEN;
+    if (!url) throw new UserError('DC_CONFIG', 'Set DJANGOCOMMAND_URL (or --url) to the server address, e.g. https://djangocommand.example.com.', 2);
+    if (!token) throw new UserError('DC_CONFIG', 'Set DJANGOCOMMAND_TOKEN (or --token) to a personal API token (dct_...); an admin creates one with `djangocommand admin create-token`.', 2);
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw new UserError('DC_CONFIG', `DJANGOCOMMAND_URL "${url}" is not a URL.`, 2);
+    }
+    this.base = parsed.toString().replace(/\/+$/, '');
+    this.token = token;
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.fetch(method, path, body);
+    const text = await res.text();
+    const parsed = text ? safeJson(text) : undefined;
+    if (!res.ok) throw apiError(res.status, parsed, text);
+    return parsed as T;
+  }
+
+  async fetch(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
+    try {
+      return await fetch(this.base + path, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...headers,
+        },
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+        signal,
+      });
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      throw new UserError('DC_CONFIG', `Cannot reach the server at ${this.base}: ${(err as Error & { cause?: Error }).cause?.message ?? (err as Error).message}`, 1);
+    }
+  }
+
+  /**
+   * Reads Server-Sent Events until `onEvent` returns 'stop'. A dropped connection is retried
+   * (1 s, 2 s, ... up to 10 s, for `reconnectForMs`) with Last-Event-ID so nothing is repeated.
+   */
+  async events(path: string, onEvent: (name: string, data: unknown, id: string | undefined) => Promise<'stop' | void>, reconnectForMs = 300_000): Promise<void> {
+    let lastId: string | undefined;
+    let failingSince: number | undefined;
+    let delay = 1000;
+    for (;;) {
+      let res: Response | undefined;
+      try {
+        res = await this.fetch('GET', path, undefined, { accept: 'text/event-stream', ...(lastId ? { 'last-event-id': lastId } : {}) });
+        if (!res.ok) throw apiError(res.status, safeJson(await res.text()), '');
+        failingSince = undefined;
+        delay = 1000;
+        for await (const ev of parseSse(res.body!)) {
+          if (ev.id !== undefined) lastId = ev.id;
+          if ((await onEvent(ev.event, JSON.parse(ev.data), ev.id)) === 'stop') return;
+        }
+      } catch (err) {
+        if (err instanceof UserError && err.status !== 1 && err.code !== 'DC_INTERNAL') throw err;
+      }
+      // The stream ended without an `end` event: the server went away. Try again.
+      failingSince ??= Date.now();
+      if (Date.now() - failingSince > reconnectForMs) throw new UserError('DC_CONFIG', `Lost the connection to ${this.base} and could not reconnect.`, 1);
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 10_000);
+    }
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function apiError(status: number, body: unknown, text: string): UserError {
+  const b = body as Partial<ErrorBody> | undefined;
+  const message = b?.error ?? (text.slice(0, 200) || `HTTP ${status}`);
+  const code = (b?.code ?? (status >= 500 ? 'DC_INTERNAL' : 'DC_BAD_REQUEST')) as UserError['code'];
+  return new UserError(code, message, status >= 500 ? 1 : status, b?.details);
+}
+
+interface SseEvent {
+  event: string;
+  data: string;
+  id: string | undefined;
+}
+
+async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let event = 'message';
+  let data: string[] = [];
+  let id: string | undefined;
+  for await (const bytes of body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(bytes, { stream: true });
+    let nl: number;
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const line = buffer.slice(0, nl).replace(/\r$/, '');
+      buffer = buffer.slice(nl + 1);
+      if (line === '') {
+        if (data.length > 0) yield { event, data: data.join('\n'), id };
+        event = 'message';
+        data = [];
+        id = undefined;
+      } else if (line.startsWith(':')) {
+        continue;
+      } else {
+        const colon = line.indexOf(':');
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+        if (field === 'event') event = value;
+        else if (field === 'data') data.push(value);
+        else if (field === 'id') id = value;
+      }
+    }
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * Server configuration: every setting declared once with its flag, environment variable,
+ * default and doc. resolveServerConfig() applies: CLI flag, then environment, then default,
+ * and names the setting and the fix when a value is wrong.
+ */
+import path from 'node:path';
+import { UserError } from '../shared/errors.js';
+import type { CoreSettings } from '../core/context.js';
+
+type Kind = 'string' | 'port' | 'seconds' | 'count' | 'bytes' | 'bool';
+
+interface Setting {
+  key: string;
+  env: string;
+  kind: Kind;
+  default: string | undefined;
+  doc: string;
+}
+
+export const SERVER_SETTINGS = [
+  { key: 'dataDir', env: 'DJANGOCOMMAND_DATA_DIR', kind: 'string', default: 'djangocommand-data', doc: 'Folder for the SQLite database and the first admin password file.' },
+  { key: 'databaseUrl', env: 'DATABASE_URL', kind: 'string', default: undefined, doc: 'postgres://user:pass@host/db to use PostgreSQL (several replicas may share it); default: SQLite in the data folder.' },
+  { key: 'host', env: 'DJANGOCOMMAND_HOST', kind: 'string', default: '127.0.0.1', doc: 'Address to listen on (0.0.0.0 for all interfaces; put HTTPS in front).' },
+  { key: 'port', env: 'DJANGOCOMMAND_PORT', kind: 'port', default: '8600', doc: 'TCP port to listen on.' },
+  { key: 'adminEmail', env: 'DJANGOCOMMAND_ADMIN_EMAIL', kind: 'string', default: 'admin@localhost', doc: 'Email of the admin created on first start.' },
+  { key: 'adminPassword', env: 'DJANGOCOMMAND_ADMIN_PASSWORD', kind: 'string', default: undefined, doc: 'Password of the first admin; default: generated and written to a 0600 file in the data folder.' },
+  { key: 'defaultTimeout', env: 'DJANGOCOMMAND_DEFAULT_TIMEOUT', kind: 'seconds', default: '3600', doc: 'Timeout of an execution whose request names none.' },
+  { key: 'defaultConcurrency', env: 'DJANGOCOMMAND_DEFAULT_CONCURRENCY', kind: 'count', default: '1', doc: 'Active executions allowed per command and project, unless the command sets its own.' },
+  { key: 'runnerOfflineAfter', env: 'DJANGOCOMMAND_RUNNER_OFFLINE_AFTER', kind: 'seconds', default: '90', doc: 'A runner not heard from for this long is offline (3 missed 30 s heartbeats).' },
+  { key: 'lostGrace', env: 'DJANGOCOMMAND_LOST_GRACE', kind: 'seconds', default: '60', doc: 'After a runner goes offline, how long before what it was running becomes lost.' },
+  { key: 'timeoutGrace', env: 'DJANGOCOMMAND_TIMEOUT_GRACE', kind: 'seconds', default: '60', doc: 'How long a runner may take to report a timed-out execution before the server marks it timed_out.' },
+  { key: 'replayWindow', env: 'DJANGOCOMMAND_REPLAY_WINDOW', kind: 'seconds', default: '300', doc: 'Accepted clock difference for runner request timestamps.' },
+  { key: 'maxRunnerBody', env: 'DJANGOCOMMAND_MAX_RUNNER_BODY', kind: 'bytes', default: String(32 * 1024 * 1024), doc: 'Largest runner request (an output chunk) in bytes.' },
+  { key: 'maxApiBody', env: 'DJANGOCOMMAND_MAX_API_BODY', kind: 'bytes', default: String(1024 * 1024), doc: 'Largest REST API request in bytes.' },
+  { key: 'trustProxy', env: 'DJANGOCOMMAND_TRUST_PROXY', kind: 'bool', default: 'false', doc: 'Take client addresses from X-Forwarded-For (only behind a proxy you run).' },
+  { key: 'sweepInterval', env: 'DJANGOCOMMAND_SWEEP_INTERVAL', kind: 'seconds', default: '1', doc: 'How often to look for lost and timed-out executions.' },
+  { key: 'logLevel', env: 'DJANGOCOMMAND_LOG_LEVEL', kind: 'string', default: 'warn', doc: 'fatal, error, warn, info (every request), debug or silent.' },
+] as const satisfies readonly Setting[];
+
+export type ServerSettingKey = (typeof SERVER_SETTINGS)[number]['key'];
+
+export interface ServerConfig {
+  dataDir: string;
+  databaseUrl: string | undefined;
+  host: string;
+  port: number;
+  adminEmail: string;
+  adminPassword: string | undefined;
+  trustProxy: boolean;
+  maxRunnerBodyBytes: number;
+  maxApiBodyBytes: number;
+  sweepIntervalMs: number;
+  logLevel: string;
+  core: CoreSettings;
+}
+
+export function resolveServerConfig(flags: Partial<Record<ServerSettingKey, string | undefined>>, env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const raw = (s: (typeof SERVER_SETTINGS)[number]) => flags[s.key] ?? (env[s.env] === '' ? undefined : env[s.env]) ?? s.default;
+  const get = (key: ServerSettingKey) => {
+    const s = SERVER_SETTINGS.find((x) => x.key === key)!;
+    return { s, value: raw(s) };
+  };
+  const str = (key: ServerSettingKey) => get(key).value;
+  const num = (key: ServerSettingKey) => {
+    const { s, value } = get(key);
+    return parseNumber(s, value!);
+  };
+  const bool = (key: ServerSettingKey) => {
+    const { s, value } = get(key);
+    if (value === 'true' || value === '1') return true;
+    if (value === 'false' || value === '0') return false;
+    throw settingError(s, value!, 'true or false');
+  };
+  const logLevel = str('logLevel')!;
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw settingError(get('logLevel').s, logLevel, 'one of fatal, error, warn, info, debug, silent');
+  }
+  return {
+    dataDir: path.resolve(str('dataDir')!),
+    databaseUrl: str('databaseUrl'),
+    host: str('host')!,
+    port: num('port'),
+    adminEmail: str('adminEmail')!,
+    adminPassword: str('adminPassword'),
+    trustProxy: bool('trustProxy'),
+    maxRunnerBodyBytes: num('maxRunnerBody'),
+    maxApiBodyBytes: num('maxApiBody'),
+    sweepIntervalMs: num('sweepInterval') * 1000,
+    logLevel,
+    core: {
+      defaultTimeoutSeconds: Math.round(num('defaultTimeout')),
+      defaultConcurrency: num('defaultConcurrency'),
+      runnerOfflineAfterMs: num('runnerOfflineAfter') * 1000,
+      lostGraceMs: num('lostGrace') * 1000,
+      timeoutGraceMs: num('timeoutGrace') * 1000,
+      replayWindowSeconds: num('replayWindow'),
+    },
+  };
+}
+
+function parseNumber(s: Setting, value: string): number {
+  const n = Number(value);
+  switch (s.kind) {
+    case 'port':
+      if (Number.isInteger(n) && n >= 0 && n <= 65535) return n;
+      throw settingError(s, value, 'a port number from 0 to 65535');
+    case 'seconds':
+      if (Number.isFinite(n) && n > 0) return n;
+      throw settingError(s, value, 'a positive number of seconds');
+    case 'count':
+      if (Number.isInteger(n) && n >= 1) return n;
+      throw settingError(s, value, 'a whole number of at least 1');
+    case 'bytes':
+      if (Number.isInteger(n) && n >= 1024) return n;
+      throw settingError(s, value, 'a whole number of bytes, at least 1024');
+    default:
+      throw settingError(s, value, 'a number');
+  }
+}
+
+function settingError(s: Setting, value: string, want: string): UserError {
+  const flag = '--' + s.key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+  return new UserError('DC_CONFIG', `${s.env} / ${flag} is "${value}"; it must be ${want}.`, 2);
+}
+
+/** The flag name of a setting, for the CLI. */
+export function flagOf(key: ServerSettingKey): string {
+  return '--' + key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+}

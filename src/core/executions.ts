@@ -1,0 +1,154 @@
+/** Creating and cancelling executions: what a person or token asks for. */
+import { randomUUID } from 'node:crypto';
+import type { Actor, Execution, Project } from '../domain/model.js';
+import { isTerminal } from '../domain/execution.js';
+import { joinShellWords, splitShellWords } from '../domain/shellWords.js';
+import { UserError } from '../shared/errors.js';
+import type { Core } from './context.js';
+import { audit } from './audit.js';
+import { topics } from './notifier.js';
+
+export const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
+const MAX_ARGV_ITEMS = 1000;
+const MAX_ARGS_CHARS = 64 * 1024;
+
+export interface CreateExecutionInput {
+  command: string;
+  argv?: string[];
+  args?: string;
+  timeoutSeconds?: number;
+}
+
+export async function createExecution(core: Core, actor: Actor, project: Project, input: CreateExecutionInput): Promise<Execution> {
+  const command = await core.store.getCommand(project.id, input.command);
+  if (!command) {
+    const known = await core.store.listCommands(project.id);
+    const hint =
+      known.length === 0
+        ? ' No runner has reported commands for this project yet: start a runner with its API key.'
+        : ` Known commands: ${known.map((c) => c.name).slice(0, 30).join(', ')}${known.length > 30 ? ', …' : ''}.`;
+    await audit(core, actor, { action: 'execution.create', projectId: project.id, outcome: 'denied', details: { command: input.command, reason: 'unknown command' } });
+    throw new UserError('DC_UNKNOWN_COMMAND', `Project "${project.name}" has no command "${input.command}".${hint}`, 404);
+  }
+  const { argv, args } = normaliseArguments(input);
+  const timeoutSeconds = input.timeoutSeconds ?? core.settings.defaultTimeoutSeconds;
+  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > MAX_TIMEOUT_SECONDS) {
+    throw new UserError('DC_VALIDATION', `timeout must be a whole number of seconds from 1 to ${MAX_TIMEOUT_SECONDS}.`, 400, { field: 'timeout' });
+  }
+  const execution: Execution = {
+    id: randomUUID(),
+    projectId: project.id,
+    command: command.name,
+    args,
+    argv,
+    status: 'queued',
+    statusReason: null,
+    exitCode: null,
+    timeoutSeconds,
+    metadataOnly: false,
+    createdAt: core.now(),
+    createdByType: actor.type,
+    createdById: actor.type === 'token' || actor.type === 'user' ? actor.id : null,
+    createdByLabel: actor.label,
+    runnerId: null,
+    dispatchedAt: null,
+    startedAt: null,
+    finishedAt: null,
+    cancelRequestedAt: null,
+    cancelForce: false,
+    cancelReason: null,
+    outputBytes: 0,
+    outputChunks: 0,
+  };
+  const limit = command.maxConcurrency ?? core.settings.defaultConcurrency;
+  const result = await core.store.createExecution(execution, limit);
+  if (!result.created) {
+    const first = result.active[0];
+    await audit(core, actor, {
+      action: 'execution.create',
+      projectId: project.id,
+      outcome: 'denied',
+      details: { command: command.name, args, reason: 'concurrency limit', active: result.active.map((e) => e.id) },
+    });
+    throw new UserError(
+      'DC_CONCURRENCY_LIMIT',
+      `"${command.name}" is already ${first.status} in project "${project.name}" (execution ${first.id}, started by ${first.createdByLabel}); ` +
+        `at most ${limit} at a time. Wait for it, cancel it, or raise the command's limit.`,
+      409,
+      { active: result.active.map((e) => e.id), limit },
+    );
+  }
+  await audit(core, actor, {
+    action: 'execution.create',
+    projectId: project.id,
+    executionId: execution.id,
+    details: { command: command.name, args, argv, timeout: timeoutSeconds },
+  });
+  core.notifier.publish(topics.project(project.id));
+  return execution;
+}
+
+function normaliseArguments(input: CreateExecutionInput): { argv: string[]; args: string } {
+  if (input.argv !== undefined && input.args !== undefined) {
+    throw new UserError('DC_VALIDATION', 'Give either argv (a list) or args (one string), not both.', 400, { field: 'argv' });
+  }
+  if (input.argv !== undefined) {
+    if (input.argv.length > MAX_ARGV_ITEMS) throw new UserError('DC_VALIDATION', `argv may hold at most ${MAX_ARGV_ITEMS} items.`, 400, { field: 'argv' });
+    if (input.argv.some((a) => a.includes('\0'))) throw new UserError('DC_VALIDATION', 'argv items may not contain NUL characters.', 400, { field: 'argv' });
+    const args = joinShellWords(input.argv);
+    if (args.length > MAX_ARGS_CHARS) throw new UserError('DC_VALIDATION', `Arguments may be at most ${MAX_ARGS_CHARS} characters long.`, 400, { field: 'argv' });
+    return { argv: [...input.argv], args };
+  }
+  const args = input.args ?? '';
+  if (args.length > MAX_ARGS_CHARS) throw new UserError('DC_VALIDATION', `Arguments may be at most ${MAX_ARGS_CHARS} characters long.`, 400, { field: 'args' });
+  if (args.includes('\0')) throw new UserError('DC_VALIDATION', 'Arguments may not contain NUL characters.', 400, { field: 'args' });
+  const argv = splitShellWords(args);
+  // Stored in canonical quoting so v1 runners split exactly what the user meant.
+  return { argv, args: joinShellWords(argv) };
+}
+
+export async function getExecutionIn(core: Core, id: string): Promise<Execution> {
+  const e = await core.store.getExecution(id);
+  if (!e) throw new UserError('DC_UNKNOWN_EXECUTION', `No execution ${id}.`, 404);
+  return e;
+}
+
+/**
+ * Cancels: an execution no runner has started ends at once; a running one is asked to stop
+ * (SIGTERM, then SIGKILL after the runner's grace period; `force` kills at once).
+ */
+export async function cancelExecution(core: Core, actor: Actor, id: string, force: boolean): Promise<Execution> {
+  const e = await getExecutionIn(core, id);
+  const now = core.now();
+  let updated: Execution | undefined;
+  if (e.status === 'queued' || e.status === 'dispatched' || e.status === 'awaiting_approval') {
+    updated = await core.store.updateExecution(id, ['queued', 'dispatched', 'awaiting_approval'], {
+      status: 'cancelled',
+      statusReason: `cancelled by ${actor.label} before it started`,
+      finishedAt: now,
+      cancelRequestedAt: now,
+      cancelForce: force,
+      cancelReason: 'user',
+    });
+  } else if (e.status === 'running') {
+    updated = await core.store.updateExecution(id, ['running'], {
+      cancelRequestedAt: e.cancelRequestedAt ?? now,
+      cancelForce: e.cancelForce || force,
+      cancelReason: 'user',
+    });
+  }
+  if (!updated) {
+    // It moved on between our read and our write, or was already over.
+    const current = await getExecutionIn(core, id);
+    if (isTerminal(current.status)) {
+      throw new UserError('DC_INVALID_TRANSITION', `Execution ${id} has already ended (${current.status}); there is nothing to cancel.`, 409, {
+        status: current.status,
+      });
+    }
+    return cancelExecution(core, actor, id, force);
+  }
+  await audit(core, actor, { action: 'execution.cancel', projectId: e.projectId, executionId: id, details: { force, status_before: e.status } });
+  core.notifier.publish(topics.execution(id));
+  return updated;
+}
+

@@ -1,0 +1,56 @@
+/**
+ * Wake-ups: "something changed for this execution/project". Listeners re-read the store, so a
+ * lost or duplicated wake-up costs latency, never correctness. This in-process notifier serves
+ * one server process; several replicas also poll (see sse/sweeper intervals).
+ */
+import { EventEmitter } from 'node:events';
+
+export interface Notifier {
+  publish(topic: string): void;
+  subscribe(topic: string, listener: () => void): () => void;
+}
+
+export class LocalNotifier implements Notifier {
+  private readonly emitter = new EventEmitter();
+
+  constructor() {
+    this.emitter.setMaxListeners(0);
+  }
+
+  publish(topic: string): void {
+    this.emitter.emit(topic);
+  }
+
+  subscribe(topic: string, listener: () => void): () => void {
+    const safe = () => {
+      try {
+        listener();
+      } catch {
+        // A listener's failure must not break the publisher's loop.
+      }
+    };
+    this.emitter.on(topic, safe);
+    return () => this.emitter.off(topic, safe);
+  }
+}
+
+export const topics = {
+  execution: (id: string) => `execution:${id}`,
+  project: (id: string) => `project:${id}`,
+};
+
+/** Resolves when the topic is published or after `ms`, whichever is first. */
+export function waitForTopic(notifier: Notifier, topic: string, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    let unsubscribe = () => {};
+    const done = () => {
+      clearTimeout(timer);
+      unsubscribe();
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    unsubscribe = notifier.subscribe(topic, done);
+    signal?.addEventListener('abort', done);
+  });
+}

@@ -1,0 +1,271 @@
+/**
+ * The use cases behind runner protocol v1 (see src/shared/protocolV1.ts for the wire format).
+ * Every operation is idempotent, because the Python client retries with the same request.
+ */
+import type { Actor, Execution, Project, Runner, RunnerKey } from '../domain/model.js';
+import { finalStatus, isTerminal, type RunnerCompletion } from '../domain/execution.js';
+import { commandsHash } from '../domain/commandsHash.js';
+import { UserError } from '../shared/errors.js';
+import {
+  V1_REJECTION_MARKER,
+  type CommandsSyncRequest,
+  type HeartbeatRequest,
+  type OutputRequest,
+  type PendingExecution,
+} from '../shared/protocolV1.js';
+import type { Core } from './context.js';
+import { audit } from './audit.js';
+import { hashSecret, RUNNER_KEY_PREFIX, USER_TOKEN_PREFIX } from './secrets.js';
+import { topics } from './notifier.js';
+
+/** Who is calling: resolved once per request from the key, the address and the headers. */
+export interface RunnerCaller {
+  key: RunnerKey;
+  project: Project;
+  address: string;
+  actor: Actor;
+}
+
+export interface RunnerCredentials {
+  bearer: string | undefined;
+  timestamp: string | undefined;
+  nonce: string | undefined;
+  address: string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** How many executions one pending/ answer offers; the client runs at most 4 at once. */
+const PENDING_BATCH = 10;
+
+export async function authenticateRunner(core: Core, c: RunnerCredentials): Promise<RunnerCaller> {
+  const secret = c.bearer;
+  if (!secret) throw new UserError('DC_UNAUTHENTICATED', 'Send the runner API key as "Authorization: Bearer dc_...".', 401);
+  if (secret.startsWith(USER_TOKEN_PREFIX)) {
+    throw new UserError('DC_WRONG_CREDENTIAL', 'This is a personal API token; the runner API takes a runner API key (dc_...).', 403);
+  }
+  const key = secret.startsWith(RUNNER_KEY_PREFIX) ? await core.store.findRunnerKeyByHash(hashSecret(secret)) : undefined;
+  if (!key) throw new UserError('DC_UNAUTHENTICATED', 'Unknown runner API key. Check DJANGOCOMMAND_API_KEY.', 401);
+  const project = await core.store.getProject(key.projectId);
+  const actor: Actor = { type: 'runner', id: key.id, label: `runner ${c.address} (key ${key.prefix}…)`, address: c.address };
+  if (key.revokedAt !== null || !project) {
+    await audit(core, actor, { action: 'runner.auth', projectId: key.projectId, outcome: 'denied', details: { reason: 'revoked key' } });
+    throw new UserError('DC_UNAUTHENTICATED', `Runner API key ${key.prefix}… was revoked. Create a new one for this project.`, 401);
+  }
+  const now = core.now();
+  const ts = Number(c.timestamp);
+  const window = core.settings.replayWindowSeconds;
+  if (!c.timestamp || !Number.isFinite(ts) || Math.abs(now / 1000 - ts) > window) {
+    await audit(core, actor, { action: 'runner.auth', projectId: project.id, outcome: 'denied', details: { reason: 'stale timestamp', timestamp: c.timestamp ?? null } });
+    throw new UserError(
+      'DC_STALE_REQUEST',
+      `X-Request-Timestamp must be the current unix time within ${window} s; check the clock of the runner host.`,
+      401,
+    );
+  }
+  if (!c.nonce || !UUID.test(c.nonce)) throw new UserError('DC_STALE_REQUEST', 'X-Request-Nonce must be a UUID.', 401);
+  if (!(await core.store.recordNonce(key.id, c.nonce.toLowerCase(), now))) {
+    await audit(core, actor, { action: 'runner.auth', projectId: project.id, outcome: 'denied', details: { reason: 'replayed nonce' } });
+    throw new UserError('DC_REPLAYED_REQUEST', 'This request nonce was already used; each request needs a fresh X-Request-Nonce.', 401);
+  }
+  return { key, project, address: c.address, actor };
+}
+
+/**
+ * A request that failed on the server's side may be retried by the client with the same
+ * nonce; forgetting the nonce of a failed request lets that retry through.
+ */
+export async function releaseNonce(core: Core, caller: RunnerCaller, nonce: string): Promise<void> {
+  await core.store.forgetNonce(caller.key.id, nonce.toLowerCase());
+}
+
+async function sight(core: Core, caller: RunnerCaller, versions?: HeartbeatRequest): Promise<Runner> {
+  const at = core.now();
+  const runner = await core.store.sightRunner({
+    projectId: caller.project.id,
+    keyId: caller.key.id,
+    address: caller.address,
+    protocol: 'v1',
+    at,
+    versions: versions && {
+      runnerVersion: versions.runner_version,
+      pythonVersion: versions.python_version,
+      djangoVersion: versions.django_version,
+      commandsHash: versions.commands_hash,
+    },
+  });
+  if (runner.firstSeenAt === at && versions) {
+    await audit(core, caller.actor, {
+      action: 'runner.connect',
+      projectId: caller.project.id,
+      details: { runner_id: runner.id, runner_version: versions.runner_version, python: versions.python_version, django: versions.django_version },
+    });
+  }
+  return runner;
+}
+
+export async function heartbeat(core: Core, caller: RunnerCaller, body: HeartbeatRequest) {
+  await sight(core, caller, body);
+  const project = (await core.store.getProject(caller.project.id)) ?? caller.project;
+  const pending = await core.store.countExecutions(project.id, ['queued', 'dispatched']);
+  return {
+    ok: true as const,
+    commands_in_sync: project.commandsHash !== '' && project.commandsHash === body.commands_hash,
+    pending_executions: pending,
+    runner_state: 'active' as const,
+  };
+}
+
+export async function syncCommands(core: Core, caller: RunnerCaller, body: CommandsSyncRequest) {
+  await sight(core, caller);
+  const names = new Set<string>();
+  for (const c of body.commands) {
+    if (names.has(c.name)) throw new UserError('DC_VALIDATION', `Command "${c.name}" is listed twice.`, 400, { field: 'commands' });
+    names.add(c.name);
+  }
+  const hash = commandsHash(body.commands);
+  const before = caller.project.commandsHash;
+  const now = core.now();
+  await core.store.replaceCommands(
+    caller.project.id,
+    body.commands.map((c) => ({
+      projectId: caller.project.id,
+      name: c.name,
+      appLabel: c.app_label,
+      helpText: c.help_text,
+      schema: null,
+      maxConcurrency: null,
+      syncedAt: now,
+    })),
+    hash,
+  );
+  if (before !== hash) {
+    await audit(core, caller.actor, {
+      action: 'runner.commands_sync',
+      projectId: caller.project.id,
+      details: { count: body.commands.length, hash, commands: [...names].sort() },
+    });
+  }
+  return { ok: true as const, synced_count: body.commands.length, commands_hash: hash };
+}
+
+export async function pending(core: Core, caller: RunnerCaller): Promise<{ executions: PendingExecution[] }> {
+  const runner = await sight(core, caller);
+  const items = await core.store.listDispatchable(caller.project.id, PENDING_BATCH);
+  const now = core.now();
+  const out: PendingExecution[] = [];
+  for (const e of items) {
+    if (e.status === 'queued') {
+      // Offered, not started: it stays takeable by any runner of the project until one calls start/.
+      await core.store.updateExecution(e.id, ['queued'], { status: 'dispatched', runnerId: runner.id, dispatchedAt: now });
+      core.notifier.publish(topics.execution(e.id));
+    }
+    out.push({ id: e.id, command: e.command, args: e.args, timeout: e.timeoutSeconds, use_metadata_only_mode: e.metadataOnly });
+  }
+  return { executions: out };
+}
+
+async function executionOf(core: Core, caller: RunnerCaller, id: string): Promise<Execution> {
+  const e = UUID.test(id) ? await core.store.getExecution(id.toLowerCase()) : undefined;
+  // Another project's execution is reported as unknown, so keys cannot probe each other.
+  if (!e || e.projectId !== caller.project.id) throw new UserError('DC_UNKNOWN_EXECUTION', `No execution ${id} in this project.`, 404);
+  return e;
+}
+
+export async function start(core: Core, caller: RunnerCaller, id: string) {
+  const runner = await sight(core, caller);
+  const e = await executionOf(core, caller, id);
+  if (e.status === 'running' && e.runnerId === runner.id) return { ok: true as const, status: e.status };
+  const started = await core.store.updateExecution(e.id, ['queued', 'dispatched'], { status: 'running', runnerId: runner.id, startedAt: core.now() });
+  if (!started) {
+    const current = await executionOf(core, caller, id);
+    const why = current.status === 'running' ? 'another runner started it' : `it is ${current.status}`;
+    throw new UserError('DC_INVALID_TRANSITION', `Execution ${id} cannot start: ${why}.`, 409, { status: current.status });
+  }
+  await audit(core, caller.actor, {
+    action: 'execution.start',
+    projectId: e.projectId,
+    executionId: e.id,
+    details: { command: e.command, args: e.args, runner_id: runner.id },
+  });
+  core.notifier.publish(topics.execution(e.id));
+  return { ok: true as const, status: started.status };
+}
+
+export async function output(core: Core, caller: RunnerCaller, id: string, body: OutputRequest) {
+  await sight(core, caller);
+  const e = await executionOf(core, caller, id);
+  if (e.startedAt === null) {
+    throw new UserError('DC_INVALID_TRANSITION', `Execution ${id} has not started; call start/ first.`, 409, { status: e.status });
+  }
+  let data = '';
+  const lineTimes: Array<[number, number]> = [];
+  for (const s of body.segments) {
+    if (s.timestamp !== null) lineTimes.push([data.length, Math.round(s.timestamp * 1000)]);
+    data += s.content;
+  }
+  const stored = await core.store.appendOutput({
+    executionId: e.id,
+    seq: body.chunk_number,
+    stream: body.is_stderr ? 'stderr' : 'stdout',
+    data,
+    lineTimes,
+    receivedAt: core.now(),
+  });
+  if (stored) core.notifier.publish(topics.execution(e.id));
+  return { ok: true as const, duplicate: !stored };
+}
+
+export async function complete(core: Core, caller: RunnerCaller, id: string, body: { exit_code: number; status: RunnerCompletion }) {
+  const runner = await sight(core, caller);
+  const e = await executionOf(core, caller, id);
+  const refusal = await findPolicyRefusal(core, e);
+  const status = finalStatus({
+    reported: body.status,
+    exitCode: body.exit_code,
+    refusedByPolicy: refusal !== undefined,
+    timeoutRequested: e.cancelReason === 'timeout',
+  });
+  if (isTerminal(e.status) && e.status !== 'lost') {
+    // A retried completion, or one that lost a race with a server-side decision: answer the same.
+    return { ok: true as const, status: e.status };
+  }
+  const done = await core.store.updateExecution(e.id, ['running', 'lost'], {
+    status,
+    exitCode: body.exit_code,
+    finishedAt: core.now(),
+    runnerId: e.runnerId ?? runner.id,
+    statusReason: refusal ?? (e.status === 'lost' ? `${e.statusReason ?? 'lost'}; the runner reported the end later` : e.statusReason),
+  });
+  if (!done) {
+    const current = await executionOf(core, caller, id);
+    if (isTerminal(current.status)) return { ok: true as const, status: current.status };
+    throw new UserError('DC_INVALID_TRANSITION', `Execution ${id} cannot complete: it is ${current.status}.`, 409, { status: current.status });
+  }
+  await audit(core, caller.actor, {
+    action: 'execution.complete',
+    projectId: e.projectId,
+    executionId: e.id,
+    outcome: status === 'succeeded' ? 'ok' : 'error',
+    details: { command: e.command, status, exit_code: body.exit_code, reported: body.status },
+  });
+  core.notifier.publish(topics.execution(e.id));
+  core.notifier.publish(topics.project(e.projectId));
+  return { ok: true as const, status };
+}
+
+/** The v1 runner reports a policy refusal as a failure whose first stderr chunk explains it. */
+async function findPolicyRefusal(core: Core, e: Execution): Promise<string | undefined> {
+  const first = await core.store.readOutput(e.id, 0, 3);
+  const chunk = first.find((c) => c.stream === 'stderr' && V1_REJECTION_MARKER.test(c.data));
+  if (!chunk) return undefined;
+  const reason = /^Reason: (.*)$/m.exec(chunk.data)?.[1];
+  return `refused by the runner's policy${reason ? `: ${reason}` : ''}`;
+}
+
+export async function cancelStatus(core: Core, caller: RunnerCaller, id: string) {
+  await sight(core, caller);
+  const e = await executionOf(core, caller, id);
+  // A runner still running something the server gave up on (cancelled, lost) is told to stop.
+  const over = isTerminal(e.status);
+  return { cancel_requested: e.cancelRequestedAt !== null || over, force_kill: e.cancelForce };
+}

@@ -1,0 +1,119 @@
+/**
+ * The execution state machine.
+ *
+ *   queued ──▶ dispatched ──▶ running ──▶ succeeded | failed | timed_out | cancelled | rejected
+ *     │            │             └──────▶ lost        (its runner stopped heartbeating)
+ *     │            └──▶ queued                         (its runner went away before starting it)
+ *     └──▶ cancelled                                   (cancelled before any runner took it)
+ *   awaiting_approval ──▶ queued | rejected            (four-eyes approvals)
+ *   lost ──▶ succeeded | failed | ...                  (the runner came back and reported the end)
+ *
+ * A terminal execution never changes again (but for a late report on a lost one), and nothing ever moves an execution back to
+ * queued once a runner has started it: a command that may have run is never re-run by itself.
+ * Pure functions only: no I/O here.
+ */
+export const EXECUTION_STATUSES = [
+  'queued',
+  'awaiting_approval',
+  'dispatched',
+  'running',
+  'succeeded',
+  'failed',
+  'timed_out',
+  'cancelled',
+  'rejected',
+  'lost',
+] as const;
+export type ExecutionStatus = (typeof EXECUTION_STATUSES)[number];
+
+export const TERMINAL_STATUSES: readonly ExecutionStatus[] = [
+  'succeeded',
+  'failed',
+  'timed_out',
+  'cancelled',
+  'rejected',
+  'lost',
+];
+/** Statuses that count against a command's concurrency limit. */
+export const ACTIVE_STATUSES: readonly ExecutionStatus[] = ['queued', 'awaiting_approval', 'dispatched', 'running'];
+
+export function isTerminal(status: ExecutionStatus): boolean {
+  return TERMINAL_STATUSES.includes(status);
+}
+
+export function isExecutionStatus(value: string): value is ExecutionStatus {
+  return (EXECUTION_STATUSES as readonly string[]).includes(value);
+}
+
+const TRANSITIONS: Record<ExecutionStatus, readonly ExecutionStatus[]> = {
+  awaiting_approval: ['queued', 'rejected', 'cancelled'],
+  queued: ['dispatched', 'running', 'cancelled'],
+  dispatched: ['running', 'queued', 'cancelled'],
+  running: ['succeeded', 'failed', 'timed_out', 'cancelled', 'rejected', 'lost'],
+  succeeded: [],
+  failed: [],
+  timed_out: [],
+  cancelled: [],
+  rejected: [],
+  // A runner that comes back after a network partition may still report how the command
+  // ended; recording the truth beats keeping `lost`. Nothing is ever re-run.
+  lost: ['succeeded', 'failed', 'timed_out', 'cancelled'],
+};
+
+export function canTransition(from: ExecutionStatus, to: ExecutionStatus): boolean {
+  return TRANSITIONS[from].includes(to);
+}
+
+/** The statuses from which a move to `to` is allowed; used to write conditional updates. */
+export function statusesThatCanBecome(to: ExecutionStatus): ExecutionStatus[] {
+  return EXECUTION_STATUSES.filter((from) => canTransition(from, to));
+}
+
+export type RunnerCompletion = 'success' | 'failed' | 'cancelled' | 'timed_out';
+
+export interface CompletionFacts {
+  reported: RunnerCompletion;
+  exitCode: number;
+  /** The runner said, in its output, that its own policy refused the command. */
+  refusedByPolicy: boolean;
+  /** The server asked the runner to stop it because its time ran out. */
+  timeoutRequested: boolean;
+}
+
+/** Maps what a runner reported at completion to the final status. */
+export function finalStatus(facts: CompletionFacts): ExecutionStatus {
+  if (facts.refusedByPolicy && facts.reported === 'failed' && facts.exitCode === -1) return 'rejected';
+  switch (facts.reported) {
+    case 'success':
+      return facts.exitCode === 0 ? 'succeeded' : 'failed';
+    case 'timed_out':
+      return 'timed_out';
+    case 'cancelled':
+      return facts.timeoutRequested ? 'timed_out' : 'cancelled';
+    case 'failed':
+      return 'failed';
+  }
+}
+
+/**
+ * What the CLI exits with for an execution that ended. The command's own exit code when it
+ * failed with one; otherwise conventional codes a shell user recognises.
+ */
+export function cliExitCode(status: ExecutionStatus, exitCode: number | null): number {
+  switch (status) {
+    case 'succeeded':
+      return 0;
+    case 'failed':
+      return exitCode !== null && exitCode > 0 && exitCode < 256 ? exitCode : 1;
+    case 'timed_out':
+      return 124;
+    case 'cancelled':
+      return 130;
+    case 'rejected':
+      return 126;
+    case 'lost':
+      return 75;
+    default:
+      return 1;
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * Domain records.
+ *
+ * Glossary (see PRODUCT.md "Words we use"):
+ * - project: one Django deployment: one API key family, one command catalogue.
+ * - runner key: the `dc_...` secret a runner authenticates with; identifies the project.
+ * - runner: one agent process serving a project; v1 runners are told apart by key + address.
+ * - command: a management command a runner reported, with its help text (and argparse schema
+ *   when the runner sends one).
+ * - execution: one run of a command; its states live in execution.ts.
+ * - output chunk: a numbered piece of an execution's stdout or stderr; each number is stored once.
+ * - user / token: a person, and a personal API token (`dct_...`) acting as that person.
+ * - audit event: an append-only record of something a person, token or runner did.
+ */
+import type { ExecutionStatus } from './execution.js';
+
+export type ActorType = 'user' | 'token' | 'runner' | 'system';
+
+export interface Actor {
+  type: ActorType;
+  id: string | null;
+  /** Human-readable: an email, "token <name> of <email>", "runner <address>". */
+  label: string;
+  address: string | null;
+}
+
+export interface User {
+  id: string;
+  email: string;
+  passwordHash: string;
+  isAdmin: boolean;
+  createdAt: number;
+}
+
+export interface ApiToken {
+  id: string;
+  userId: string;
+  name: string;
+  prefix: string;
+  tokenHash: string;
+  createdAt: number;
+  lastUsedAt: number | null;
+  revokedAt: number | null;
+}
+
+export interface Project {
+  id: string;
+  name: string;
+  commandsHash: string;
+  createdAt: number;
+}
+
+export interface RunnerKey {
+  id: string;
+  projectId: string;
+  name: string;
+  prefix: string;
+  keyHash: string;
+  createdAt: number;
+  revokedAt: number | null;
+}
+
+export interface Runner {
+  id: string;
+  projectId: string;
+  keyId: string;
+  address: string;
+  protocol: 'v1' | 'v2';
+  runnerVersion: string;
+  pythonVersion: string;
+  djangoVersion: string;
+  commandsHash: string;
+  firstSeenAt: number;
+  lastSeenAt: number;
+}
+
+export interface Command {
+  projectId: string;
+  name: string;
+  appLabel: string;
+  helpText: string;
+  /** argparse definition as JSON, when the runner sent one (v2 runners do). */
+  schema: unknown | null;
+  maxConcurrency: number | null;
+  syncedAt: number;
+}
+
+export type CancelReason = 'user' | 'timeout';
+
+export interface Execution {
+  id: string;
+  projectId: string;
+  command: string;
+  /** The arguments as one shell-quoted string (what a v1 runner receives). */
+  args: string;
+  argv: string[];
+  status: ExecutionStatus;
+  /** Why the execution is in its status, in words, when that is not obvious (lost, rejected). */
+  statusReason: string | null;
+  exitCode: number | null;
+  timeoutSeconds: number;
+  metadataOnly: boolean;
+  createdAt: number;
+  createdByType: ActorType;
+  createdById: string | null;
+  createdByLabel: string;
+  runnerId: string | null;
+  dispatchedAt: number | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  cancelRequestedAt: number | null;
+  cancelForce: boolean;
+  cancelReason: CancelReason | null;
+  outputBytes: number;
+  outputChunks: number;
+}
+
+export type OutputStream = 'stdout' | 'stderr';
+
+export interface OutputChunk {
+  executionId: string;
+  seq: number;
+  stream: OutputStream;
+  data: string;
+  /** Unix ms for each line that starts in this chunk, with its character offset in `data`. */
+  lineTimes: Array<[offset: number, at: number]>;
+  receivedAt: number;
+}
+
+export interface AuditEvent {
+  id: number;
+  at: number;
+  actorType: ActorType;
+  actorId: string | null;
+  actorLabel: string;
+  address: string | null;
+  action: string;
+  projectId: string | null;
+  executionId: string | null;
+  outcome: 'ok' | 'denied' | 'error';
+  details: Record<string, unknown>;
+}
+
+export type NewAuditEvent = Omit<AuditEvent, 'id'>;

@@ -1,0 +1,134 @@
+/** REST: projects, their runners, runner keys and command catalogue. */
+import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import type { Core } from '../../core/context.js';
+import { createProject, createRunnerKey, resolveProject, revokeRunnerKey } from '../../core/projects.js';
+import { createToken } from '../../core/accounts.js';
+import { audit } from '../../core/audit.js';
+import { ACTIVE_STATUSES } from '../../domain/execution.js';
+import { UserError } from '../../shared/errors.js';
+import {
+  CommandView,
+  CreateKeyRequest,
+  CreateProjectRequest,
+  CreateTokenRequest,
+  ErrorBody,
+  ProjectView,
+  RunnerKeyView,
+  RunnerView,
+  UpdateCommandRequest,
+} from '../../shared/api.js';
+import { commandView, projectSummary, runnerKeyView, runnerView } from '../../shared/views.js';
+import { requireAdmin, requireUser } from '../userAuth.js';
+import type { Project } from '../../domain/model.js';
+
+const ProjectParams = Type.Object({ project: Type.String({ maxLength: 200 }) });
+const CommandParams = Type.Object({ project: Type.String({ maxLength: 200 }), name: Type.String({ maxLength: 200 }) });
+const KeyParams = Type.Object({ project: Type.String({ maxLength: 200 }), key: Type.String({ maxLength: 200 }) });
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
+const items = <T extends import('@sinclair/typebox').TSchema>(t: T) => Type.Object({ items: Type.Array(t) });
+
+export function registerProjectRoutes(app: FastifyInstance, core: Core): void {
+  const tags = ['projects'];
+  const online = (lastSeenAt: number) => core.now() - lastSeenAt < core.settings.runnerOfflineAfterMs;
+
+  async function summary(p: Project) {
+    const runners = await core.store.listRunners(p.id);
+    const active = await core.store.countExecutions(p.id, [...ACTIVE_STATUSES]);
+    return projectSummary(p, runners.filter((r) => online(r.lastSeenAt)).length, active);
+  }
+
+  app.get('/api/v1/projects', { schema: { tags, response: { 200: items(ProjectView), ...errors } } }, async (request) => {
+    await requireUser(core, request);
+    return { items: await Promise.all((await core.store.listProjects()).map(summary)) };
+  });
+
+  app.post('/api/v1/projects', { schema: { tags, body: CreateProjectRequest, response: { ...errors } } }, async (request, reply) => {
+    const caller = await requireUser(core, request);
+    requireAdmin(caller);
+    const { name } = request.body as { name: string };
+    const { project, key, secret } = await createProject(core, caller.actor, name);
+    reply.status(201);
+    return { project: await summary(project), runner_key: { ...runnerKeyView(key), key: secret } };
+  });
+
+  app.get('/api/v1/projects/:project', { schema: { tags, params: ProjectParams, response: { 200: ProjectView, ...errors } } }, async (request) => {
+    await requireUser(core, request);
+    return summary(await resolveProject(core, (request.params as { project: string }).project));
+  });
+
+  app.get('/api/v1/projects/:project/runners', { schema: { tags, params: ProjectParams, response: { 200: items(RunnerView), ...errors } } }, async (request) => {
+    await requireUser(core, request);
+    const p = await resolveProject(core, (request.params as { project: string }).project);
+    return { items: (await core.store.listRunners(p.id)).map((r) => runnerView(r, online(r.lastSeenAt))) };
+  });
+
+  app.get('/api/v1/projects/:project/keys', { schema: { tags, params: ProjectParams, response: { 200: items(RunnerKeyView), ...errors } } }, async (request) => {
+    await requireUser(core, request);
+    const p = await resolveProject(core, (request.params as { project: string }).project);
+    return { items: (await core.store.listRunnerKeys(p.id)).map(runnerKeyView) };
+  });
+
+  app.post('/api/v1/projects/:project/keys', { schema: { tags, params: ProjectParams, body: CreateKeyRequest, response: { ...errors } } }, async (request, reply) => {
+    const caller = await requireUser(core, request);
+    requireAdmin(caller);
+    const p = await resolveProject(core, (request.params as { project: string }).project);
+    const { key, secret } = await createRunnerKey(core, caller.actor, p, (request.body as { name?: string } | undefined)?.name ?? 'api');
+    reply.status(201);
+    return { ...runnerKeyView(key), key: secret };
+  });
+
+  app.post('/api/v1/projects/:project/keys/:key/revoke', { schema: { tags, params: KeyParams, response: { 200: RunnerKeyView, ...errors } } }, async (request) => {
+    const caller = await requireUser(core, request);
+    requireAdmin(caller);
+    const params = request.params as { project: string; key: string };
+    const p = await resolveProject(core, params.project);
+    const key = (await core.store.listRunnerKeys(p.id)).find((k) => k.id === params.key || k.prefix === params.key);
+    if (!key) throw new UserError('DC_UNKNOWN_KEY', `Project "${p.name}" has no runner key "${params.key}".`, 404);
+    return runnerKeyView(await revokeRunnerKey(core, caller.actor, key.id));
+  });
+
+  app.get('/api/v1/projects/:project/commands', { schema: { tags, params: ProjectParams, response: { 200: items(CommandView), ...errors } } }, async (request) => {
+    await requireUser(core, request);
+    const p = await resolveProject(core, (request.params as { project: string }).project);
+    return { items: (await core.store.listCommands(p.id)).map((c) => commandView(c, core.settings.defaultConcurrency)) };
+  });
+
+  app.get('/api/v1/projects/:project/commands/:name', { schema: { tags, params: CommandParams, response: { 200: CommandView, ...errors } } }, async (request) => {
+    await requireUser(core, request);
+    const params = request.params as { project: string; name: string };
+    const p = await resolveProject(core, params.project);
+    const c = await core.store.getCommand(p.id, params.name);
+    if (!c) throw new UserError('DC_UNKNOWN_COMMAND', `Project "${p.name}" has no command "${params.name}".`, 404);
+    return commandView(c, core.settings.defaultConcurrency);
+  });
+
+  app.patch(
+    '/api/v1/projects/:project/commands/:name',
+    { schema: { tags, params: CommandParams, body: UpdateCommandRequest, response: { 200: CommandView, ...errors } } },
+    async (request) => {
+      const caller = await requireUser(core, request);
+      requireAdmin(caller);
+      const params = request.params as { project: string; name: string };
+      const p = await resolveProject(core, params.project);
+      const { max_concurrency } = request.body as { max_concurrency: number | null };
+      if (!(await core.store.setCommandConcurrency(p.id, params.name, max_concurrency))) {
+        throw new UserError('DC_UNKNOWN_COMMAND', `Project "${p.name}" has no command "${params.name}".`, 404);
+      }
+      await audit(core, caller.actor, { action: 'command.update', projectId: p.id, details: { command: params.name, max_concurrency } });
+      return commandView((await core.store.getCommand(p.id, params.name))!, core.settings.defaultConcurrency);
+    },
+  );
+
+  app.post('/api/v1/tokens', { schema: { tags: ['users'], body: CreateTokenRequest, response: { ...errors } } }, async (request, reply) => {
+    const caller = await requireUser(core, request);
+    const { token, secret } = await createToken(core, caller.actor, caller.user, (request.body as { name: string }).name);
+    reply.status(201);
+    return { id: token.id, name: token.name, prefix: token.prefix, token: secret };
+  });
+
+  app.get('/api/v1/me', { schema: { tags: ['users'] } }, async (request) => {
+    const caller = await requireUser(core, request);
+    return { id: caller.user.id, email: caller.user.email, is_admin: caller.user.isAdmin, actor: caller.actor.label };
+  });
+}

@@ -1,0 +1,72 @@
+/**
+ * Starting the server: open and migrate the database, create the first admin on first start,
+ * listen, and sweep for lost and timed-out executions until stopped.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ServerConfig } from '../config/serverConfig.js';
+import type { Core } from '../core/context.js';
+import { LocalNotifier } from '../core/notifier.js';
+import { ensureFirstAdmin } from '../core/accounts.js';
+import { SYSTEM_ACTOR } from '../core/audit.js';
+import { sweep } from '../core/sweeper.js';
+import { openStore } from '../store/openStore.js';
+import { buildApp } from './app.js';
+
+export const ADMIN_PASSWORD_FILE = 'admin-password.txt';
+
+export interface RunningServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+export async function serve(config: ServerConfig, print: (line: string) => void): Promise<RunningServer> {
+  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+  const core: Core = { store, notifier: new LocalNotifier(), now: Date.now, settings: config.core };
+
+  const admin = await ensureFirstAdmin(core, SYSTEM_ACTOR, { email: config.adminEmail, password: config.adminPassword });
+  const passwordFile = path.join(config.dataDir, ADMIN_PASSWORD_FILE);
+  if (admin?.generatedPassword) {
+    fs.writeFileSync(passwordFile, `${admin.user.email}\n${admin.generatedPassword}\n`, { mode: 0o600 });
+    fs.chmodSync(passwordFile, 0o600);
+  }
+
+  const app = await buildApp({
+    core,
+    maxApiBodyBytes: config.maxApiBodyBytes,
+    maxRunnerBodyBytes: config.maxRunnerBodyBytes,
+    trustProxy: config.trustProxy,
+    logLevel: config.logLevel,
+  });
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+
+  let sweeping = false;
+  const timer = setInterval(() => {
+    if (sweeping) return;
+    sweeping = true;
+    sweep(core)
+      .catch((err) => app.log.error({ err }, 'sweep failed'))
+      .finally(() => {
+        sweeping = false;
+      });
+  }, config.sweepIntervalMs);
+
+  print(`djangocommand server listening on ${url} (database: ${store.dialect === 'sqlite' ? path.join(config.dataDir, 'djangocommand.sqlite3') : 'PostgreSQL'})`);
+  print(`  REST API: ${url}/api/v1/   OpenAPI: ${url}/api/v1/openapi.json   runner protocol v1: ${url}/api/runner/`);
+  if (admin?.generatedPassword) print(`  first admin ${admin.user.email}: one-time password written to ${passwordFile} (mode 0600)`);
+  else if (admin) print(`  first admin ${admin.user.email} created with the password from DJANGOCOMMAND_ADMIN_PASSWORD`);
+
+  return {
+    url,
+    async close() {
+      clearInterval(timer);
+      await app.close();
+      await store.close();
+    },
+  };
+}

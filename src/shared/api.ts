@@ -1,0 +1,140 @@
+/**
+ * The REST API's wire types (`/api/v1/`), defined once as schemas: the server validates and
+ * documents (OpenAPI) with them, and the CLI reads responses through the same types.
+ * Times are ISO 8601 strings in UTC; durations are milliseconds.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { EXECUTION_STATUSES } from '../domain/execution.js';
+
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+const Time = Type.String({ format: 'date-time' });
+
+export const ErrorBody = Type.Object({
+  error: Type.String({ description: 'What went wrong and how to fix it.' }),
+  code: Type.String({ description: 'Stable error code, e.g. DC_UNKNOWN_COMMAND.' }),
+  details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});
+export type ErrorBody = Static<typeof ErrorBody>;
+
+export const ExecutionStatusSchema = Type.Union(EXECUTION_STATUSES.map((s) => Type.Literal(s)));
+
+export const ExecutionView = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  project: Type.String(),
+  project_id: Type.String(),
+  command: Type.String(),
+  args: Type.String({ description: 'Arguments as one shell-quoted string.' }),
+  argv: Type.Array(Type.String()),
+  status: ExecutionStatusSchema,
+  status_reason: Nullable(Type.String()),
+  exit_code: Nullable(Type.Integer()),
+  timeout: Type.Integer({ description: 'Seconds.' }),
+  created_at: Time,
+  created_by: Type.String(),
+  runner_id: Nullable(Type.String()),
+  dispatched_at: Nullable(Time),
+  started_at: Nullable(Time),
+  finished_at: Nullable(Time),
+  duration_ms: Nullable(Type.Integer()),
+  cancel_requested: Type.Boolean(),
+  cancel_force: Type.Boolean(),
+  output_bytes: Type.Integer(),
+});
+export type ExecutionView = Static<typeof ExecutionView>;
+
+export const CreateExecutionRequest = Type.Object(
+  {
+    command: Type.String({ minLength: 1, maxLength: 200 }),
+    argv: Type.Optional(Type.Array(Type.String({ maxLength: 10_000 }), { maxItems: 1000 })),
+    args: Type.Optional(Type.String({ maxLength: 65_536, description: 'Arguments as one string, split with POSIX shell rules.' })),
+    timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 604_800, description: 'Seconds.' })),
+  },
+  { additionalProperties: false },
+);
+export type CreateExecutionRequest = Static<typeof CreateExecutionRequest>;
+
+export const CancelRequest = Type.Object({ force: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
+export type CancelRequest = Static<typeof CancelRequest>;
+
+export const RunnerView = Type.Object({
+  id: Type.String(),
+  address: Type.String(),
+  protocol: Type.String(),
+  online: Type.Boolean(),
+  runner_version: Type.String(),
+  python_version: Type.String(),
+  django_version: Type.String(),
+  first_seen_at: Time,
+  last_seen_at: Time,
+});
+export type RunnerView = Static<typeof RunnerView>;
+
+export const ProjectView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  created_at: Time,
+  commands_hash: Type.String(),
+  runners_online: Type.Integer(),
+  active_executions: Type.Integer(),
+});
+export type ProjectView = Static<typeof ProjectView>;
+
+export const RunnerKeyView = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  prefix: Type.String({ description: 'The first characters of the key, to tell keys apart.' }),
+  created_at: Time,
+  revoked_at: Nullable(Time),
+});
+export type RunnerKeyView = Static<typeof RunnerKeyView>;
+
+export const CommandView = Type.Object({
+  name: Type.String(),
+  app_label: Type.String(),
+  help_text: Type.String(),
+  schema: Type.Union([Type.Unknown(), Type.Null()], { description: "argparse definition, when the runner sent one." }),
+  max_concurrency: Type.Integer(),
+  synced_at: Time,
+});
+export type CommandView = Static<typeof CommandView>;
+
+export const UpdateCommandRequest = Type.Object(
+  { max_concurrency: Nullable(Type.Integer({ minimum: 1, maximum: 1000 })) },
+  { additionalProperties: false },
+);
+
+export const AuditEventView = Type.Object({
+  id: Type.Integer(),
+  at: Time,
+  actor_type: Type.String(),
+  actor_id: Nullable(Type.String()),
+  actor: Type.String(),
+  address: Nullable(Type.String()),
+  action: Type.String(),
+  project_id: Nullable(Type.String()),
+  execution_id: Nullable(Type.String()),
+  outcome: Type.String(),
+  details: Type.Record(Type.String(), Type.Unknown()),
+});
+export type AuditEventView = Static<typeof AuditEventView>;
+
+export const OutputChunkView = Type.Object({
+  seq: Type.Integer(),
+  stream: Type.Union([Type.Literal('stdout'), Type.Literal('stderr')]),
+  data: Type.String(),
+  line_times: Type.Array(Type.Tuple([Type.Integer(), Type.Number()]), { description: '[character offset, unix ms] of each line start.' }),
+});
+export type OutputChunkView = Static<typeof OutputChunkView>;
+
+export const pageOf = <T extends TSchema>(item: T) => Type.Object({ items: Type.Array(item), next_cursor: Nullable(Type.String()) });
+export interface PageView<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+export const CreateProjectRequest = Type.Object({ name: Type.String() }, { additionalProperties: false });
+export const CreateTokenRequest = Type.Object({ name: Type.String() }, { additionalProperties: false });
+export const CreateKeyRequest = Type.Object({ name: Type.Optional(Type.String({ maxLength: 100 })) }, { additionalProperties: false });
+
+/** Server-Sent Events on /executions/{id}/events: `output` (OutputChunkView), `status` (ExecutionView), `end`. */
+export const SSE_EVENTS = { output: 'output', status: 'status', end: 'end' } as const;

@@ -1,0 +1,69 @@
+/**
+ * Everything that differs between SQLite and PostgreSQL, as capability flags, and the two
+ * constructors. Nothing else in the store knows which database it is talking to.
+ * better-sqlite3 and pg are loaded lazily so a runner host never needs the native SQLite build.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import type { Database } from './schema.js';
+import { UserError } from '../shared/errors.js';
+
+export interface Capabilities {
+  name: 'sqlite' | 'postgres';
+  /** SELECT ... FOR UPDATE exists and is needed to serialise writers (SQLite serialises anyway). */
+  rowLocks: boolean;
+  /** LISTEN/NOTIFY can carry wake-ups between server replicas. */
+  listenNotify: boolean;
+  /** Column type of an auto-incrementing integer primary key. */
+  serialType: 'integer' | 'bigserial';
+}
+
+export const CAPABILITIES: Record<'sqlite' | 'postgres', Capabilities> = {
+  sqlite: { name: 'sqlite', rowLocks: false, listenNotify: false, serialType: 'integer' },
+  postgres: { name: 'postgres', rowLocks: true, listenNotify: true, serialType: 'bigserial' },
+};
+
+const require = createRequire(import.meta.url);
+
+export function openSqlite(file: string): Kysely<Database> {
+  let BetterSqlite3: typeof import('better-sqlite3');
+  try {
+    BetterSqlite3 = require('better-sqlite3');
+  } catch (err) {
+    throw new UserError(
+      'DC_CONFIG',
+      'The SQLite driver (better-sqlite3) is not installed. Install it with `npm install better-sqlite3`, or use PostgreSQL with --database-url.',
+      500,
+      { cause: String(err) },
+    );
+  }
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const db = new BetterSqlite3(file);
+  // WAL lets readers go on while one writer writes; busy_timeout makes a second process
+  // (an `admin` command next to a running server) wait instead of failing.
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: db }) });
+}
+
+export function openPostgres(url: string): Kysely<Database> {
+  const pg: typeof import('pg') = require('pg');
+  const INT8 = 20;
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 10,
+    // Timestamps and counters are int8; they fit in a double for the next 285,000 years.
+    types: {
+      getTypeParser: ((oid: number, format?: string) =>
+        oid === INT8 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    },
+  });
+  pool.on('error', () => {
+    // An idle client lost its connection; the pool replaces it. Queries report their own errors.
+  });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}

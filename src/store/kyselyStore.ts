@@ -1,0 +1,606 @@
+/**
+ * The Store, written once over Kysely for both SQLite and PostgreSQL. Dialect differences come
+ * from the Capabilities flags only.
+ */
+import { randomUUID } from 'node:crypto';
+import { Kysely, Migrator, type Selectable, type Migration, type MigrationProvider } from 'kysely';
+import type { Database, ExecutionsTable, OutputChunksTable, AuditEventsTable, RunnersTable, CommandsTable } from './schema.js';
+import type { Capabilities } from './dialects.js';
+import { migrations } from './migrations.js';
+import type { AuditFilter, ExecutionFilter, ExecutionPatch, Page, RunnerSighting, Store } from './store.js';
+import type {
+  ApiToken,
+  AuditEvent,
+  Command,
+  Execution,
+  NewAuditEvent,
+  OutputChunk,
+  Project,
+  Runner,
+  RunnerKey,
+  User,
+} from '../domain/model.js';
+import { ACTIVE_STATUSES, type ExecutionStatus } from '../domain/execution.js';
+
+export class KyselyStore implements Store {
+  readonly dialect: 'sqlite' | 'postgres';
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly caps: Capabilities,
+  ) {
+    this.dialect = caps.name;
+  }
+
+  async migrate(): Promise<void> {
+    const all = migrations(this.caps);
+    const provider: MigrationProvider = { getMigrations: async (): Promise<Record<string, Migration>> => all };
+    const migrator = new Migrator({ db: this.db, provider, migrationTableName: 'dc_migrations', migrationLockTableName: 'dc_migrations_lock' });
+    const { error } = await migrator.migrateToLatest();
+    if (error) throw new Error('database migration failed', { cause: error });
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+
+  // ---- users and tokens -------------------------------------------------------------------
+
+  async createUser(u: User): Promise<void> {
+    await this.db
+      .insertInto('users')
+      .values({ id: u.id, email: u.email, password_hash: u.passwordHash, is_admin: u.isAdmin ? 1 : 0, created_at: u.createdAt })
+      .execute();
+  }
+
+  async getUser(id: string): Promise<User | undefined> {
+    const row = await this.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && toUser(row);
+  }
+
+  async findUserByEmail(email: string): Promise<User | undefined> {
+    const row = await this.db.selectFrom('users').selectAll().where('email', '=', email.toLowerCase()).executeTakeFirst();
+    return row && toUser(row);
+  }
+
+  async listUsers(): Promise<User[]> {
+    return (await this.db.selectFrom('users').selectAll().orderBy('created_at').execute()).map(toUser);
+  }
+
+  async countUsers(): Promise<number> {
+    const row = await this.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async createToken(t: ApiToken): Promise<void> {
+    await this.db
+      .insertInto('api_tokens')
+      .values({
+        id: t.id,
+        user_id: t.userId,
+        name: t.name,
+        prefix: t.prefix,
+        token_hash: t.tokenHash,
+        created_at: t.createdAt,
+        last_used_at: t.lastUsedAt,
+        revoked_at: t.revokedAt,
+      })
+      .execute();
+  }
+
+  async findTokenByHash(hash: string): Promise<ApiToken | undefined> {
+    const r = await this.db.selectFrom('api_tokens').selectAll().where('token_hash', '=', hash).executeTakeFirst();
+    return (
+      r && {
+        id: r.id,
+        userId: r.user_id,
+        name: r.name,
+        prefix: r.prefix,
+        tokenHash: r.token_hash,
+        createdAt: r.created_at,
+        lastUsedAt: r.last_used_at,
+        revokedAt: r.revoked_at,
+      }
+    );
+  }
+
+  async touchToken(id: string, at: number): Promise<void> {
+    await this.db.updateTable('api_tokens').set({ last_used_at: at }).where('id', '=', id).execute();
+  }
+
+  // ---- projects and keys ------------------------------------------------------------------
+
+  async createProject(p: Project): Promise<void> {
+    await this.db.insertInto('projects').values({ id: p.id, name: p.name, commands_hash: p.commandsHash, created_at: p.createdAt }).execute();
+  }
+
+  async getProject(id: string): Promise<Project | undefined> {
+    const r = await this.db.selectFrom('projects').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toProject(r);
+  }
+
+  async findProjectByName(name: string): Promise<Project | undefined> {
+    const r = await this.db.selectFrom('projects').selectAll().where('name', '=', name).executeTakeFirst();
+    return r && toProject(r);
+  }
+
+  async listProjects(): Promise<Project[]> {
+    return (await this.db.selectFrom('projects').selectAll().orderBy('name').execute()).map(toProject);
+  }
+
+  async createRunnerKey(k: RunnerKey): Promise<void> {
+    await this.db
+      .insertInto('runner_keys')
+      .values({ id: k.id, project_id: k.projectId, name: k.name, prefix: k.prefix, key_hash: k.keyHash, created_at: k.createdAt, revoked_at: k.revokedAt })
+      .execute();
+  }
+
+  async findRunnerKeyByHash(hash: string): Promise<RunnerKey | undefined> {
+    const r = await this.db.selectFrom('runner_keys').selectAll().where('key_hash', '=', hash).executeTakeFirst();
+    return r && toRunnerKey(r);
+  }
+
+  async findRunnerKeyByPrefix(prefix: string): Promise<RunnerKey | undefined> {
+    const r = await this.db.selectFrom('runner_keys').selectAll().where('prefix', '=', prefix).executeTakeFirst();
+    return r && toRunnerKey(r);
+  }
+
+  async listRunnerKeys(projectId: string): Promise<RunnerKey[]> {
+    return (await this.db.selectFrom('runner_keys').selectAll().where('project_id', '=', projectId).orderBy('created_at').execute()).map(toRunnerKey);
+  }
+
+  async revokeRunnerKey(id: string, at: number): Promise<boolean> {
+    const res = await this.db.updateTable('runner_keys').set({ revoked_at: at }).where('id', '=', id).where('revoked_at', 'is', null).executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  async recordNonce(keyId: string, nonce: string, at: number): Promise<boolean> {
+    const res = await this.db
+      .insertInto('request_nonces')
+      .values({ key_id: keyId, nonce, seen_at: at })
+      .onConflict((oc) => oc.columns(['key_id', 'nonce']).doNothing())
+      .executeTakeFirst();
+    return Number(res.numInsertedOrUpdatedRows ?? 0) > 0;
+  }
+
+  async forgetNonce(keyId: string, nonce: string): Promise<void> {
+    await this.db.deleteFrom('request_nonces').where('key_id', '=', keyId).where('nonce', '=', nonce).execute();
+  }
+
+  async pruneNonces(olderThan: number): Promise<number> {
+    const res = await this.db.deleteFrom('request_nonces').where('seen_at', '<', olderThan).executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
+
+  // ---- runners and commands ---------------------------------------------------------------
+
+  async sightRunner(s: RunnerSighting): Promise<Runner> {
+    const v = s.versions;
+    await this.db
+      .insertInto('runners')
+      .values({
+        id: randomUUID(),
+        project_id: s.projectId,
+        key_id: s.keyId,
+        address: s.address,
+        protocol: s.protocol,
+        runner_version: v?.runnerVersion ?? '',
+        python_version: v?.pythonVersion ?? '',
+        django_version: v?.djangoVersion ?? '',
+        commands_hash: v?.commandsHash ?? '',
+        first_seen_at: s.at,
+        last_seen_at: s.at,
+      })
+      .onConflict((oc) =>
+        oc.columns(['key_id', 'address', 'protocol']).doUpdateSet(
+          v
+            ? {
+                last_seen_at: s.at,
+                runner_version: v.runnerVersion,
+                python_version: v.pythonVersion,
+                django_version: v.djangoVersion,
+                commands_hash: v.commandsHash,
+              }
+            : { last_seen_at: s.at },
+        ),
+      )
+      .execute();
+    const row = await this.db
+      .selectFrom('runners')
+      .selectAll()
+      .where('key_id', '=', s.keyId)
+      .where('address', '=', s.address)
+      .where('protocol', '=', s.protocol)
+      .executeTakeFirstOrThrow();
+    return toRunner(row);
+  }
+
+  async getRunner(id: string): Promise<Runner | undefined> {
+    const r = await this.db.selectFrom('runners').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toRunner(r);
+  }
+
+  async listRunners(projectId: string): Promise<Runner[]> {
+    return (await this.db.selectFrom('runners').selectAll().where('project_id', '=', projectId).orderBy('last_seen_at', 'desc').execute()).map(toRunner);
+  }
+
+  async replaceCommands(projectId: string, commands: Command[], hash: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      // Per-command settings (concurrency) survive a re-sync of the catalogue.
+      const kept = new Map(
+        (await trx.selectFrom('commands').select(['name', 'max_concurrency']).where('project_id', '=', projectId).execute()).map((r) => [
+          r.name,
+          r.max_concurrency,
+        ]),
+      );
+      await trx.deleteFrom('commands').where('project_id', '=', projectId).execute();
+      for (let i = 0; i < commands.length; i += 200) {
+        const rows = commands.slice(i, i + 200).map((c) => ({
+          project_id: projectId,
+          name: c.name,
+          app_label: c.appLabel,
+          help_text: c.helpText,
+          schema_json: c.schema === null || c.schema === undefined ? null : JSON.stringify(c.schema),
+          max_concurrency: kept.get(c.name) ?? c.maxConcurrency,
+          synced_at: c.syncedAt,
+        }));
+        if (rows.length > 0) await trx.insertInto('commands').values(rows).execute();
+      }
+      await trx.updateTable('projects').set({ commands_hash: hash }).where('id', '=', projectId).execute();
+    });
+  }
+
+  async listCommands(projectId: string): Promise<Command[]> {
+    return (await this.db.selectFrom('commands').selectAll().where('project_id', '=', projectId).orderBy('name').execute()).map(toCommand);
+  }
+
+  async getCommand(projectId: string, name: string): Promise<Command | undefined> {
+    const r = await this.db.selectFrom('commands').selectAll().where('project_id', '=', projectId).where('name', '=', name).executeTakeFirst();
+    return r && toCommand(r);
+  }
+
+  async setCommandConcurrency(projectId: string, name: string, max: number | null): Promise<boolean> {
+    const res = await this.db
+      .updateTable('commands')
+      .set({ max_concurrency: max })
+      .where('project_id', '=', projectId)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  // ---- executions ------------------------------------------------------------------------
+
+  async createExecution(e: Execution, limit: number): Promise<{ created: true } | { created: false; active: Execution[] }> {
+    return this.db.transaction().execute(async (trx) => {
+      if (this.caps.rowLocks) {
+        // Serialises creators per project across server replicas, so the check below holds.
+        await trx.selectFrom('projects').select('id').where('id', '=', e.projectId).forUpdate().execute();
+      }
+      const active = await trx
+        .selectFrom('executions')
+        .selectAll()
+        .where('project_id', '=', e.projectId)
+        .where('command', '=', e.command)
+        .where('status', 'in', [...ACTIVE_STATUSES])
+        .orderBy('created_at')
+        .execute();
+      if (active.length >= limit) return { created: false as const, active: active.map(toExecution) };
+      await trx.insertInto('executions').values(fromExecution(e)).execute();
+      return { created: true as const };
+    });
+  }
+
+  async getExecution(id: string): Promise<Execution | undefined> {
+    const r = await this.db.selectFrom('executions').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toExecution(r);
+  }
+
+  async listExecutions(f: ExecutionFilter, limit: number, cursor?: string): Promise<Page<Execution>> {
+    let q = this.db.selectFrom('executions').selectAll();
+    if (f.projectId) q = q.where('project_id', '=', f.projectId);
+    if (f.command) q = q.where('command', '=', f.command);
+    if (f.statuses && f.statuses.length > 0) q = q.where('status', 'in', f.statuses);
+    if (f.createdById) q = q.where('created_by_id', '=', f.createdById);
+    if (f.createdAfter !== undefined) q = q.where('created_at', '>=', f.createdAfter);
+    if (f.createdBefore !== undefined) q = q.where('created_at', '<', f.createdBefore);
+    const after = decodeExecutionCursor(cursor);
+    if (after) {
+      q = q.where((eb) =>
+        eb.or([eb('created_at', '<', after.at), eb.and([eb('created_at', '=', after.at), eb('id', '<', after.id)])]),
+      );
+    }
+    const rows = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(limit + 1).execute();
+    const items = rows.slice(0, limit).map(toExecution);
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(`${last.createdAt}:${last.id}`) : null };
+  }
+
+  async countExecutions(projectId: string, statuses: ExecutionStatus[]): Promise<number> {
+    const row = await this.db
+      .selectFrom('executions')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('project_id', '=', projectId)
+      .where('status', 'in', statuses)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  async listDispatchable(projectId: string, limit: number): Promise<Execution[]> {
+    const rows = await this.db
+      .selectFrom('executions')
+      .selectAll()
+      .where('project_id', '=', projectId)
+      .where('status', 'in', ['queued', 'dispatched'])
+      .orderBy('created_at')
+      .limit(limit)
+      .execute();
+    return rows.map(toExecution);
+  }
+
+  async updateExecution(id: string, from: readonly ExecutionStatus[], patch: ExecutionPatch): Promise<Execution | undefined> {
+    const set: Partial<ExecutionsTable> = {};
+    if (patch.status !== undefined) set.status = patch.status;
+    if (patch.statusReason !== undefined) set.status_reason = patch.statusReason;
+    if (patch.exitCode !== undefined) set.exit_code = patch.exitCode;
+    if (patch.runnerId !== undefined) set.runner_id = patch.runnerId;
+    if (patch.dispatchedAt !== undefined) set.dispatched_at = patch.dispatchedAt;
+    if (patch.startedAt !== undefined) set.started_at = patch.startedAt;
+    if (patch.finishedAt !== undefined) set.finished_at = patch.finishedAt;
+    if (patch.cancelRequestedAt !== undefined) set.cancel_requested_at = patch.cancelRequestedAt;
+    if (patch.cancelForce !== undefined) set.cancel_force = patch.cancelForce ? 1 : 0;
+    if (patch.cancelReason !== undefined) set.cancel_reason = patch.cancelReason;
+    const res = await this.db
+      .updateTable('executions')
+      .set(set)
+      .where('id', '=', id)
+      .where('status', 'in', [...from])
+      .executeTakeFirst();
+    if (Number(res.numUpdatedRows) === 0) return undefined;
+    return this.getExecution(id);
+  }
+
+  async listHeldByRunnersSeenBefore(cutoff: number): Promise<Execution[]> {
+    const rows = await this.db
+      .selectFrom('executions')
+      .innerJoin('runners', 'runners.id', 'executions.runner_id')
+      .selectAll('executions')
+      .where('executions.status', 'in', ['dispatched', 'running'])
+      .where('runners.last_seen_at', '<', cutoff)
+      .execute();
+    return rows.map(toExecution);
+  }
+
+  async listOverdue(now: number, graceMs: number): Promise<Execution[]> {
+    const rows = await this.db
+      .selectFrom('executions')
+      .selectAll()
+      .where('status', '=', 'running')
+      .where('started_at', 'is not', null)
+      .where((eb) => eb(eb('started_at', '+', eb(eb.ref('timeout_seconds'), '*', 1000)), '<', now - graceMs))
+      .execute();
+    return rows.map(toExecution);
+  }
+
+  // ---- output ----------------------------------------------------------------------------
+
+  async appendOutput(c: OutputChunk): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const res = await trx
+        .insertInto('output_chunks')
+        .values({
+          execution_id: c.executionId,
+          seq: c.seq,
+          stream: c.stream,
+          data: c.data,
+          line_times_json: JSON.stringify(c.lineTimes),
+          received_at: c.receivedAt,
+        })
+        .onConflict((oc) => oc.columns(['execution_id', 'seq']).doNothing())
+        .executeTakeFirst();
+      if (Number(res.numInsertedOrUpdatedRows ?? 0) === 0) return false;
+      await trx
+        .updateTable('executions')
+        .set((eb) => ({
+          output_bytes: eb('output_bytes', '+', Buffer.byteLength(c.data, 'utf8')),
+          output_chunks: eb('output_chunks', '+', 1),
+        }))
+        .where('id', '=', c.executionId)
+        .execute();
+      return true;
+    });
+  }
+
+  async readOutput(executionId: string, afterSeq: number, limit: number): Promise<OutputChunk[]> {
+    const rows = await this.db
+      .selectFrom('output_chunks')
+      .selectAll()
+      .where('execution_id', '=', executionId)
+      .where('seq', '>', afterSeq)
+      .orderBy('seq')
+      .limit(limit)
+      .execute();
+    return rows.map(toChunk);
+  }
+
+  // ---- audit -----------------------------------------------------------------------------
+
+  async appendAudit(e: NewAuditEvent): Promise<AuditEvent> {
+    const row = await this.db
+      .insertInto('audit_events')
+      .values({
+        at: e.at,
+        actor_type: e.actorType,
+        actor_id: e.actorId,
+        actor_label: e.actorLabel,
+        address: e.address,
+        action: e.action,
+        project_id: e.projectId,
+        execution_id: e.executionId,
+        outcome: e.outcome,
+        details_json: JSON.stringify(e.details),
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    return { ...e, id: Number(row.id) };
+  }
+
+  async listAudit(f: AuditFilter, limit: number, cursor?: string): Promise<Page<AuditEvent>> {
+    let q = this.db.selectFrom('audit_events').selectAll();
+    if (f.projectId) q = q.where('project_id', '=', f.projectId);
+    if (f.executionId) q = q.where('execution_id', '=', f.executionId);
+    if (f.action) q = q.where('action', '=', f.action);
+    if (f.actorId) q = q.where('actor_id', '=', f.actorId);
+    if (f.actorType) q = q.where('actor_type', '=', f.actorType);
+    if (f.after !== undefined) q = q.where('at', '>=', f.after);
+    if (f.before !== undefined) q = q.where('at', '<', f.before);
+    const beforeId = cursor ? Number(decodeCursor(cursor)) : NaN;
+    if (Number.isFinite(beforeId)) q = q.where('id', '<', beforeId);
+    const rows = await q.orderBy('id', 'desc').limit(limit + 1).execute();
+    const items = rows.slice(0, limit).map(toAudit);
+    const last = items[items.length - 1];
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor(String(last.id)) : null };
+  }
+}
+
+// ---- row mapping -----------------------------------------------------------------------------
+
+function toUser(r: Selectable<Database['users']>): User {
+  return { id: r.id, email: r.email, passwordHash: r.password_hash, isAdmin: r.is_admin === 1, createdAt: r.created_at };
+}
+
+function toProject(r: Selectable<Database['projects']>): Project {
+  return { id: r.id, name: r.name, commandsHash: r.commands_hash, createdAt: r.created_at };
+}
+
+function toRunnerKey(r: Selectable<Database['runner_keys']>): RunnerKey {
+  return { id: r.id, projectId: r.project_id, name: r.name, prefix: r.prefix, keyHash: r.key_hash, createdAt: r.created_at, revokedAt: r.revoked_at };
+}
+
+function toRunner(r: Selectable<RunnersTable>): Runner {
+  return {
+    id: r.id,
+    projectId: r.project_id,
+    keyId: r.key_id,
+    address: r.address,
+    protocol: r.protocol as Runner['protocol'],
+    runnerVersion: r.runner_version,
+    pythonVersion: r.python_version,
+    djangoVersion: r.django_version,
+    commandsHash: r.commands_hash,
+    firstSeenAt: r.first_seen_at,
+    lastSeenAt: r.last_seen_at,
+  };
+}
+
+function toCommand(r: Selectable<CommandsTable>): Command {
+  return {
+    projectId: r.project_id,
+    name: r.name,
+    appLabel: r.app_label,
+    helpText: r.help_text,
+    schema: r.schema_json === null ? null : JSON.parse(r.schema_json),
+    maxConcurrency: r.max_concurrency,
+    syncedAt: r.synced_at,
+  };
+}
+
+function toExecution(r: Selectable<ExecutionsTable>): Execution {
+  return {
+    id: r.id,
+    projectId: r.project_id,
+    command: r.command,
+    args: r.args,
+    argv: JSON.parse(r.argv_json) as string[],
+    status: r.status as ExecutionStatus,
+    statusReason: r.status_reason,
+    exitCode: r.exit_code,
+    timeoutSeconds: r.timeout_seconds,
+    metadataOnly: r.metadata_only === 1,
+    createdAt: r.created_at,
+    createdByType: r.created_by_type as Execution['createdByType'],
+    createdById: r.created_by_id,
+    createdByLabel: r.created_by_label,
+    runnerId: r.runner_id,
+    dispatchedAt: r.dispatched_at,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    cancelRequestedAt: r.cancel_requested_at,
+    cancelForce: r.cancel_force === 1,
+    cancelReason: r.cancel_reason as Execution['cancelReason'],
+    outputBytes: Number(r.output_bytes),
+    outputChunks: r.output_chunks,
+  };
+}
+
+function fromExecution(e: Execution): ExecutionsTable {
+  return {
+    id: e.id,
+    project_id: e.projectId,
+    command: e.command,
+    args: e.args,
+    argv_json: JSON.stringify(e.argv),
+    status: e.status,
+    status_reason: e.statusReason,
+    exit_code: e.exitCode,
+    timeout_seconds: e.timeoutSeconds,
+    metadata_only: e.metadataOnly ? 1 : 0,
+    created_at: e.createdAt,
+    created_by_type: e.createdByType,
+    created_by_id: e.createdById,
+    created_by_label: e.createdByLabel,
+    runner_id: e.runnerId,
+    dispatched_at: e.dispatchedAt,
+    started_at: e.startedAt,
+    finished_at: e.finishedAt,
+    cancel_requested_at: e.cancelRequestedAt,
+    cancel_force: e.cancelForce ? 1 : 0,
+    cancel_reason: e.cancelReason,
+    output_bytes: e.outputBytes,
+    output_chunks: e.outputChunks,
+  };
+}
+
+function toChunk(r: Selectable<OutputChunksTable>): OutputChunk {
+  return {
+    executionId: r.execution_id,
+    seq: r.seq,
+    stream: r.stream as OutputChunk['stream'],
+    data: r.data,
+    lineTimes: JSON.parse(r.line_times_json) as OutputChunk['lineTimes'],
+    receivedAt: r.received_at,
+  };
+}
+
+function toAudit(r: Selectable<AuditEventsTable>): AuditEvent {
+  return {
+    id: Number(r.id),
+    at: r.at,
+    actorType: r.actor_type as AuditEvent['actorType'],
+    actorId: r.actor_id,
+    actorLabel: r.actor_label,
+    address: r.address,
+    action: r.action,
+    projectId: r.project_id,
+    executionId: r.execution_id,
+    outcome: r.outcome as AuditEvent['outcome'],
+    details: JSON.parse(r.details_json) as Record<string, unknown>,
+  };
+}
+
+function encodeCursor(raw: string): string {
+  return Buffer.from(raw, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): string {
+  return Buffer.from(cursor, 'base64url').toString('utf8');
+}
+
+function decodeExecutionCursor(cursor: string | undefined): { at: number; id: string } | undefined {
+  if (!cursor) return undefined;
+  const raw = decodeCursor(cursor);
+  const sep = raw.indexOf(':');
+  const at = Number(raw.slice(0, sep));
+  if (sep < 0 || !Number.isFinite(at)) return undefined;
+  return { at, id: raw.slice(sep + 1) };
+}

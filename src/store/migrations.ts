@@ -1,0 +1,142 @@
+/**
+ * Numbered schema migrations; they run on every start and are recorded by Kysely's Migrator,
+ * so each runs once per database. Never edit a migration that has shipped: add the next one.
+ */
+import { type Kysely, type Migration } from 'kysely';
+import type { Capabilities } from './dialects.js';
+
+export function migrations(caps: Capabilities): Record<string, Migration> {
+  return {
+    '0001_initial': {
+      async up(db: Kysely<any>) {
+        const text = 'text';
+        const ms = 'bigint';
+        await db.schema
+          .createTable('users')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('email', text, (c) => c.notNull().unique())
+          .addColumn('password_hash', text, (c) => c.notNull())
+          .addColumn('is_admin', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('api_tokens')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('user_id', text, (c) => c.notNull().references('users.id'))
+          .addColumn('name', text, (c) => c.notNull())
+          .addColumn('prefix', text, (c) => c.notNull())
+          .addColumn('token_hash', text, (c) => c.notNull().unique())
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .addColumn('last_used_at', ms)
+          .addColumn('revoked_at', ms)
+          .execute();
+        await db.schema
+          .createTable('projects')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('name', text, (c) => c.notNull().unique())
+          .addColumn('commands_hash', text, (c) => c.notNull().defaultTo(''))
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('runner_keys')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('project_id', text, (c) => c.notNull().references('projects.id'))
+          .addColumn('name', text, (c) => c.notNull())
+          .addColumn('prefix', text, (c) => c.notNull().unique())
+          .addColumn('key_hash', text, (c) => c.notNull().unique())
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .addColumn('revoked_at', ms)
+          .execute();
+        await db.schema
+          .createTable('request_nonces')
+          .addColumn('key_id', text, (c) => c.notNull())
+          .addColumn('nonce', text, (c) => c.notNull())
+          .addColumn('seen_at', ms, (c) => c.notNull())
+          .addPrimaryKeyConstraint('request_nonces_pk', ['key_id', 'nonce'])
+          .execute();
+        await db.schema.createIndex('request_nonces_seen_at').on('request_nonces').column('seen_at').execute();
+        await db.schema
+          .createTable('runners')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('project_id', text, (c) => c.notNull().references('projects.id'))
+          .addColumn('key_id', text, (c) => c.notNull().references('runner_keys.id'))
+          .addColumn('address', text, (c) => c.notNull())
+          .addColumn('protocol', text, (c) => c.notNull())
+          .addColumn('runner_version', text, (c) => c.notNull().defaultTo(''))
+          .addColumn('python_version', text, (c) => c.notNull().defaultTo(''))
+          .addColumn('django_version', text, (c) => c.notNull().defaultTo(''))
+          .addColumn('commands_hash', text, (c) => c.notNull().defaultTo(''))
+          .addColumn('first_seen_at', ms, (c) => c.notNull())
+          .addColumn('last_seen_at', ms, (c) => c.notNull())
+          .addUniqueConstraint('runners_identity', ['key_id', 'address', 'protocol'])
+          .execute();
+        await db.schema
+          .createTable('commands')
+          .addColumn('project_id', text, (c) => c.notNull().references('projects.id'))
+          .addColumn('name', text, (c) => c.notNull())
+          .addColumn('app_label', text, (c) => c.notNull())
+          .addColumn('help_text', text, (c) => c.notNull())
+          .addColumn('schema_json', text)
+          .addColumn('max_concurrency', 'integer')
+          .addColumn('synced_at', ms, (c) => c.notNull())
+          .addPrimaryKeyConstraint('commands_pk', ['project_id', 'name'])
+          .execute();
+        await db.schema
+          .createTable('executions')
+          .addColumn('id', text, (c) => c.primaryKey())
+          .addColumn('project_id', text, (c) => c.notNull().references('projects.id'))
+          .addColumn('command', text, (c) => c.notNull())
+          .addColumn('args', text, (c) => c.notNull())
+          .addColumn('argv_json', text, (c) => c.notNull())
+          .addColumn('status', text, (c) => c.notNull())
+          .addColumn('status_reason', text)
+          .addColumn('exit_code', 'integer')
+          .addColumn('timeout_seconds', 'integer', (c) => c.notNull())
+          .addColumn('metadata_only', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .addColumn('created_by_type', text, (c) => c.notNull())
+          .addColumn('created_by_id', text)
+          .addColumn('created_by_label', text, (c) => c.notNull())
+          .addColumn('runner_id', text)
+          .addColumn('dispatched_at', ms)
+          .addColumn('started_at', ms)
+          .addColumn('finished_at', ms)
+          .addColumn('cancel_requested_at', ms)
+          .addColumn('cancel_force', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('cancel_reason', text)
+          .addColumn('output_bytes', ms, (c) => c.notNull().defaultTo(0))
+          .addColumn('output_chunks', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema.createIndex('executions_project_status').on('executions').columns(['project_id', 'status']).execute();
+        await db.schema.createIndex('executions_created').on('executions').columns(['created_at', 'id']).execute();
+        await db.schema.createIndex('executions_status').on('executions').column('status').execute();
+        await db.schema
+          .createTable('output_chunks')
+          .addColumn('execution_id', text, (c) => c.notNull().references('executions.id'))
+          .addColumn('seq', 'integer', (c) => c.notNull())
+          .addColumn('stream', text, (c) => c.notNull())
+          .addColumn('data', text, (c) => c.notNull())
+          .addColumn('line_times_json', text, (c) => c.notNull())
+          .addColumn('received_at', ms, (c) => c.notNull())
+          .addPrimaryKeyConstraint('output_chunks_pk', ['execution_id', 'seq'])
+          .execute();
+        await db.schema
+          .createTable('audit_events')
+          .addColumn('id', caps.serialType, (c) => (caps.name === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))
+          .addColumn('at', ms, (c) => c.notNull())
+          .addColumn('actor_type', text, (c) => c.notNull())
+          .addColumn('actor_id', text)
+          .addColumn('actor_label', text, (c) => c.notNull())
+          .addColumn('address', text)
+          .addColumn('action', text, (c) => c.notNull())
+          .addColumn('project_id', text)
+          .addColumn('execution_id', text)
+          .addColumn('outcome', text, (c) => c.notNull())
+          .addColumn('details_json', text, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('audit_events_project').on('audit_events').columns(['project_id', 'id']).execute();
+        await db.schema.createIndex('audit_events_execution').on('audit_events').column('execution_id').execute();
+      },
+    },
+  };
+}

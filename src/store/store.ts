@@ -1,0 +1,138 @@
+/**
+ * The one storage port. The domain core and the HTTP layer talk to storage only through this
+ * interface; kyselyStore.ts implements it once, over SQLite or PostgreSQL (the differences are
+ * capability flags in dialects.ts). Every method is atomic: nothing is ever half-written.
+ */
+import type {
+  ApiToken,
+  AuditEvent,
+  Command,
+  Execution,
+  NewAuditEvent,
+  OutputChunk,
+  Project,
+  Runner,
+  RunnerKey,
+  User,
+  CancelReason,
+} from '../domain/model.js';
+import type { ExecutionStatus } from '../domain/execution.js';
+
+export interface Page<T> {
+  items: T[];
+  /** Opaque; pass back as `cursor` for the next page, null when there is none. */
+  nextCursor: string | null;
+}
+
+export interface ExecutionFilter {
+  projectId?: string;
+  command?: string;
+  statuses?: ExecutionStatus[];
+  createdById?: string;
+  createdAfter?: number;
+  createdBefore?: number;
+}
+
+export interface AuditFilter {
+  projectId?: string;
+  executionId?: string;
+  action?: string;
+  actorId?: string;
+  actorType?: string;
+  after?: number;
+  before?: number;
+}
+
+export interface RunnerSighting {
+  projectId: string;
+  keyId: string;
+  address: string;
+  protocol: 'v1' | 'v2';
+  at: number;
+  versions?: { runnerVersion: string; pythonVersion: string; djangoVersion: string; commandsHash: string };
+}
+
+export interface ExecutionPatch {
+  status?: ExecutionStatus;
+  statusReason?: string | null;
+  exitCode?: number | null;
+  runnerId?: string | null;
+  dispatchedAt?: number | null;
+  startedAt?: number | null;
+  finishedAt?: number | null;
+  cancelRequestedAt?: number | null;
+  cancelForce?: boolean;
+  cancelReason?: CancelReason | null;
+}
+
+export interface Store {
+  readonly dialect: 'sqlite' | 'postgres';
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  // People and their credentials
+  createUser(user: User): Promise<void>;
+  getUser(id: string): Promise<User | undefined>;
+  findUserByEmail(email: string): Promise<User | undefined>;
+  listUsers(): Promise<User[]>;
+  countUsers(): Promise<number>;
+  createToken(token: ApiToken): Promise<void>;
+  findTokenByHash(hash: string): Promise<ApiToken | undefined>;
+  touchToken(id: string, at: number): Promise<void>;
+
+  // Projects and runner keys
+  createProject(project: Project): Promise<void>;
+  getProject(id: string): Promise<Project | undefined>;
+  findProjectByName(name: string): Promise<Project | undefined>;
+  listProjects(): Promise<Project[]>;
+  createRunnerKey(key: RunnerKey): Promise<void>;
+  findRunnerKeyByHash(hash: string): Promise<RunnerKey | undefined>;
+  findRunnerKeyByPrefix(prefix: string): Promise<RunnerKey | undefined>;
+  listRunnerKeys(projectId: string): Promise<RunnerKey[]>;
+  revokeRunnerKey(id: string, at: number): Promise<boolean>;
+
+  /** Records a request nonce; false when that key already used it (a replay). */
+  recordNonce(keyId: string, nonce: string, at: number): Promise<boolean>;
+  forgetNonce(keyId: string, nonce: string): Promise<void>;
+  pruneNonces(olderThan: number): Promise<number>;
+
+  // Runners and their commands
+  sightRunner(sighting: RunnerSighting): Promise<Runner>;
+  getRunner(id: string): Promise<Runner | undefined>;
+  listRunners(projectId: string): Promise<Runner[]>;
+  /** Replaces the project's catalogue in one transaction and stores its hash. */
+  replaceCommands(projectId: string, commands: Command[], hash: string): Promise<void>;
+  listCommands(projectId: string): Promise<Command[]>;
+  getCommand(projectId: string, name: string): Promise<Command | undefined>;
+  setCommandConcurrency(projectId: string, name: string, max: number | null): Promise<boolean>;
+
+  // Executions
+  /**
+   * Inserts the execution unless `limit` executions of the same command of the same project
+   * are already active; checked and written atomically, also across server replicas.
+   */
+  createExecution(execution: Execution, limit: number): Promise<{ created: true } | { created: false; active: Execution[] }>;
+  getExecution(id: string): Promise<Execution | undefined>;
+  listExecutions(filter: ExecutionFilter, limit: number, cursor?: string): Promise<Page<Execution>>;
+  countExecutions(projectId: string, statuses: ExecutionStatus[]): Promise<number>;
+  /** Queued executions of the project, and those already dispatched but not started. */
+  listDispatchable(projectId: string, limit: number): Promise<Execution[]>;
+  /**
+   * Applies `patch` only if the execution is in one of `from`; returns the updated execution
+   * or undefined when it was not in one of those states (someone else moved it first).
+   */
+  updateExecution(id: string, from: readonly ExecutionStatus[], patch: ExecutionPatch): Promise<Execution | undefined>;
+  /** Running/dispatched executions held by runners last seen before `cutoff`. */
+  listHeldByRunnersSeenBefore(cutoff: number): Promise<Execution[]>;
+  /** Running executions whose timeout (plus `graceMs`) has passed at `now`. */
+  listOverdue(now: number, graceMs: number): Promise<Execution[]>;
+
+  // Output
+  /** Stores the chunk unless its number is already stored; true when it was new. */
+  appendOutput(chunk: OutputChunk): Promise<boolean>;
+  readOutput(executionId: string, afterSeq: number, limit: number): Promise<OutputChunk[]>;
+
+  // Audit
+  appendAudit(event: NewAuditEvent): Promise<AuditEvent>;
+  listAudit(filter: AuditFilter, limit: number, cursor?: string): Promise<Page<AuditEvent>>;
+}

@@ -1,0 +1,266 @@
+/** The REST API and runner protocol v1, in-process, on both databases. */
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DB_KINDS } from './support/databases.js';
+import { syncCommands, testApp, type TestApp } from './support/inProcess.js';
+import { commandsHash } from '../src/domain/commandsHash.js';
+import { sweep } from '../src/core/sweeper.js';
+
+describe.each(DB_KINDS)('API on %s', (kind) => {
+  let t: TestApp;
+  beforeEach(async () => {
+    t = await testApp(kind, { runnerOfflineAfterMs: 90_000, lostGraceMs: 60_000, timeoutGraceMs: 30_000 });
+    await syncCommands(t, 'shop', ['migrate', 'check', 'spew']);
+  });
+  afterEach(async () => t.close());
+
+  const create = (body: unknown, project = 'shop', token?: string) => t.api('POST', `/api/v1/projects/${project}/executions`, body, token);
+
+  describe('runner protocol v1', () => {
+    it('answers commands_in_sync honestly from the hash it computes', async () => {
+      const commands = ['migrate', 'check', 'spew'].map((name) => ({ name, app_label: 'demo', help_text: `usage: manage.py ${name}` }));
+      const hb = (hash: string) => t.runner('shop', 'POST', '/heartbeat/', { runner_version: '0.1.0', python_version: '3.11.2', django_version: '4.2', commands_hash: hash });
+      expect((await hb(commandsHash(commands))).json()).toMatchObject({ ok: true, commands_in_sync: true, pending_executions: 0 });
+      expect((await hb('sha256:' + '0'.repeat(64))).json().commands_in_sync).toBe(false);
+    });
+
+    it('runs the v1 lifecycle: pending, start, output, complete, with idempotent retries', async () => {
+      const e = (await create({ command: 'migrate', argv: ['app', '0003', '--plan', "it's"] })).json();
+      expect(e.status).toBe('queued');
+      const pending = (await t.runner('shop', 'GET', '/pending/')).json();
+      expect(pending.executions).toEqual([{ id: e.id, command: 'migrate', args: `app 0003 --plan 'it'"'"'s'`, timeout: 3600, use_metadata_only_mode: false }]);
+      expect((await t.api('GET', `/api/v1/executions/${e.id}`)).json().status).toBe('dispatched');
+
+      expect((await t.runner('shop', 'POST', `/executions/${e.id}/start/`)).statusCode).toBe(200);
+      expect((await t.runner('shop', 'POST', `/executions/${e.id}/start/`)).statusCode).toBe(200);
+      const out = (n: number, stderr: boolean, segments: unknown[]) => t.runner('shop', 'POST', `/executions/${e.id}/output/`, { chunk_number: n, is_stderr: stderr, segments });
+      expect((await out(1, false, [{ timestamp: 1.5, content: 'Applying app.0003' }, { timestamp: null, content: '... OK\n' }])).statusCode).toBe(200);
+      expect((await out(2, true, [{ timestamp: 2, content: 'warning\n' }])).statusCode).toBe(200);
+      expect((await out(1, false, [{ timestamp: 1.5, content: 'DUPLICATE\n' }])).json().duplicate).toBe(true);
+      expect((await t.runner('shop', 'GET', `/executions/${e.id}/cancel-status/`)).json()).toEqual({ cancel_requested: false, force_kill: false });
+      expect((await t.runner('shop', 'POST', `/executions/${e.id}/complete/`, { exit_code: 0, status: 'success' })).json().status).toBe('succeeded');
+      expect((await t.runner('shop', 'POST', `/executions/${e.id}/complete/`, { exit_code: 0, status: 'success' })).statusCode).toBe(200);
+
+      const text = await t.api('GET', `/api/v1/executions/${e.id}/output`);
+      expect(text.headers['content-type']).toMatch(/text\/plain/);
+      expect(text.body).toBe('Applying app.0003... OK\nwarning\n');
+      expect((await t.api('GET', `/api/v1/executions/${e.id}/output?stream=stderr`)).body).toBe('warning\n');
+      const final = (await t.api('GET', `/api/v1/executions/${e.id}`)).json();
+      expect(final).toMatchObject({ status: 'succeeded', exit_code: 0, output_bytes: 32 });
+      const actions = (await t.api('GET', `/api/v1/audit?execution=${e.id}`)).json().items.map((a: { action: string }) => a.action);
+      expect(actions).toEqual(['execution.complete', 'execution.start', 'execution.create']);
+    });
+
+    it('marks a command the runner refused by policy as rejected, with the reason', async () => {
+      const e = (await create({ command: 'spew' })).json();
+      await t.runner('shop', 'POST', `/executions/${e.id}/start/`);
+      const msg = "Command 'spew' rejected by runner security policy.\nReason: Command 'spew' is not in DJANGOCOMMAND_ALLOWED_COMMANDS\n\nTo allow this command, add it\n";
+      await t.runner('shop', 'POST', `/executions/${e.id}/output/`, { chunk_number: 1, is_stderr: true, segments: [{ timestamp: 1, content: msg }] });
+      const done = await t.runner('shop', 'POST', `/executions/${e.id}/complete/`, { exit_code: -1, status: 'failed' });
+      expect(done.json().status).toBe('rejected');
+      expect((await t.api('GET', `/api/v1/executions/${e.id}`)).json().status_reason).toMatch(/not in DJANGOCOMMAND_ALLOWED_COMMANDS/);
+    });
+
+    it('refuses stale timestamps and reused nonces, and lets a retry after a server error through', async () => {
+      const stale = await t.runner('shop', 'GET', '/pending/', undefined, { 'x-request-timestamp': String(Math.floor(t.clock.now / 1000) - 301) });
+      expect(stale.statusCode).toBe(401);
+      expect(stale.json().code).toBe('DC_STALE_REQUEST');
+      const nonce = randomUUID();
+      expect((await t.runner('shop', 'GET', '/pending/', undefined, { 'x-request-nonce': nonce })).statusCode).toBe(200);
+      const replay = await t.runner('shop', 'GET', '/pending/', undefined, { 'x-request-nonce': nonce });
+      expect(replay.statusCode).toBe(401);
+      expect(replay.json()).toMatchObject({ code: 'DC_REPLAYED_REQUEST' });
+      expect(replay.json().error).toMatch(/nonce/);
+      // A nonce is kept per key: the other project's key may use the same one.
+      expect((await t.runner('blog', 'GET', '/pending/', undefined, { 'x-request-nonce': nonce })).statusCode).toBe(200);
+    });
+
+    it('keeps projects apart: a key of project A cannot touch executions of project B', async () => {
+      const e = (await create({ command: 'migrate' })).json();
+      for (const [m, p] of [['POST', 'start/'], ['GET', 'cancel-status/']] as const) {
+        const res = await t.runner('blog', m, `/executions/${e.id}/${p}`);
+        expect(res.statusCode).toBe(404);
+        expect(res.json().code).toBe('DC_UNKNOWN_EXECUTION');
+      }
+      expect((await t.runner('blog', 'GET', '/pending/')).json().executions).toEqual([]);
+      expect((await t.api('GET', `/api/v1/executions/${e.id}`)).json().status).toBe('queued');
+    });
+
+    it('rejects malformed bodies with a specific 4xx and changes nothing', async () => {
+      const e = (await create({ command: 'migrate' })).json();
+      await t.runner('shop', 'POST', `/executions/${e.id}/start/`);
+      const bad = await t.runner('shop', 'POST', `/executions/${e.id}/output/`, '{"chunk_number": 1,');
+      expect(bad.statusCode).toBe(400);
+      expect(bad.json().code).toBe('DC_BAD_JSON');
+      const wrongType = await t.runner('shop', 'POST', `/executions/${e.id}/complete/`, { exit_code: 0, status: 'done' });
+      expect(wrongType.statusCode).toBe(400);
+      expect(wrongType.json().code).toBe('DC_VALIDATION');
+      const huge = await t.runner('shop', 'POST', `/executions/${e.id}/output/`, { chunk_number: 1, is_stderr: false, segments: [{ timestamp: 1, content: 'x'.repeat(5 * 1024 * 1024) }] });
+      expect(huge.statusCode).toBe(413);
+      expect(huge.json().code).toBe('DC_BODY_TOO_LARGE');
+      expect((await t.runner('shop', 'POST', '/executions/not-a-uuid/start/')).statusCode).toBe(404);
+      const after = (await t.api('GET', `/api/v1/executions/${e.id}`)).json();
+      expect(after).toMatchObject({ status: 'running', output_bytes: 0 });
+    });
+
+    it('tells the runner to stop what the server cancelled', async () => {
+      const e = (await create({ command: 'migrate' })).json();
+      await t.runner('shop', 'POST', `/executions/${e.id}/start/`);
+      expect((await t.api('POST', `/api/v1/executions/${e.id}/cancel`, { force: true })).json()).toMatchObject({ status: 'running', cancel_requested: true, cancel_force: true });
+      expect((await t.runner('shop', 'GET', `/executions/${e.id}/cancel-status/`)).json()).toEqual({ cancel_requested: true, force_kill: true });
+      expect((await t.runner('shop', 'POST', `/executions/${e.id}/complete/`, { exit_code: -9, status: 'cancelled' })).json().status).toBe('cancelled');
+    });
+  });
+
+  describe('credentials', () => {
+    it('refuses a runner key on the user API and a user token on the runner API', async () => {
+      const onApi = await t.api('GET', '/api/v1/projects', undefined, t.projects.shop.key);
+      expect(onApi.statusCode).toBe(403);
+      expect(onApi.json().code).toBe('DC_WRONG_CREDENTIAL');
+      const onRunner = await t.app.inject({ method: 'GET', url: '/api/runner/pending/', headers: { authorization: `Bearer ${t.token}`, 'x-request-timestamp': String(Math.floor(t.clock.now / 1000)), 'x-request-nonce': randomUUID() } });
+      expect(onRunner.statusCode).toBe(403);
+      expect(onRunner.json().code).toBe('DC_WRONG_CREDENTIAL');
+      expect((await t.api('GET', '/api/v1/projects', undefined, 'dct_nope')).statusCode).toBe(401);
+      expect((await t.app.inject({ method: 'GET', url: '/api/v1/projects' })).json().code).toBe('DC_UNAUTHENTICATED');
+    });
+
+    it('refuses a revoked runner key', async () => {
+      const keys = (await t.api('GET', '/api/v1/projects/shop/keys')).json().items;
+      expect(keys[0].prefix).toMatch(/^dc_/);
+      expect(JSON.stringify(keys)).not.toContain(t.projects.shop.key);
+      expect((await t.api('POST', `/api/v1/projects/shop/keys/${keys[0].id}/revoke`)).statusCode).toBe(200);
+      const res = await t.runner('shop', 'GET', '/pending/');
+      expect(res.statusCode).toBe(401);
+      expect(res.json().error).toMatch(/revoked/);
+    });
+
+    it('keeps admin actions for admins', async () => {
+      const res = await t.api('POST', '/api/v1/projects', { name: 'new' }, t.userToken);
+      expect(res.statusCode).toBe(403);
+      expect(res.json().code).toBe('DC_FORBIDDEN');
+      const ok = await t.api('POST', '/api/v1/projects', { name: 'new' });
+      expect(ok.statusCode).toBe(201);
+      expect(ok.json().runner_key.key).toMatch(/^dc_/);
+    });
+  });
+
+  describe('executions', () => {
+    it('refuses a second migrate while one is active, with a clear error, until the first ends', async () => {
+      const first = (await create({ command: 'migrate' })).json();
+      const second = await create({ command: 'migrate' });
+      expect(second.statusCode).toBe(409);
+      expect(second.json().code).toBe('DC_CONCURRENCY_LIMIT');
+      expect(second.json().error).toContain(first.id);
+      expect((await create({ command: 'check' })).statusCode).toBe(201);
+      await t.api('POST', `/api/v1/executions/${first.id}/cancel`);
+      expect((await create({ command: 'migrate' })).statusCode).toBe(201);
+    });
+
+    it('lets an admin raise a command limit', async () => {
+      expect((await t.api('PATCH', '/api/v1/projects/shop/commands/migrate', { max_concurrency: 2 })).json().max_concurrency).toBe(2);
+      expect((await create({ command: 'migrate' })).statusCode).toBe(201);
+      expect((await create({ command: 'migrate' })).statusCode).toBe(201);
+      expect((await create({ command: 'migrate' })).statusCode).toBe(409);
+    });
+
+    it.each([
+      [{ command: 'nope' }, 404, 'DC_UNKNOWN_COMMAND'],
+      [{ command: 'migrate', args: 'a "b' }, 400, 'DC_BAD_ARGS'],
+      [{ command: 'migrate', args: 'a', argv: ['a'] }, 400, 'DC_VALIDATION'],
+      [{ command: 'migrate', timeout: 0 }, 400, 'DC_VALIDATION'],
+      [{ command: 'migrate', timout: 5 }, 400, 'DC_VALIDATION'],
+      [{ command: 'migrate', argv: 'not a list' }, 400, 'DC_VALIDATION'],
+    ])('refuses %j with %i %s and creates nothing', async (body, status, code) => {
+      const res = await create(body);
+      expect(res.statusCode).toBe(status);
+      expect(res.json().code).toBe(code);
+      expect(res.json().error.length).toBeGreaterThan(10);
+      expect((await t.api('GET', '/api/v1/executions')).json().items).toHaveLength(0);
+    });
+
+    it('answers unknown projects, bad ids and unknown routes with specific errors', async () => {
+      expect((await create({ command: 'migrate' }, 'nope')).json().code).toBe('DC_UNKNOWN_PROJECT');
+      expect((await t.api('GET', '/api/v1/executions/123')).json().code).toBe('DC_BAD_ID');
+      expect((await t.api('GET', `/api/v1/executions/${randomUUID()}`)).json().code).toBe('DC_UNKNOWN_EXECUTION');
+      expect((await t.api('GET', '/api/v1/nothing')).json().code).toBe('DC_NOT_FOUND');
+      expect((await t.api('GET', '/api/v1/executions?status=weird')).json().code).toBe('DC_VALIDATION');
+      expect((await t.api('GET', '/api/v1/executions?limit=100000')).json().code).toBe('DC_VALIDATION');
+    });
+
+    it('cancels a queued execution at once and refuses to cancel an ended one', async () => {
+      const e = (await create({ command: 'migrate' })).json();
+      expect((await t.api('POST', `/api/v1/executions/${e.id}/cancel`)).json().status).toBe('cancelled');
+      const again = await t.api('POST', `/api/v1/executions/${e.id}/cancel`);
+      expect(again.statusCode).toBe(409);
+      expect(again.json().code).toBe('DC_INVALID_TRANSITION');
+      // A runner that saw it in pending/ before the cancel cannot start it now.
+      const start = await t.runner('shop', 'POST', `/executions/${e.id}/start/`);
+      expect(start.statusCode).toBe(409);
+    });
+
+    it('pages and filters the execution list', async () => {
+      await t.api('PATCH', '/api/v1/projects/shop/commands/check', { max_concurrency: 100 });
+      for (let i = 0; i < 5; i++) {
+        t.clock.now += 1000;
+        await create({ command: 'check', args: `--n ${i}` });
+      }
+      const page1 = (await t.api('GET', '/api/v1/executions?limit=2&project=shop&command=check')).json();
+      expect(page1.items.map((e: { args: string }) => e.args)).toEqual(['--n 4', '--n 3']);
+      const page2 = (await t.api('GET', `/api/v1/executions?limit=2&project=shop&cursor=${page1.next_cursor}`)).json();
+      expect(page2.items.map((e: { args: string }) => e.args)).toEqual(['--n 2', '--n 1']);
+      expect((await t.api('GET', '/api/v1/executions?status=queued,running')).json().items).toHaveLength(5);
+      expect((await t.api('GET', '/api/v1/executions?project=blog')).json().items).toHaveLength(0);
+    });
+  });
+
+  describe('sweeper', () => {
+    it('makes a running execution lost when its runner goes silent, never re-running it', async () => {
+      await t.runner('shop', 'POST', '/heartbeat/', { runner_version: '1', python_version: '3', django_version: '4', commands_hash: '' });
+      const running = (await create({ command: 'migrate' })).json();
+      await t.runner('shop', 'POST', `/executions/${running.id}/start/`);
+      await t.api('PATCH', '/api/v1/projects/shop/commands/check', { max_concurrency: 5 });
+      const offered = (await create({ command: 'check' })).json();
+      await t.runner('shop', 'GET', '/pending/');
+      expect((await t.api('GET', `/api/v1/executions/${offered.id}`)).json().status).toBe('dispatched');
+
+      t.clock.now += 100_000;
+      await sweep(t.core);
+      expect((await t.api('GET', `/api/v1/executions/${running.id}`)).json().status).toBe('running');
+      t.clock.now += 60_000;
+      const report = await sweep(t.core);
+      expect(report).toMatchObject({ lost: 1, requeued: 1 });
+      const lost = (await t.api('GET', `/api/v1/executions/${running.id}`)).json();
+      expect(lost.status).toBe('lost');
+      expect(lost.status_reason).toMatch(/stopped heartbeating/);
+      expect((await t.api('GET', `/api/v1/executions/${offered.id}`)).json().status).toBe('queued');
+      // The runner comes back: the lost execution is not offered again; the never-started one is.
+      const pending = (await t.runner('shop', 'GET', '/pending/')).json().executions.map((e: { id: string }) => e.id);
+      expect(pending).toEqual([offered.id]);
+      // ...and it may still report how the lost one ended.
+      expect((await t.runner('shop', 'POST', `/executions/${running.id}/complete/`, { exit_code: 0, status: 'success' })).json().status).toBe('succeeded');
+    });
+
+    it('asks the runner to stop an execution past its timeout, then marks it timed_out', async () => {
+      const e = (await create({ command: 'migrate', timeout: 10 })).json();
+      await t.runner('shop', 'POST', `/executions/${e.id}/start/`);
+      t.clock.now += 11_000;
+      await sweep(t.core);
+      expect((await t.runner('shop', 'GET', `/executions/${e.id}/cancel-status/`)).json()).toEqual({ cancel_requested: true, force_kill: false });
+      // Reported as cancelled by a runner that obeyed the stop: it was a timeout.
+      const other = (await create({ command: 'check', timeout: 10 })).json();
+      await t.runner('shop', 'POST', `/executions/${other.id}/start/`);
+      t.clock.now += 31_000;
+      await sweep(t.core);
+      expect((await t.api('GET', `/api/v1/executions/${e.id}`)).json().status).toBe('timed_out');
+      t.clock.now += 10_000;
+      await sweep(t.core);
+      expect((await t.runner('shop', 'POST', `/executions/${other.id}/complete/`, { exit_code: -15, status: 'cancelled' })).json().status).toBe('timed_out');
+    });
+  });
+
+  it('serves an OpenAPI document that lists the API', async () => {
+    const doc = (await t.app.inject({ method: 'GET', url: '/api/v1/openapi.json' })).json();
+    expect(doc.openapi).toBe('3.0.3');
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/projects/{project}/executions', '/api/v1/executions/{id}/events', '/api/v1/audit', '/api/runner/heartbeat/']));
+  });
+});

@@ -1,0 +1,183 @@
+/** One store suite, run against SQLite and PostgreSQL alike. */
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DB_KINDS, freshStore } from './support/databases.js';
+import type { Store } from '../src/store/store.js';
+import type { Execution, Project, RunnerKey } from '../src/domain/model.js';
+
+function execution(project: Project, over: Partial<Execution> = {}): Execution {
+  return {
+    id: randomUUID(),
+    projectId: project.id,
+    command: 'migrate',
+    args: '',
+    argv: [],
+    status: 'queued',
+    statusReason: null,
+    exitCode: null,
+    timeoutSeconds: 60,
+    metadataOnly: false,
+    createdAt: Date.now(),
+    createdByType: 'token',
+    createdById: 'u1',
+    createdByLabel: 'a@b.c',
+    runnerId: null,
+    dispatchedAt: null,
+    startedAt: null,
+    finishedAt: null,
+    cancelRequestedAt: null,
+    cancelForce: false,
+    cancelReason: null,
+    outputBytes: 0,
+    outputChunks: 0,
+    ...over,
+  };
+}
+
+describe.each(DB_KINDS)('store on %s', (kind) => {
+  let store: Store;
+  let close: () => Promise<void>;
+  let project: Project;
+  let key: RunnerKey;
+
+  beforeEach(async () => {
+    ({ store, close } = await freshStore(kind));
+    project = { id: randomUUID(), name: 'shop', commandsHash: '', createdAt: 1 };
+    await store.createProject(project);
+    key = { id: randomUUID(), projectId: project.id, name: 'k', prefix: 'dc_abcdefgh', keyHash: 'h1', createdAt: 1, revokedAt: null };
+    await store.createRunnerKey(key);
+  });
+  afterEach(async () => close());
+
+  it('migrates twice without harm', async () => {
+    await store.migrate();
+    expect(await store.listProjects()).toHaveLength(1);
+  });
+
+  it('keeps users and finds tokens by hash', async () => {
+    await store.createUser({ id: 'u1', email: 'a@b.c', passwordHash: 'x', isAdmin: true, createdAt: 1 });
+    await store.createToken({ id: 't1', userId: 'u1', name: 'ci', prefix: 'dct_1', tokenHash: 'th', createdAt: 1, lastUsedAt: null, revokedAt: null });
+    expect((await store.findTokenByHash('th'))?.userId).toBe('u1');
+    expect(await store.findTokenByHash('nope')).toBeUndefined();
+    await store.touchToken('t1', 99);
+    expect((await store.findTokenByHash('th'))?.lastUsedAt).toBe(99);
+    expect(await store.countUsers()).toBe(1);
+    await expect(store.createUser({ id: 'u2', email: 'a@b.c', passwordHash: 'x', isAdmin: false, createdAt: 1 })).rejects.toThrow();
+  });
+
+  it('refuses a reused nonce per key, and forgets old ones', async () => {
+    expect(await store.recordNonce(key.id, 'n1', 1000)).toBe(true);
+    expect(await store.recordNonce(key.id, 'n1', 1001)).toBe(false);
+    expect(await store.recordNonce('other-key', 'n1', 1001)).toBe(true);
+    await store.forgetNonce(key.id, 'n1');
+    expect(await store.recordNonce(key.id, 'n1', 5000)).toBe(true);
+    expect(await store.pruneNonces(2000)).toBe(1);
+  });
+
+  it('revokes a key once', async () => {
+    expect(await store.revokeRunnerKey(key.id, 5)).toBe(true);
+    expect(await store.revokeRunnerKey(key.id, 6)).toBe(false);
+    expect((await store.findRunnerKeyByHash('h1'))?.revokedAt).toBe(5);
+  });
+
+  it('upserts runners by key, address and protocol', async () => {
+    const a = await store.sightRunner({ projectId: project.id, keyId: key.id, address: '10.0.0.1', protocol: 'v1', at: 10, versions: { runnerVersion: '1', pythonVersion: '3.11', djangoVersion: '4.2', commandsHash: 'h' } });
+    const b = await store.sightRunner({ projectId: project.id, keyId: key.id, address: '10.0.0.1', protocol: 'v1', at: 20 });
+    expect(b.id).toBe(a.id);
+    expect(b.firstSeenAt).toBe(10);
+    expect(b.lastSeenAt).toBe(20);
+    expect(b.djangoVersion).toBe('4.2');
+    await store.sightRunner({ projectId: project.id, keyId: key.id, address: '10.0.0.2', protocol: 'v1', at: 30 });
+    expect(await store.listRunners(project.id)).toHaveLength(2);
+  });
+
+  it('replaces the command catalogue atomically and keeps per-command limits', async () => {
+    const cmd = (name: string) => ({ projectId: project.id, name, appLabel: 'demo', helpText: `help ${name} ✓`, schema: null, maxConcurrency: null, syncedAt: 1 });
+    await store.replaceCommands(project.id, [cmd('migrate'), cmd('check')], 'sha256:1');
+    expect(await store.setCommandConcurrency(project.id, 'migrate', 3)).toBe(true);
+    await store.replaceCommands(project.id, [cmd('migrate'), cmd('spew')], 'sha256:2');
+    const names = (await store.listCommands(project.id)).map((c) => c.name);
+    expect(names).toEqual(['migrate', 'spew']);
+    expect((await store.getCommand(project.id, 'migrate'))?.maxConcurrency).toBe(3);
+    expect((await store.getCommand(project.id, 'spew'))?.helpText).toBe('help spew ✓');
+    expect((await store.getProject(project.id))?.commandsHash).toBe('sha256:2');
+  });
+
+  it('enforces the concurrency limit, also for simultaneous creates', async () => {
+    const results = await Promise.all(Array.from({ length: 8 }, () => store.createExecution(execution(project), 2)));
+    expect(results.filter((r) => r.created)).toHaveLength(2);
+    const refused = results.find((r) => !r.created);
+    expect(refused && !refused.created && refused.active).toHaveLength(2);
+    // Other commands are not limited by migrate's executions.
+    expect((await store.createExecution(execution(project, { command: 'check' }), 1)).created).toBe(true);
+  });
+
+  it('updates an execution only from the states named', async () => {
+    const e = execution(project);
+    await store.createExecution(e, 1);
+    expect(await store.updateExecution(e.id, ['running'], { status: 'succeeded' })).toBeUndefined();
+    const started = await store.updateExecution(e.id, ['queued', 'dispatched'], { status: 'running', startedAt: 5, runnerId: 'r' });
+    expect(started?.status).toBe('running');
+    expect(started?.startedAt).toBe(5);
+    const both = await Promise.all([
+      store.updateExecution(e.id, ['running'], { status: 'succeeded', exitCode: 0 }),
+      store.updateExecution(e.id, ['running'], { status: 'lost' }),
+    ]);
+    expect(both.filter(Boolean)).toHaveLength(1);
+  });
+
+  it('stores each output chunk once and reads it back in order', async () => {
+    const e = execution(project, { status: 'running', startedAt: 1 });
+    await store.createExecution(e, 1);
+    const chunk = (seq: number, data: string) => ({ executionId: e.id, seq, stream: 'stdout' as const, data, lineTimes: [[0, 1] as [number, number]], receivedAt: 1 });
+    expect(await store.appendOutput(chunk(2, 'two\n'))).toBe(true);
+    expect(await store.appendOutput(chunk(1, 'héllo 🎉\n'))).toBe(true);
+    expect(await store.appendOutput(chunk(1, 'duplicate\n'))).toBe(false);
+    const read = await store.readOutput(e.id, 0, 10);
+    expect(read.map((c) => c.data)).toEqual(['héllo 🎉\n', 'two\n']);
+    expect(await store.readOutput(e.id, 1, 10)).toHaveLength(1);
+    const after = await store.getExecution(e.id);
+    expect(after?.outputChunks).toBe(2);
+    expect(after?.outputBytes).toBe(Buffer.byteLength('héllo 🎉\ntwo\n'));
+  });
+
+  it('lists executions with filters and stable cursor pages', async () => {
+    for (let i = 0; i < 7; i++) {
+      await store.createExecution(execution(project, { command: i % 2 ? 'check' : 'migrate', createdAt: 1000 + (i < 4 ? 0 : i), status: i === 6 ? 'failed' : 'succeeded' }), 100);
+    }
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await store.listExecutions({ projectId: project.id }, 3, cursor);
+      seen.push(...page.items.map((e) => e.id));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    expect(new Set(seen).size).toBe(7);
+    expect((await store.listExecutions({ command: 'check' }, 50)).items).toHaveLength(3);
+    expect((await store.listExecutions({ statuses: ['failed'] }, 50)).items).toHaveLength(1);
+    expect((await store.listExecutions({ createdAfter: 1005 }, 50)).items).toHaveLength(2);
+  });
+
+  it('finds executions of silent runners and overdue ones', async () => {
+    const r = await store.sightRunner({ projectId: project.id, keyId: key.id, address: 'a', protocol: 'v1', at: 1000 });
+    const running = execution(project, { status: 'running', runnerId: r.id, startedAt: 1000, timeoutSeconds: 10 });
+    await store.createExecution(running, 5);
+    expect(await store.listHeldByRunnersSeenBefore(500)).toHaveLength(0);
+    expect((await store.listHeldByRunnersSeenBefore(2000)).map((e) => e.id)).toEqual([running.id]);
+    expect(await store.listOverdue(10_500, 0)).toHaveLength(0);
+    expect(await store.listOverdue(11_500, 0)).toHaveLength(1);
+    expect(await store.listOverdue(11_500, 5000)).toHaveLength(0);
+  });
+
+  it('appends audit events and pages through them newest first', async () => {
+    for (let i = 0; i < 5; i++) {
+      await store.appendAudit({ at: i, actorType: 'token', actorId: 't', actorLabel: 'x', address: '1.2.3.4', action: i % 2 ? 'execution.create' : 'project.create', projectId: project.id, executionId: null, outcome: 'ok', details: { i } });
+    }
+    const first = await store.listAudit({}, 2);
+    expect(first.items.map((a) => a.details.i)).toEqual([4, 3]);
+    const second = await store.listAudit({}, 2, first.nextCursor!);
+    expect(second.items.map((a) => a.details.i)).toEqual([2, 1]);
+    expect((await store.listAudit({ action: 'execution.create' }, 10)).items).toHaveLength(2);
+    expect((await store.listAudit({ after: 3 }, 10)).items).toHaveLength(2);
+  });
+});

@@ -4,6 +4,7 @@ import type { Actor, ApiToken, User } from '../domain/model.js';
 import { UserError } from '../shared/errors.js';
 import type { Core } from './context.js';
 import { audit } from './audit.js';
+import { insertUnlessTaken } from './uniqueness.js';
 import { hashPassword, hashSecret, newPassword, newUserToken, verifyPassword, USER_TOKEN_PREFIX } from './secrets.js';
 
 const EMAIL = /^[^\s@]+@[^\s@]+$/;
@@ -19,7 +20,11 @@ export async function createUser(core: Core, actor: Actor, input: { email: strin
   if (input.password.length < 12) throw new UserError('DC_VALIDATION', 'Passwords need at least 12 characters.', 400, { field: 'password' });
   if (await core.store.findUserByEmail(email)) throw new UserError('DC_USER_EXISTS', `A user with email ${email} exists already.`, 409);
   const user: User = { id: randomUUID(), email, passwordHash: await hashPassword(input.password), isAdmin: input.isAdmin, createdAt: core.now() };
-  await core.store.createUser(user);
+  await insertUnlessTaken(
+    () => core.store.createUser(user),
+    async () => (await core.store.findUserByEmail(email)) !== undefined,
+    new UserError('DC_USER_EXISTS', `A user with email ${email} exists already.`, 409),
+  );
   await audit(core, actor, { action: 'user.create', details: { email, is_admin: input.isAdmin } });
   return user;
 }
@@ -34,8 +39,14 @@ export interface FirstAdmin {
 export async function ensureFirstAdmin(core: Core, actor: Actor, opts: { email: string; password?: string }): Promise<FirstAdmin | undefined> {
   if ((await core.store.countUsers()) > 0) return undefined;
   const generated = opts.password ? undefined : newPassword();
-  const user = await createUser(core, actor, { email: opts.email, password: opts.password ?? generated!, isAdmin: true });
-  return { user, generatedPassword: generated };
+  try {
+    const user = await createUser(core, actor, { email: opts.email, password: opts.password ?? generated!, isAdmin: true });
+    return { user, generatedPassword: generated };
+  } catch (err) {
+    // Several replicas starting at once on one database: one of them creates the admin.
+    if (err instanceof UserError && err.code === 'DC_USER_EXISTS') return undefined;
+    throw err;
+  }
 }
 
 export async function checkPassword(core: Core, email: string, password: string): Promise<User | undefined> {

@@ -4,6 +4,7 @@ import type { Actor, Project, RunnerKey } from '../domain/model.js';
 import { UserError } from '../shared/errors.js';
 import type { Core } from './context.js';
 import { audit } from './audit.js';
+import { insertUnlessTaken } from './uniqueness.js';
 import { hashSecret, newRunnerKey, RUNNER_KEY_PREFIX } from './secrets.js';
 
 const PROJECT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -24,7 +25,11 @@ export async function createProject(core: Core, actor: Actor, name: string): Pro
   validateProjectName(name);
   if (await core.store.findProjectByName(name)) throw new UserError('DC_PROJECT_EXISTS', `Project "${name}" exists already.`, 409);
   const project: Project = { id: randomUUID(), name, commandsHash: '', createdAt: core.now() };
-  await core.store.createProject(project);
+  await insertUnlessTaken(
+    () => core.store.createProject(project),
+    async () => (await core.store.findProjectByName(name)) !== undefined,
+    new UserError('DC_PROJECT_EXISTS', `Project "${name}" exists already.`, 409),
+  );
   await audit(core, actor, { action: 'project.create', projectId: project.id, details: { name } });
   const { key, secret } = await createRunnerKey(core, actor, project, 'default');
   return { project, key, secret };

@@ -1,0 +1,2 @@
+# The example project serves no pages: it exists to run management commands.
+urlpatterns = []

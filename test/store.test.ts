@@ -92,7 +92,7 @@ describe.each(DB_KINDS)('store on %s', (kind) => {
   });
 
   it('replaces the command catalogue atomically and keeps per-command limits', async () => {
-    const cmd = (name: string) => ({ projectId: project.id, name, appLabel: 'demo', helpText: `help ${name} ✓`, schema: null, maxConcurrency: null, syncedAt: 1 });
+    const cmd = (name: string) => ({ projectId: project.id, name, appLabel: 'demo', helpText: `help ${name} ✓`, schema: null, refused: null, maxConcurrency: null, syncedAt: 1 });
     await store.replaceCommands(project.id, [cmd('migrate'), cmd('check')], 'sha256:1');
     expect(await store.setCommandConcurrency(project.id, 'migrate', 3)).toBe(true);
     await store.replaceCommands(project.id, [cmd('migrate'), cmd('spew')], 'sha256:2');

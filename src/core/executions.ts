@@ -30,6 +30,10 @@ export async function createExecution(core: Core, actor: Actor, project: Project
     await audit(core, actor, { action: 'execution.create', projectId: project.id, outcome: 'denied', details: { command: input.command, reason: 'unknown command' } });
     throw new UserError('DC_UNKNOWN_COMMAND', `Project "${project.name}" has no command "${input.command}".${hint}`, 404);
   }
+  if (command.refused) {
+    await audit(core, actor, { action: 'execution.create', projectId: project.id, outcome: 'denied', details: { command: command.name, reason: 'refused by runner policy' } });
+    throw new UserError('DC_COMMAND_NOT_ALLOWED', `The runners of "${project.name}" refuse "${command.name}": ${command.refused}`, 403);
+  }
   const { argv, args } = normaliseArguments(input);
   const timeoutSeconds = input.timeoutSeconds ?? core.settings.defaultTimeoutSeconds;
   if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > MAX_TIMEOUT_SECONDS) {

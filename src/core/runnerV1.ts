@@ -15,6 +15,7 @@ import {
 } from '../shared/protocolV1.js';
 import type { Core } from './context.js';
 import { audit } from './audit.js';
+import { finishExecution } from './finishExecution.js';
 import { hashSecret, RUNNER_KEY_PREFIX, USER_TOKEN_PREFIX } from './secrets.js';
 import { topics } from './notifier.js';
 
@@ -23,6 +24,8 @@ export interface RunnerCaller {
   key: RunnerKey;
   project: Project;
   address: string;
+  /** v2: the runner's own id, once it said hello. */
+  instance?: string;
   actor: Actor;
 }
 
@@ -133,6 +136,7 @@ export async function syncCommands(core: Core, caller: RunnerCaller, body: Comma
       appLabel: c.app_label,
       helpText: c.help_text,
       schema: null,
+      refused: null,
       maxConcurrency: null,
       syncedAt: now,
     })),
@@ -225,32 +229,14 @@ export async function complete(core: Core, caller: RunnerCaller, id: string, bod
     refusedByPolicy: refusal !== undefined,
     timeoutRequested: e.cancelReason === 'timeout',
   });
-  if (isTerminal(e.status) && e.status !== 'lost') {
-    // A retried completion, or one that lost a race with a server-side decision: answer the same.
-    return { ok: true as const, status: e.status };
-  }
-  const done = await core.store.updateExecution(e.id, ['running', 'lost'], {
+  const final = await finishExecution(core, caller.actor, e, {
     status,
     exitCode: body.exit_code,
-    finishedAt: core.now(),
-    runnerId: e.runnerId ?? runner.id,
-    statusReason: refusal ?? (e.status === 'lost' ? `${e.statusReason ?? 'lost'}; the runner reported the end later` : e.statusReason),
+    reason: refusal ?? null,
+    runnerId: runner.id,
+    reported: body.status,
   });
-  if (!done) {
-    const current = await executionOf(core, caller, id);
-    if (isTerminal(current.status)) return { ok: true as const, status: current.status };
-    throw new UserError('DC_INVALID_TRANSITION', `Execution ${id} cannot complete: it is ${current.status}.`, 409, { status: current.status });
-  }
-  await audit(core, caller.actor, {
-    action: 'execution.complete',
-    projectId: e.projectId,
-    executionId: e.id,
-    outcome: status === 'succeeded' ? 'ok' : 'error',
-    details: { command: e.command, status, exit_code: body.exit_code, reported: body.status },
-  });
-  core.notifier.publish(topics.execution(e.id));
-  core.notifier.publish(topics.project(e.projectId));
-  return { ok: true as const, status };
+  return { ok: true as const, status: final };
 }
 
 /** The v1 runner reports a policy refusal as a failure whose first stderr chunk explains it. */

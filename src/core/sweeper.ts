@@ -1,8 +1,8 @@
 /**
  * One pass of the housekeeping every server process runs every second or so. Each step is a
  * conditional update, so several replicas sweeping at once do each thing once.
- *  - executions held by a runner that stopped heartbeating: running → lost, dispatched → queued
- *    (a dispatched execution was never started, so offering it again cannot run it twice);
+ *  - executions held by a runner that stopped heartbeating: running → lost; dispatched → queued
+ *    for v1 runners (they claim with start/ before running, so it never started), lost for v2;
  *  - running executions past their timeout: ask the runner to stop them; when it does not
  *    report within the grace period, mark them timed_out;
  *  - forget request nonces older than the replay window (stale timestamps are refused anyway).
@@ -26,9 +26,11 @@ export async function sweep(core: Core): Promise<SweepReport> {
   for (const e of await core.store.listHeldByRunnersSeenBefore(now - s.runnerOfflineAfterMs - s.lostGraceMs)) {
     const runner = e.runnerId ? await core.store.getRunner(e.runnerId) : undefined;
     const lastSeen = runner ? new Date(runner.lastSeenAt).toISOString() : 'unknown';
-    if (e.status === 'running') {
+    // A v2 runner was told to run it (`execute`), so it may have started: only a v1 runner's
+    // offer is safe to make again, because v1 runners claim with start/ before running.
+    if (e.status === 'running' || runner?.protocol !== 'v1') {
       const reason = `runner ${runner?.address ?? e.runnerId} stopped heartbeating (last seen ${lastSeen}); the command was not re-run`;
-      const done = await core.store.updateExecution(e.id, ['running'], { status: 'lost', statusReason: reason, finishedAt: now });
+      const done = await core.store.updateExecution(e.id, ['running', 'dispatched'], { status: 'lost', statusReason: reason, finishedAt: now });
       if (done) {
         report.lost++;
         await audit(core, SYSTEM_ACTOR, { action: 'execution.lost', projectId: e.projectId, executionId: e.id, outcome: 'error', details: { reason } });

@@ -6,7 +6,7 @@
  *     │            └──▶ queued                         (its runner went away before starting it)
  *     └──▶ cancelled                                   (cancelled before any runner took it)
  *   awaiting_approval ──▶ queued | rejected            (four-eyes approvals)
- *   lost ──▶ succeeded | failed | ...                  (the runner came back and reported the end)
+ *   lost ──▶ running | succeeded | failed | ...        (the runner came back: still running, or ended)
  *
  * A terminal execution never changes again (but for a late report on a lost one), and nothing ever moves an execution back to
  * queued once a runner has started it: a command that may have run is never re-run by itself.
@@ -48,7 +48,8 @@ export function isExecutionStatus(value: string): value is ExecutionStatus {
 const TRANSITIONS: Record<ExecutionStatus, readonly ExecutionStatus[]> = {
   awaiting_approval: ['queued', 'rejected', 'cancelled'],
   queued: ['dispatched', 'running', 'cancelled'],
-  dispatched: ['running', 'queued', 'cancelled'],
+  // A v2 runner that ran it while cut off from the server reports the end without a start.
+  dispatched: ['running', 'queued', 'cancelled', 'lost', 'succeeded', 'failed', 'timed_out', 'rejected'],
   running: ['succeeded', 'failed', 'timed_out', 'cancelled', 'rejected', 'lost'],
   succeeded: [],
   failed: [],
@@ -57,7 +58,8 @@ const TRANSITIONS: Record<ExecutionStatus, readonly ExecutionStatus[]> = {
   rejected: [],
   // A runner that comes back after a network partition may still report how the command
   // ended; recording the truth beats keeping `lost`. Nothing is ever re-run.
-  lost: ['succeeded', 'failed', 'timed_out', 'cancelled'],
+  // A v2 runner that reconnects and says it is still running the command brings it back.
+  lost: ['succeeded', 'failed', 'timed_out', 'cancelled', 'rejected', 'running'],
 };
 
 export function canTransition(from: ExecutionStatus, to: ExecutionStatus): boolean {

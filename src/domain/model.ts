@@ -66,6 +66,10 @@ export interface Runner {
   keyId: string;
   address: string;
   protocol: 'v1' | 'v2';
+  /** '' for v1; the runner's own stable id for v2. */
+  instance: string;
+  hostname: string;
+  maxConcurrency: number | null;
   runnerVersion: string;
   pythonVersion: string;
   djangoVersion: string;
@@ -81,6 +85,8 @@ export interface Command {
   helpText: string;
   /** argparse definition as JSON, when the runner sent one (v2 runners do). */
   schema: unknown | null;
+  /** Set when the runner's own policy refuses the command: why, and the setting that would allow it. */
+  refused: string | null;
   maxConcurrency: number | null;
   syncedAt: number;
 }

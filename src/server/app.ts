@@ -13,6 +13,13 @@ import { registerExecutionRoutes } from './routes/executions.js';
 import { registerAuditRoutes } from './routes/audit.js';
 import { registerMetaRoutes } from './routes/meta.js';
 import { VERSION } from '../version.js';
+import { RunnerSessions } from './runnerSessions.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    runnerSessions: RunnerSessions;
+  }
+}
 
 export interface AppOptions {
   core: Core;
@@ -90,5 +97,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   registerProjectRoutes(app, opts.core);
   registerExecutionRoutes(app, opts.core);
   registerAuditRoutes(app, opts.core);
+
+  const sessions = new RunnerSessions(opts.core, app.log, opts.maxRunnerBodyBytes);
+  app.server.on('upgrade', (request, socket, head) => {
+    const forwarded = opts.trustProxy ? String(request.headers['x-forwarded-for'] ?? '').split(',')[0].trim() : '';
+    if (!sessions.handleUpgrade(request, socket, head, forwarded || request.socket.remoteAddress || 'unknown')) socket.destroy();
+  });
+  app.decorate('runnerSessions', sessions);
+  app.addHook('preClose', async () => sessions.close());
   return app;
 }

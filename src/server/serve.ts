@@ -11,6 +11,7 @@ import { ensureFirstAdmin } from '../core/accounts.js';
 import { SYSTEM_ACTOR } from '../core/audit.js';
 import { sweep } from '../core/sweeper.js';
 import { openStore } from '../store/openStore.js';
+import { PgNotifier } from '../store/pgNotifier.js';
 import { buildApp } from './app.js';
 
 export const ADMIN_PASSWORD_FILE = 'admin-password.txt';
@@ -23,7 +24,10 @@ export interface RunningServer {
 export async function serve(config: ServerConfig, print: (line: string) => void): Promise<RunningServer> {
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
-  const core: Core = { store, notifier: new LocalNotifier(), now: Date.now, settings: config.core };
+  // With PostgreSQL, several replicas may share the database: wake-ups travel by LISTEN/NOTIFY.
+  const pgNotifier = store.dialect === 'postgres' && config.databaseUrl ? new PgNotifier(config.databaseUrl) : undefined;
+  await pgNotifier?.start();
+  const core: Core = { store, notifier: pgNotifier ?? new LocalNotifier(), now: Date.now, settings: config.core };
 
   const admin = await ensureFirstAdmin(core, SYSTEM_ACTOR, { email: config.adminEmail, password: config.adminPassword });
   const passwordFile = path.join(config.dataDir, ADMIN_PASSWORD_FILE);
@@ -66,6 +70,7 @@ export async function serve(config: ServerConfig, print: (line: string) => void)
     async close() {
       clearInterval(timer);
       await app.close();
+      await pgNotifier?.close();
       await store.close();
     },
   };

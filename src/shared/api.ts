@@ -59,6 +59,8 @@ export type CancelRequest = Static<typeof CancelRequest>;
 export const RunnerView = Type.Object({
   id: Type.String(),
   address: Type.String(),
+  hostname: Type.String(),
+  max_concurrency: Nullable(Type.Integer()),
   protocol: Type.String(),
   online: Type.Boolean(),
   runner_version: Type.String(),
@@ -93,6 +95,7 @@ export const CommandView = Type.Object({
   app_label: Type.String(),
   help_text: Type.String(),
   schema: Type.Union([Type.Unknown(), Type.Null()], { description: "argparse definition, when the runner sent one." }),
+  refused: Nullable(Type.String({ description: "Why the runners' own policy refuses this command, and the setting that would allow it." })),
   max_concurrency: Type.Integer(),
   synced_at: Time,
 });

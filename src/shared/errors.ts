@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   DC_UNKNOWN_USER: 'no such user',
   DC_PROJECT_EXISTS: 'a project with that name exists',
   DC_USER_EXISTS: 'a user with that email exists',
+  DC_COMMAND_NOT_ALLOWED: "the runner's own policy refuses the command",
   DC_CONCURRENCY_LIMIT: 'too many executions of that command are active',
   DC_INVALID_TRANSITION: 'the execution is not in a state that allows this',
   DC_RATE_LIMITED: 'too many attempts',

@@ -34,6 +34,8 @@ export function runnerView(r: Runner, online: boolean): RunnerView {
   return {
     id: r.id,
     address: r.address,
+    hostname: r.hostname,
+    max_concurrency: r.maxConcurrency,
     protocol: r.protocol,
     online,
     runner_version: r.runnerVersion,
@@ -54,6 +56,7 @@ export function commandView(c: Command, defaultConcurrency: number): CommandView
     app_label: c.appLabel,
     help_text: c.helpText,
     schema: c.schema,
+    refused: c.refused,
     max_concurrency: c.maxConcurrency ?? defaultConcurrency,
     synced_at: iso(c.syncedAt),
   };

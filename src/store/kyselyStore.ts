@@ -184,6 +184,9 @@ export class KyselyStore implements Store {
         key_id: s.keyId,
         address: s.address,
         protocol: s.protocol,
+        instance: s.instance ?? '',
+        hostname: s.hostname ?? '',
+        max_concurrency: s.maxConcurrency ?? null,
         runner_version: v?.runnerVersion ?? '',
         python_version: v?.pythonVersion ?? '',
         django_version: v?.djangoVersion ?? '',
@@ -192,10 +195,12 @@ export class KyselyStore implements Store {
         last_seen_at: s.at,
       })
       .onConflict((oc) =>
-        oc.columns(['key_id', 'address', 'protocol']).doUpdateSet(
+        oc.columns(['key_id', 'address', 'protocol', 'instance']).doUpdateSet(
           v
             ? {
                 last_seen_at: s.at,
+                hostname: s.hostname ?? '',
+                max_concurrency: s.maxConcurrency ?? null,
                 runner_version: v.runnerVersion,
                 python_version: v.pythonVersion,
                 django_version: v.djangoVersion,
@@ -211,6 +216,7 @@ export class KyselyStore implements Store {
       .where('key_id', '=', s.keyId)
       .where('address', '=', s.address)
       .where('protocol', '=', s.protocol)
+      .where('instance', '=', s.instance ?? '')
       .executeTakeFirstOrThrow();
     return toRunner(row);
   }
@@ -241,6 +247,7 @@ export class KyselyStore implements Store {
           app_label: c.appLabel,
           help_text: c.helpText,
           schema_json: c.schema === null || c.schema === undefined ? null : JSON.stringify(c.schema),
+          refused: c.refused,
           max_concurrency: kept.get(c.name) ?? c.maxConcurrency,
           synced_at: c.syncedAt,
         }));
@@ -484,6 +491,9 @@ function toRunner(r: Selectable<RunnersTable>): Runner {
     keyId: r.key_id,
     address: r.address,
     protocol: r.protocol as Runner['protocol'],
+    instance: r.instance,
+    hostname: r.hostname,
+    maxConcurrency: r.max_concurrency,
     runnerVersion: r.runner_version,
     pythonVersion: r.python_version,
     djangoVersion: r.django_version,
@@ -500,6 +510,7 @@ function toCommand(r: Selectable<CommandsTable>): Command {
     appLabel: r.app_label,
     helpText: r.help_text,
     schema: r.schema_json === null ? null : JSON.parse(r.schema_json),
+    refused: r.refused,
     maxConcurrency: r.max_concurrency,
     syncedAt: r.synced_at,
   };

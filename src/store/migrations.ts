@@ -62,13 +62,17 @@ export function migrations(caps: Capabilities): Record<string, Migration> {
           .addColumn('key_id', text, (c) => c.notNull().references('runner_keys.id'))
           .addColumn('address', text, (c) => c.notNull())
           .addColumn('protocol', text, (c) => c.notNull())
+          // v1 runners are told apart by key and address; v2 runners name themselves (runner_id).
+          .addColumn('instance', text, (c) => c.notNull().defaultTo(''))
+          .addColumn('hostname', text, (c) => c.notNull().defaultTo(''))
+          .addColumn('max_concurrency', 'integer')
           .addColumn('runner_version', text, (c) => c.notNull().defaultTo(''))
           .addColumn('python_version', text, (c) => c.notNull().defaultTo(''))
           .addColumn('django_version', text, (c) => c.notNull().defaultTo(''))
           .addColumn('commands_hash', text, (c) => c.notNull().defaultTo(''))
           .addColumn('first_seen_at', ms, (c) => c.notNull())
           .addColumn('last_seen_at', ms, (c) => c.notNull())
-          .addUniqueConstraint('runners_identity', ['key_id', 'address', 'protocol'])
+          .addUniqueConstraint('runners_identity', ['key_id', 'address', 'protocol', 'instance'])
           .execute();
         await db.schema
           .createTable('commands')
@@ -77,6 +81,7 @@ export function migrations(caps: Capabilities): Record<string, Migration> {
           .addColumn('app_label', text, (c) => c.notNull())
           .addColumn('help_text', text, (c) => c.notNull())
           .addColumn('schema_json', text)
+          .addColumn('refused', text)
           .addColumn('max_concurrency', 'integer')
           .addColumn('synced_at', ms, (c) => c.notNull())
           .addPrimaryKeyConstraint('commands_pk', ['project_id', 'name'])

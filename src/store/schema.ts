@@ -49,6 +49,9 @@ export interface RunnersTable {
   key_id: string;
   address: string;
   protocol: string;
+  instance: string;
+  hostname: string;
+  max_concurrency: number | null;
   runner_version: string;
   python_version: string;
   django_version: string;
@@ -63,6 +66,7 @@ export interface CommandsTable {
   app_label: string;
   help_text: string;
   schema_json: string | null;
+  refused: string | null;
   max_concurrency: number | null;
   synced_at: number;
 }

@@ -48,6 +48,10 @@ export interface RunnerSighting {
   keyId: string;
   address: string;
   protocol: 'v1' | 'v2';
+  /** v2 runners' own id; '' for v1. */
+  instance?: string;
+  hostname?: string;
+  maxConcurrency?: number;
   at: number;
   versions?: { runnerVersion: string; pythonVersion: string; djangoVersion: string; commandsHash: string };
 }

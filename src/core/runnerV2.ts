@@ -1,0 +1,158 @@
+/**
+ * The use cases behind runner protocol v2 (wire format: src/shared/protocolV2.ts). The
+ * WebSocket binding (src/server/runnerSessions.ts) calls these; they only touch the store.
+ */
+import type { Execution, Runner } from '../domain/model.js';
+import { isTerminal, type ExecutionStatus } from '../domain/execution.js';
+import { commandsHash } from '../domain/commandsHash.js';
+import { UserError } from '../shared/errors.js';
+import type { CommandsMessage, Finished, Hello, Output, Started, Execute } from '../shared/protocolV2.js';
+import type { Core } from './context.js';
+import type { RunnerCaller } from './runnerV1.js';
+import { audit } from './audit.js';
+import { finishExecution } from './finishExecution.js';
+import { topics } from './notifier.js';
+
+export interface HelloResult {
+  runner: Runner;
+  commandsInSync: boolean;
+  /** Executions the runner says it runs that the server has given up on: tell it to stop them. */
+  cancel: string[];
+}
+
+export async function hello(core: Core, caller: RunnerCaller, msg: Hello): Promise<HelloResult> {
+  const runner = await sightV2(core, caller, msg);
+  if (runner.firstSeenAt === runner.lastSeenAt) {
+    await audit(core, caller.actor, {
+      action: 'runner.connect',
+      projectId: caller.project.id,
+      details: { runner_id: runner.id, hostname: msg.hostname, protocol: 2, runner_version: msg.runner_version, python: msg.python_version, django: msg.django_version },
+    });
+  }
+  const cancel: string[] = [];
+  for (const id of msg.running) {
+    const e = await core.store.getExecution(id);
+    if (!e || e.projectId !== caller.project.id) {
+      cancel.push(id);
+      continue;
+    }
+    if (e.status === 'dispatched' || e.status === 'lost') {
+      // It is alive after all: a server restart or a network cut, not a dead runner.
+      const back = await core.store.updateExecution(id, ['dispatched', 'lost'], { status: 'running', runnerId: runner.id, startedAt: e.startedAt ?? core.now(), statusReason: null });
+      if (back) core.notifier.publish(topics.execution(id));
+    } else if (isTerminal(e.status)) {
+      cancel.push(id);
+    }
+  }
+  const project = (await core.store.getProject(caller.project.id)) ?? caller.project;
+  return { runner, commandsInSync: project.commandsHash !== '' && project.commandsHash === msg.commands_hash, cancel };
+}
+
+export function sightV2(core: Core, caller: RunnerCaller, msg?: Hello): Promise<Runner> {
+  return core.store.sightRunner({
+    projectId: caller.project.id,
+    keyId: caller.key.id,
+    address: caller.address,
+    protocol: 'v2',
+    instance: msg?.runner_id ?? caller.instance ?? '',
+    hostname: msg?.hostname,
+    maxConcurrency: msg?.max_concurrency,
+    at: core.now(),
+    versions: msg && {
+      runnerVersion: msg.runner_version,
+      pythonVersion: msg.python_version,
+      djangoVersion: msg.django_version,
+      commandsHash: msg.commands_hash,
+    },
+  });
+}
+
+export async function syncCommands(core: Core, caller: RunnerCaller, msg: CommandsMessage): Promise<string> {
+  const names = new Set<string>();
+  for (const c of msg.commands) {
+    if (names.has(c.name)) throw new UserError('DC_VALIDATION', `Command "${c.name}" is listed twice.`, 400);
+    names.add(c.name);
+  }
+  const runnable = msg.commands.filter((c) => !c.refused);
+  // The same hash a v1 runner would compute for the commands it allows.
+  const hash = commandsHash(runnable);
+  const now = core.now();
+  const before = (await core.store.getProject(caller.project.id))?.commandsHash;
+  await core.store.replaceCommands(
+    caller.project.id,
+    msg.commands.map((c) => ({
+      projectId: caller.project.id,
+      name: c.name,
+      appLabel: c.app_label,
+      helpText: c.help_text,
+      schema: c.schema ?? null,
+      refused: c.refused ?? null,
+      maxConcurrency: null,
+      syncedAt: now,
+    })),
+    hash,
+  );
+  if (before !== hash) {
+    await audit(core, caller.actor, { action: 'runner.commands_sync', projectId: caller.project.id, details: { count: runnable.length, refused: msg.commands.length - runnable.length, hash } });
+  }
+  return hash;
+}
+
+/** Claims a queued execution for this runner; undefined when another runner or replica took it first. */
+export async function claim(core: Core, runner: Runner, e: Execution): Promise<Execute | undefined> {
+  const claimed = await core.store.updateExecution(e.id, ['queued'], { status: 'dispatched', runnerId: runner.id, dispatchedAt: core.now() });
+  if (!claimed) return undefined;
+  core.notifier.publish(topics.execution(e.id));
+  return { type: 'execute', execution_id: e.id, command: e.command, argv: e.argv, timeout: e.timeoutSeconds, metadata_only: e.metadataOnly };
+}
+
+async function ownExecution(core: Core, caller: RunnerCaller, id: string): Promise<Execution> {
+  const e = await core.store.getExecution(id);
+  if (!e || e.projectId !== caller.project.id) throw new UserError('DC_UNKNOWN_EXECUTION', `No execution ${id} in this project.`, 404);
+  return e;
+}
+
+/** Returns false when the execution was cancelled before it could start: the runner must stop it. */
+export async function started(core: Core, caller: RunnerCaller, runner: Runner, msg: Started): Promise<boolean> {
+  const e = await ownExecution(core, caller, msg.execution_id);
+  if (e.status === 'running') return true;
+  const done = await core.store.updateExecution(e.id, ['queued', 'dispatched', 'lost'], { status: 'running', runnerId: runner.id, startedAt: Math.min(core.now(), Math.round(msg.at)) || core.now() });
+  if (!done) return false;
+  await audit(core, caller.actor, {
+    action: 'execution.start',
+    projectId: e.projectId,
+    executionId: e.id,
+    details: { command: e.command, args: e.args, runner_id: runner.id, pid: msg.pid, warm: msg.warm },
+  });
+  core.notifier.publish(topics.execution(e.id));
+  return true;
+}
+
+export async function output(core: Core, caller: RunnerCaller, msg: Output): Promise<void> {
+  const e = await ownExecution(core, caller, msg.execution_id);
+  const stored = await core.store.appendOutput({
+    executionId: e.id,
+    seq: msg.seq,
+    stream: msg.stream,
+    data: msg.data,
+    lineTimes: msg.line_times,
+    receivedAt: core.now(),
+  });
+  if (stored) core.notifier.publish(topics.execution(e.id));
+}
+
+export async function finished(core: Core, caller: RunnerCaller, runner: Runner, msg: Finished): Promise<ExecutionStatus> {
+  const e = await ownExecution(core, caller, msg.execution_id);
+  let status: ExecutionStatus;
+  switch (msg.status) {
+    case 'success':
+      status = msg.exit_code === 0 ? 'succeeded' : 'failed';
+      break;
+    case 'cancelled':
+      status = e.cancelReason === 'timeout' ? 'timed_out' : 'cancelled';
+      break;
+    default:
+      status = msg.status;
+  }
+  return finishExecution(core, caller.actor, e, { status, exitCode: msg.exit_code, reason: msg.reason ?? null, runnerId: runner.id, reported: msg.status });
+}

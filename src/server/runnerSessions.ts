@@ -1,0 +1,325 @@
+/**
+ * Protocol v2 over WebSocket: the live connections of this server process's runners.
+ * Each connection is a Session; messages from one runner are handled one at a time, in order.
+ * Work reaches a runner by push: when an execution is created (a wake-up on the project topic,
+ * from this process or, with PostgreSQL, from another replica) the sessions of that project
+ * claim it. Cancels are pushed the same way. A one-second safety sweep covers lost wake-ups.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyBaseLogger } from 'fastify';
+import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import type { Core } from '../core/context.js';
+import type { Runner } from '../domain/model.js';
+import { isTerminal } from '../domain/execution.js';
+import { authenticateRunner, type RunnerCaller } from '../core/runnerV1.js';
+import * as v2 from '../core/runnerV2.js';
+import { topics } from '../core/notifier.js';
+import { isUserError } from '../shared/errors.js';
+import { CLOSE, RunnerMessage, V2_PATH, type ServerMessage } from '../shared/protocolV2.js';
+import { V1_HEADERS } from '../shared/protocolV1.js';
+import { bearerOf } from './userAuth.js';
+
+const checkMessage = TypeCompiler.Compile(RunnerMessage);
+const PING_EVERY_MS = 10_000;
+const SAFETY_SWEEP_MS = 1_000;
+/** Writing "last seen" on every output chunk would double the writes; every few seconds is enough. */
+const SIGHT_EVERY_MS = 5_000;
+
+export class RunnerSessions {
+  private readonly wss: WebSocketServer;
+  private readonly sessions = new Set<Session>();
+  private readonly dispatching = new Map<string, Promise<void>>();
+  private readonly again = new Set<string>();
+  private readonly projectWatchers = new Map<string, () => void>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly core: Core,
+    private readonly log: FastifyBaseLogger,
+    maxMessageBytes: number,
+  ) {
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: maxMessageBytes, perMessageDeflate: false });
+    this.timer = setInterval(() => this.safetySweep(), SAFETY_SWEEP_MS);
+  }
+
+  /** Handles `upgrade` requests of the HTTP server for the v2 path; false when the path is not ours. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, address: string): boolean {
+    if (new URL(request.url ?? '/', 'http://x').pathname !== V2_PATH) return false;
+    const header = (name: string) => {
+      const v = request.headers[name];
+      return Array.isArray(v) ? v[0] : v;
+    };
+    authenticateRunner(this.core, {
+      bearer: bearerOf({ headers: request.headers } as never),
+      timestamp: header(V1_HEADERS.timestamp),
+      nonce: header(V1_HEADERS.nonce),
+      address,
+    }).then(
+      (caller) => this.wss.handleUpgrade(request, socket, head, (ws) => this.open(ws, caller)),
+      (err: unknown) => {
+        const status = isUserError(err) ? err.status : 500;
+        const body = JSON.stringify(isUserError(err) ? { error: err.message, code: err.code } : { error: 'Internal error; the server logged it.', code: 'DC_INTERNAL' });
+        if (!isUserError(err)) this.log.error({ err }, 'runner upgrade failed');
+        socket.end(`HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      },
+    );
+    return true;
+  }
+
+  private open(ws: WebSocket, caller: RunnerCaller): void {
+    const session = new Session(this.core, this.log, ws, caller, this);
+    this.sessions.add(session);
+    ws.on('close', () => {
+      this.sessions.delete(session);
+      session.closed();
+      this.watchProjects();
+    });
+  }
+
+  /** Called by a session once it knows its runner. */
+  ready(session: Session): void {
+    for (const other of this.sessions) {
+      if (other !== session && other.runner?.id === session.runner?.id) other.close(CLOSE.replaced, 'replaced by a newer connection of the same runner');
+    }
+    this.watchProjects();
+    void this.dispatch(session.caller.project.id);
+  }
+
+  /** Hands queued executions of the project to this process's runners with free capacity. */
+  dispatch(projectId: string): Promise<void> {
+    const busy = this.dispatching.get(projectId);
+    if (busy) {
+      this.again.add(projectId);
+      return busy;
+    }
+    const run = this.dispatchOnce(projectId)
+      .catch((err) => this.log.error({ err }, 'dispatch failed'))
+      .finally(() => {
+        this.dispatching.delete(projectId);
+        if (this.again.delete(projectId)) void this.dispatch(projectId);
+      });
+    this.dispatching.set(projectId, run);
+    return run;
+  }
+
+  private async dispatchOnce(projectId: string): Promise<void> {
+    const candidates = () => [...this.sessions].filter((s) => s.runner && s.caller.project.id === projectId && s.free() > 0);
+    if (candidates().length === 0) return;
+    const queued = (await this.core.store.listDispatchable(projectId, 100)).filter((e) => e.status === 'queued');
+    for (const e of queued) {
+      const target = candidates().sort((a, b) => b.free() - a.free())[0];
+      if (!target) return;
+      await target.offer(e);
+    }
+  }
+
+  private watchProjects(): void {
+    const wanted = new Set([...this.sessions].map((s) => s.caller.project.id));
+    for (const [id, unsubscribe] of this.projectWatchers) {
+      if (!wanted.has(id)) {
+        unsubscribe();
+        this.projectWatchers.delete(id);
+      }
+    }
+    for (const id of wanted) {
+      if (!this.projectWatchers.has(id)) this.projectWatchers.set(id, this.core.notifier.subscribe(topics.project(id), () => void this.dispatch(id)));
+    }
+  }
+
+  private safetySweep(): void {
+    for (const id of new Set([...this.sessions].filter((s) => s.runner).map((s) => s.caller.project.id))) void this.dispatch(id);
+    for (const s of this.sessions) s.checkCancels();
+  }
+
+  /** Numbers for `status` and tests. */
+  connected(): Array<{ runnerId: string | undefined; project: string; running: number }> {
+    return [...this.sessions].map((s) => ({ runnerId: s.runner?.id, project: s.caller.project.name, running: s.held.size }));
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    for (const s of this.sessions) s.close(CLOSE.goingAway, 'server shutting down');
+    for (const unsubscribe of this.projectWatchers.values()) unsubscribe();
+    await Promise.allSettled([...this.dispatching.values()]);
+    this.wss.close();
+  }
+}
+
+class Session {
+  runner: Runner | undefined;
+  /** Executions this runner holds (dispatched or running), with the cancel we last pushed. */
+  readonly held = new Map<string, { cancelSent: 'none' | 'graceful' | 'force'; unsubscribe: () => void }>();
+  private maxConcurrency = 1;
+  private chain: Promise<void> = Promise.resolve();
+  private lastSight = 0;
+  private alive = true;
+  private readonly pinger: NodeJS.Timeout;
+
+  constructor(
+    private readonly core: Core,
+    private readonly log: FastifyBaseLogger,
+    private readonly ws: WebSocket,
+    readonly caller: RunnerCaller,
+    private readonly registry: RunnerSessions,
+  ) {
+    ws.on('message', (data, isBinary) => {
+      // Handled strictly in order: output before the `finished` that follows it.
+      this.chain = this.chain.then(() => this.onMessage(data, isBinary)).catch((err) => this.fail(err));
+    });
+    ws.on('pong', () => {
+      this.alive = true;
+      void this.sight();
+    });
+    ws.on('error', (err) => this.log.warn({ err }, 'runner connection error'));
+    this.pinger = setInterval(() => {
+      if (!this.alive) return ws.terminate();
+      this.alive = false;
+      ws.ping();
+    }, PING_EVERY_MS);
+  }
+
+  free(): number {
+    return this.ws.readyState === this.ws.OPEN ? this.maxConcurrency - this.held.size : 0;
+  }
+
+  send(msg: ServerMessage): void {
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  close(code: number, reason: string): void {
+    this.ws.close(code, reason);
+  }
+
+  closed(): void {
+    clearInterval(this.pinger);
+    for (const h of this.held.values()) h.unsubscribe();
+    this.held.clear();
+  }
+
+  async offer(e: Parameters<typeof v2.claim>[2]): Promise<void> {
+    if (!this.runner) return;
+    const msg = await v2.claim(this.core, this.runner, e);
+    if (!msg) return;
+    if (this.ws.readyState !== this.ws.OPEN) {
+      // Never sent, so never started: it may go to another runner.
+      await this.core.store.updateExecution(e.id, ['dispatched'], { status: 'queued', runnerId: null, dispatchedAt: null });
+      return;
+    }
+    this.hold(e.id);
+    this.send(msg);
+  }
+
+  private hold(id: string): void {
+    if (this.held.has(id)) return;
+    const unsubscribe = this.core.notifier.subscribe(topics.execution(id), () => void this.checkCancel(id));
+    this.held.set(id, { cancelSent: 'none', unsubscribe });
+  }
+
+  private release(id: string): void {
+    this.held.get(id)?.unsubscribe();
+    this.held.delete(id);
+    void this.registry.dispatch(this.caller.project.id);
+  }
+
+  checkCancels(): void {
+    for (const id of this.held.keys()) void this.checkCancel(id);
+  }
+
+  private async checkCancel(id: string): Promise<void> {
+    const h = this.held.get(id);
+    const e = h && (await this.core.store.getExecution(id).catch(() => undefined));
+    if (!h || !e) return;
+    // The server gave up on it (cancelled before start, timed out, lost): stop it for sure.
+    const want = isTerminal(e.status) ? 'force' : e.cancelRequestedAt === null ? 'none' : e.cancelForce ? 'force' : 'graceful';
+    if (want === 'none' || want === h.cancelSent || h.cancelSent === 'force') return;
+    h.cancelSent = want;
+    this.send({ type: 'cancel', execution_id: id, force: want === 'force', reason: e.cancelReason ?? 'user' });
+  }
+
+  private async sight(): Promise<void> {
+    const now = Date.now();
+    if (!this.runner || now - this.lastSight < SIGHT_EVERY_MS) return;
+    this.lastSight = now;
+    await v2.sightV2(this.core, this.caller).catch((err) => this.log.warn({ err }, 'cannot record runner sighting'));
+  }
+
+  private async onMessage(data: RawData, isBinary: boolean): Promise<void> {
+    let msg: unknown;
+    try {
+      msg = isBinary ? undefined : JSON.parse(data.toString());
+    } catch {
+      msg = undefined;
+    }
+    if (!checkMessage.Check(msg)) {
+      const first = [...checkMessage.Errors(msg)][0];
+      this.send({ type: 'error', code: 'DC_VALIDATION', message: first ? `${first.path || 'message'}: ${first.message}` : 'Not a protocol v2 message.' });
+      return;
+    }
+    if (msg.type !== 'hello' && !this.runner) {
+      this.send({ type: 'error', code: 'DC_BAD_REQUEST', message: 'Say hello first.' });
+      return;
+    }
+    switch (msg.type) {
+      case 'hello': {
+        this.caller.instance = msg.runner_id;
+        const result = await v2.hello(this.core, this.caller, msg);
+        this.runner = result.runner;
+        this.maxConcurrency = msg.max_concurrency;
+        for (const id of msg.running) if (!result.cancel.includes(id)) this.hold(id);
+        this.send({ type: 'welcome', runner_id: result.runner.id, commands_in_sync: result.commandsInSync, cancel: result.cancel });
+        this.registry.ready(this);
+        this.checkCancels();
+        return;
+      }
+      case 'commands':
+        await v2.syncCommands(this.core, this.caller, msg);
+        return;
+      case 'draining':
+        this.maxConcurrency = 0;
+        return;
+      case 'started':
+        this.hold(msg.execution_id);
+        if (!(await v2.started(this.core, this.caller, this.runner!, msg).catch(() => false))) {
+          this.held.get(msg.execution_id)!.cancelSent = 'force';
+          this.send({ type: 'cancel', execution_id: msg.execution_id, force: true, reason: 'user' });
+        }
+        await this.sight();
+        return;
+      case 'output':
+        await forgivingUnknown(v2.output(this.core, this.caller, msg));
+        this.send({ type: 'ack', execution_id: msg.execution_id, seq: msg.seq });
+        await this.sight();
+        return;
+      case 'finished':
+        await forgivingUnknown(v2.finished(this.core, this.caller, this.runner!, msg));
+        this.send({ type: 'finished_ack', execution_id: msg.execution_id });
+        this.release(msg.execution_id);
+        return;
+    }
+  }
+
+  private fail(err: unknown): void {
+    if (isUserError(err)) {
+      this.send({ type: 'error', code: err.code, message: err.message });
+      return;
+    }
+    this.log.error({ err }, 'runner message failed');
+    // The runner keeps what was not acknowledged and sends it again after reconnecting.
+    this.close(1011, 'internal error');
+  }
+}
+
+/**
+ * Output or an ending for an execution the server does not know (deleted, or another project's):
+ * acknowledged all the same, or the runner would keep and resend it forever.
+ */
+async function forgivingUnknown(work: Promise<unknown>): Promise<void> {
+  try {
+    await work;
+  } catch (err) {
+    if (isUserError(err) && err.code === 'DC_UNKNOWN_EXECUTION') return;
+    throw err;
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * Runner protocol v2: one outbound WebSocket per runner at /api/runner/v2/connect, authenticated
+ * like v1 (Authorization: Bearer dc_..., X-Request-Timestamp, X-Request-Nonce on the upgrade).
+ * JSON text frames, each with a `type`. What v1 polls for, v2 pushes.
+ *
+ *   runner → server                          server → runner
+ *   hello (who, what it runs, unacked)  ──▶
+ *                                       ◀──  welcome (commands_in_sync)
+ *   commands (catalogue with schemas)   ──▶
+ *                                       ◀──  execute (an execution for this runner)
+ *   started (pid, warm or cold)         ──▶
+ *   output (seq n of an execution)      ──▶
+ *                                       ◀──  ack (seq n is stored; drop it from the spool)
+ *                                       ◀──  cancel (graceful or forced)
+ *   finished (exit code, status)        ──▶
+ *                                       ◀──  finished_ack (forget the execution)
+ *   draining (stopping: no new work)    ──▶
+ *
+ * Nothing is lost: the runner keeps every output chunk and its `finished` in a spool on disk
+ * until acknowledged, and after a reconnect sends again what was not. Each (execution, seq) is
+ * stored once, so a resend duplicates nothing. A runner that vanishes mid-command makes the
+ * execution `lost`; nothing is ever re-run by itself.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+export const V2_PATH = '/api/runner/v2/connect';
+export const V2_PROTOCOL_VERSION = 2;
+
+const Id = Type.String({ format: 'uuid' });
+
+// ---- runner → server ---------------------------------------------------------------------------
+
+export const Hello = Type.Object({
+  type: Type.Literal('hello'),
+  protocol: Type.Literal(V2_PROTOCOL_VERSION),
+  /** Stable across restarts of the same runner (kept in its state folder). */
+  runner_id: Id,
+  hostname: Type.String({ maxLength: 255 }),
+  runner_version: Type.String({ maxLength: 100 }),
+  python_version: Type.String({ maxLength: 100 }),
+  django_version: Type.String({ maxLength: 100 }),
+  commands_hash: Type.String({ maxLength: 200 }),
+  max_concurrency: Type.Integer({ minimum: 1, maximum: 1000 }),
+  /** Executions this runner is running now (after a reconnect, or a server restart). */
+  running: Type.Array(Id, { maxItems: 1000 }),
+});
+export type Hello = Static<typeof Hello>;
+
+export const ArgparseSchema = Type.Unknown({ description: 'argparse definition, see bootstrap.py' });
+
+export const CommandsMessage = Type.Object({
+  type: Type.Literal('commands'),
+  commands: Type.Array(
+    Type.Object({
+      name: Type.String({ minLength: 1, maxLength: 200 }),
+      app_label: Type.String({ maxLength: 200 }),
+      help_text: Type.String({ maxLength: 200_000 }),
+      schema: ArgparseSchema,
+      /** Refused by this runner's own policy: shown, not runnable. */
+      refused: Type.Optional(Type.String({ maxLength: 2000 })),
+    }),
+    { maxItems: 5000 },
+  ),
+});
+export type CommandsMessage = Static<typeof CommandsMessage>;
+
+export const Started = Type.Object({
+  type: Type.Literal('started'),
+  execution_id: Id,
+  pid: Type.Union([Type.Integer(), Type.Null()]),
+  warm: Type.Boolean(),
+  /** Unix ms at which the process started, by the runner's clock. */
+  at: Type.Number(),
+});
+export type Started = Static<typeof Started>;
+
+export const Output = Type.Object({
+  type: Type.Literal('output'),
+  execution_id: Id,
+  /** 1, 2, 3... per execution, across stdout and stderr, in the order the runner read them. */
+  seq: Type.Integer({ minimum: 1 }),
+  stream: Type.Union([Type.Literal('stdout'), Type.Literal('stderr')]),
+  data: Type.String(),
+  /** [character offset in data, unix ms] for each line that starts in this chunk. */
+  line_times: Type.Array(Type.Tuple([Type.Integer({ minimum: 0 }), Type.Number()])),
+});
+export type Output = Static<typeof Output>;
+
+export const FinishedStatus = Type.Union([
+  Type.Literal('success'),
+  Type.Literal('failed'),
+  Type.Literal('cancelled'),
+  Type.Literal('timed_out'),
+  Type.Literal('rejected'),
+]);
+export type FinishedStatus = Static<typeof FinishedStatus>;
+
+export const Finished = Type.Object({
+  type: Type.Literal('finished'),
+  execution_id: Id,
+  exit_code: Type.Union([Type.Integer(), Type.Null()]),
+  status: FinishedStatus,
+  /** Why, when it is not obvious: the policy that refused it, the argument error. */
+  reason: Type.Optional(Type.String({ maxLength: 4000 })),
+  /** How many output chunks there are in all, so the server knows when it has every one. */
+  last_seq: Type.Integer({ minimum: 0 }),
+  at: Type.Number(),
+});
+export type Finished = Static<typeof Finished>;
+
+/** The runner is stopping: it finishes what it runs but takes no new work. */
+export const Draining = Type.Object({ type: Type.Literal('draining') });
+export type Draining = Static<typeof Draining>;
+
+export const RunnerMessage = Type.Union([Hello, CommandsMessage, Started, Output, Finished, Draining]);
+export type RunnerMessage = Static<typeof RunnerMessage>;
+
+// ---- server → runner ---------------------------------------------------------------------------
+
+export interface Welcome {
+  type: 'welcome';
+  runner_id: string;
+  commands_in_sync: boolean;
+  /** Of the executions the runner said it is running, those the server no longer wants (cancel them). */
+  cancel: string[];
+}
+
+export interface Execute {
+  type: 'execute';
+  execution_id: string;
+  command: string;
+  argv: string[];
+  timeout: number;
+  metadata_only: boolean;
+}
+
+export interface Cancel {
+  type: 'cancel';
+  execution_id: string;
+  force: boolean;
+  reason: 'user' | 'timeout';
+}
+
+export interface Ack {
+  type: 'ack';
+  execution_id: string;
+  seq: number;
+}
+
+export interface FinishedAck {
+  type: 'finished_ack';
+  execution_id: string;
+}
+
+export interface ProtocolError {
+  type: 'error';
+  code: string;
+  message: string;
+}
+
+export type ServerMessage = Welcome | Execute | Cancel | Ack | FinishedAck | ProtocolError;
+
+/** WebSocket close codes the server uses, so a runner can tell "retry" from "fix your settings". */
+export const CLOSE = {
+  /** Bad key, revoked key, stale clock: retrying will not help until settings change (backoff long). */
+  unauthorized: 4401,
+  /** The runner sent something that is not protocol v2. */
+  protocolError: 4400,
+  /** The server is shutting down: reconnect soon. */
+  goingAway: 1001,
+  /** Another connection with the same runner_id replaced this one. */
+  replaced: 4409,
+} as const;

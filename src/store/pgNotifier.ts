@@ -1,0 +1,71 @@
+/**
+ * Wake-ups across server replicas over PostgreSQL LISTEN/NOTIFY. Each replica listens on one
+ * channel; a publish wakes local listeners at once and the other replicas through NOTIFY.
+ * A lost notification costs latency only: listeners also look again on their own schedule.
+ */
+import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import type pgTypes from 'pg';
+import { LocalNotifier, type Notifier } from '../core/notifier.js';
+
+const CHANNEL = 'djangocommand_events';
+const require = createRequire(import.meta.url);
+
+export class PgNotifier implements Notifier {
+  private readonly local = new LocalNotifier();
+  private readonly me = randomUUID();
+  private listener: pgTypes.Client | undefined;
+  private readonly sender: pgTypes.Pool;
+  private closed = false;
+
+  constructor(private readonly url: string) {
+    const pg: typeof pgTypes = require('pg');
+    this.sender = new pg.Pool({ connectionString: url, max: 2 });
+    this.sender.on('error', () => undefined);
+  }
+
+  async start(): Promise<void> {
+    const pg: typeof pgTypes = require('pg');
+    const client = new pg.Client({ connectionString: this.url });
+    client.on('notification', (n) => {
+      const payload = n.payload ?? '';
+      const sep = payload.indexOf('|');
+      if (sep < 0 || payload.slice(0, sep) === this.me) return;
+      this.local.publish(payload.slice(sep + 1));
+    });
+    client.on('error', () => this.reconnect());
+    client.on('end', () => this.reconnect());
+    await client.connect();
+    await client.query(`LISTEN ${CHANNEL}`);
+    this.listener = client;
+  }
+
+  private reconnect(): void {
+    if (this.closed || !this.listener) return;
+    this.listener = undefined;
+    setTimeout(() => {
+      if (!this.closed) this.start().catch(() => this.reconnectLater());
+    }, 500);
+  }
+
+  private reconnectLater(): void {
+    setTimeout(() => {
+      if (!this.closed) this.start().catch(() => this.reconnectLater());
+    }, 2000);
+  }
+
+  publish(topic: string): void {
+    this.local.publish(topic);
+    this.sender.query('SELECT pg_notify($1, $2)', [CHANNEL, `${this.me}|${topic}`]).catch(() => undefined);
+  }
+
+  subscribe(topic: string, listener: () => void): () => void {
+    return this.local.subscribe(topic, listener);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.listener?.end().catch(() => undefined);
+    await this.sender.end().catch(() => undefined);
+  }
+}

@@ -9,6 +9,7 @@ import { isUserError } from '../shared/errors.js';
 import { VERSION } from '../version.js';
 import { registerServerCommands } from './serverCommands.js';
 import { registerClientCommands } from './clientCommands.js';
+import { registerRunnerCommands } from './runnerCommands.js';
 
 const program = new Command();
 program
@@ -21,6 +22,7 @@ program
 
 registerServerCommands(program);
 registerClientCommands(program);
+registerRunnerCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (isUserError(err)) {

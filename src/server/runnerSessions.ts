@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { FormatRegistry } from '@sinclair/typebox';
 import type { Core } from '../core/context.js';
 import type { Runner } from '../domain/model.js';
 import { isTerminal } from '../domain/execution.js';
@@ -17,15 +18,21 @@ import { authenticateRunner, type RunnerCaller } from '../core/runnerV1.js';
 import * as v2 from '../core/runnerV2.js';
 import { topics } from '../core/notifier.js';
 import { isUserError } from '../shared/errors.js';
-import { CLOSE, RunnerMessage, V2_PATH, type ServerMessage } from '../shared/protocolV2.js';
+import { CLOSE, CommandsMessage, Draining, Finished, Hello, Output, Started, V2_PATH, type RunnerMessage, type ServerMessage } from '../shared/protocolV2.js';
 import { V1_HEADERS } from '../shared/protocolV1.js';
 import { bearerOf } from './userAuth.js';
 
-const checkMessage = TypeCompiler.Compile(RunnerMessage);
-const PING_EVERY_MS = 10_000;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+if (!FormatRegistry.Has('uuid')) FormatRegistry.Set('uuid', (v) => UUID.test(v));
+/** One checker per message type, so an error names the field, not "expected union value". */
+const checkers = Object.fromEntries(
+  [Hello, CommandsMessage, Started, Output, Finished, Draining].map((schema) => [schema.properties.type.const, TypeCompiler.Compile(schema)]),
+) as unknown as Record<RunnerMessage['type'], { Check(v: unknown): v is RunnerMessage; Errors(v: unknown): Iterable<{ path: string; message: string }> }>;
 const SAFETY_SWEEP_MS = 1_000;
-/** Writing "last seen" on every output chunk would double the writes; every few seconds is enough. */
-const SIGHT_EVERY_MS = 5_000;
+/** Pings (and "last seen" writes) often enough that a live runner never looks offline. */
+const pingEveryMs = (core: Core) => Math.min(10_000, core.settings.runnerOfflineAfterMs / 3);
+/** Writing "last seen" on every output chunk would double the writes; a few times per offline period is enough. */
+const sightEveryMs = (core: Core) => Math.min(5_000, core.settings.runnerOfflineAfterMs / 4);
 
 export class RunnerSessions {
   private readonly wss: WebSocketServer;
@@ -177,7 +184,7 @@ class Session {
       if (!this.alive) return ws.terminate();
       this.alive = false;
       ws.ping();
-    }, PING_EVERY_MS);
+    }, pingEveryMs(core));
   }
 
   free(): number {
@@ -231,6 +238,11 @@ class Session {
     const h = this.held.get(id);
     const e = h && (await this.core.store.getExecution(id).catch(() => undefined));
     if (!h || !e) return;
+    if (e.status === 'lost') {
+      // Marked lost (a replica saw no sign of life for a while), yet its runner is here: not lost.
+      if (await this.core.store.updateExecution(id, ['lost'], { status: 'running', statusReason: null, finishedAt: null })) this.core.notifier.publish(topics.execution(id));
+      return;
+    }
     // The server gave up on it (cancelled before start, timed out, lost): stop it for sure.
     const want = isTerminal(e.status) ? 'force' : e.cancelRequestedAt === null ? 'none' : e.cancelForce ? 'force' : 'graceful';
     if (want === 'none' || want === h.cancelSent || h.cancelSent === 'force') return;
@@ -240,23 +252,30 @@ class Session {
 
   private async sight(): Promise<void> {
     const now = Date.now();
-    if (!this.runner || now - this.lastSight < SIGHT_EVERY_MS) return;
+    if (!this.runner || now - this.lastSight < sightEveryMs(this.core)) return;
     this.lastSight = now;
     await v2.sightV2(this.core, this.caller).catch((err) => this.log.warn({ err }, 'cannot record runner sighting'));
   }
 
   private async onMessage(data: RawData, isBinary: boolean): Promise<void> {
-    let msg: unknown;
+    let parsed: unknown;
     try {
-      msg = isBinary ? undefined : JSON.parse(data.toString());
+      parsed = isBinary ? undefined : JSON.parse(data.toString());
     } catch {
-      msg = undefined;
+      parsed = undefined;
     }
-    if (!checkMessage.Check(msg)) {
-      const first = [...checkMessage.Errors(msg)][0];
-      this.send({ type: 'error', code: 'DC_VALIDATION', message: first ? `${first.path || 'message'}: ${first.message}` : 'Not a protocol v2 message.' });
+    const type = (parsed as { type?: unknown } | undefined)?.type;
+    const checker = typeof type === 'string' ? checkers[type as RunnerMessage['type']] : undefined;
+    if (!checker) {
+      this.send({ type: 'error', code: 'DC_VALIDATION', message: `Not a protocol v2 message (type ${JSON.stringify(type)}).` });
       return;
     }
+    if (!checker.Check(parsed)) {
+      const first = [...checker.Errors(parsed)][0];
+      this.send({ type: 'error', code: 'DC_VALIDATION', message: `${type}${first?.path ?? ''}: ${first?.message ?? 'invalid'}` });
+      return;
+    }
+    const msg = parsed;
     if (msg.type !== 'hello' && !this.runner) {
       this.send({ type: 'error', code: 'DC_BAD_REQUEST', message: 'Say hello first.' });
       return;

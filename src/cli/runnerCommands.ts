@@ -1,0 +1,156 @@
+/**
+ * The runner's verbs, as the Python runner has them: `djangocommand start [-d]`, `stop [--force]`,
+ * `status [--json]`, `restart [-d]`, run in (or pointed at) the Django project folder.
+ */
+import path from 'node:path';
+import { Option, type Command } from 'commander';
+import { UserError } from '../shared/errors.js';
+import { VERSION } from '../version.js';
+import { checkProject, discoverCommands, readDjangoSettings, type PythonProject } from '../runner/bootstrap.js';
+import { resolveRunnerSettings, stateDirFor, type RunnerFlags } from '../runner/settings.js';
+import { Runner } from '../runner/runner.js';
+import { WarmProcess } from '../runner/warmProcess.js';
+import { consoleLog, logFile, rotatingFileLog } from '../runner/runnerLog.js';
+import { alive, claimPidFile, readPid, readStatus, startDetached, stopRunner } from '../runner/daemon.js';
+
+interface Flags extends RunnerFlags {
+  projectDir?: string;
+  python?: string;
+  settings?: string;
+  detach?: boolean;
+  detachedChild?: boolean;
+  force?: boolean;
+  json?: boolean;
+  grace?: string;
+}
+
+const out = (line: string): void => void process.stdout.write(line + '\n');
+
+function projectOptions(cmd: Command): Command {
+  return cmd
+    .option('--project-dir <dir>', 'the Django project folder, holding manage.py (default: this folder)')
+    .option('--python <path>', "the project's Python interpreter (env DJANGOCOMMAND_PYTHON, default python3)")
+    .option('--settings <module>', 'DJANGO_SETTINGS_MODULE (default: what manage.py sets)')
+    .option('--state-dir <dir>', 'folder for the pid file, log and spool (env DJANGOCOMMAND_STATE_DIR; default <tmp>/djangocommand-<hash of BASE_DIR>)');
+}
+
+function project(flags: Flags): PythonProject {
+  const env = { ...process.env };
+  if (flags.settings) env.DJANGO_SETTINGS_MODULE = flags.settings;
+  const p = { python: flags.python ?? process.env.DJANGOCOMMAND_PYTHON ?? 'python3', projectDir: path.resolve(flags.projectDir ?? '.'), env };
+  checkProject(p);
+  return p;
+}
+
+/** The state folder, without validating the rest of the settings (status and stop need only this). */
+async function stateDir(flags: Flags): Promise<string> {
+  const explicit = flags.stateDir ?? process.env.DJANGOCOMMAND_STATE_DIR;
+  if (explicit) return path.resolve(explicit);
+  return stateDirFor((await readDjangoSettings(project(flags))).base_dir);
+}
+
+async function runForeground(flags: Flags): Promise<void> {
+  const p = project(flags);
+  const report = await readDjangoSettings(p);
+  const settings = resolveRunnerSettings({ ...flags, stateDir: flags.stateDir ?? process.env.DJANGOCOMMAND_STATE_DIR }, process.env, report);
+  const release = claimPidFile(settings.stateDir);
+  const log = flags.detachedChild ? rotatingFileLog(settings.stateDir) : consoleLog();
+  try {
+    log('info', `djangocommand runner ${VERSION}: project ${p.projectDir}, Python ${report.python_version}, Django ${report.django_version}, server ${settings.serverUrl}`);
+    const commands = await discoverCommands(p);
+    const warm = settings.warmStart ? new WarmProcess(p, settings.stateDir, log) : undefined;
+    const runner = new Runner({ settings, project: p, commands, version: VERSION, log, warm });
+    runner.start();
+    void warm?.start();
+    await new Promise<void>((resolve) => {
+      let stopping = false;
+      const stop = (force: boolean, why: string) => {
+        if (stopping && !force) return;
+        stopping = true;
+        log('info', `${why}: stopping${force ? ' now, killing running commands' : '; running commands may finish'}`);
+        runner.stop({ force, graceMs: Number(flags.grace ?? 30) * 1000 }).then(resolve, resolve);
+      };
+      process.on('SIGTERM', () => stop(false, 'SIGTERM'));
+      process.on('SIGINT', () => stop(stopping, 'Ctrl-C'));
+      process.on('SIGUSR2', () => stop(true, 'stop --force'));
+    });
+    log('info', 'runner stopped');
+  } finally {
+    release();
+  }
+  // Sockets of killed commands may linger a moment; the runner is done.
+  setImmediate(() => process.exit(process.exitCode ?? 0));
+}
+
+export function registerRunnerCommands(program: Command): void {
+  projectOptions(program.command('start'))
+    .description("Start the runner for the Django project here: connects out to the server and runs what it is sent, within this project's policy.")
+    .option('-d, --detach', 'run in the background (pid file and rotating log in the state folder)')
+    .option('--server-url <url>', 'override DJANGOCOMMAND_SERVER_URL')
+    .option('--max-concurrency <n>', 'commands run at once (env DJANGOCOMMAND_MAX_CONCURRENCY, default 4)')
+    .option('--no-warm', 'start every command cold (env DJANGOCOMMAND_WARM_START=false)')
+    .option('--grace <seconds>', 'on stop, how long running commands may finish', '30')
+    .addOption(new Option('--detached-child').hideHelp())
+    .action(async (flags: Flags & { warm?: boolean }) => {
+      if (!flags.detach) return runForeground(flags);
+      const p = project(flags);
+      const report = await readDjangoSettings(p);
+      // Validate here, so a wrong setting fails `start -d` with its message, not in a log.
+      const settings = resolveRunnerSettings({ ...flags, stateDir: flags.stateDir ?? process.env.DJANGOCOMMAND_STATE_DIR }, process.env, report);
+      const args = process.argv.slice(process.argv.indexOf('start') + 1).filter((a) => a !== '-d' && a !== '--detach');
+      const pid = await startDetached(settings.stateDir, args);
+      out(`runner started (pid ${pid}); log: ${logFile(settings.stateDir)}`);
+    });
+
+  projectOptions(program.command('stop'))
+    .description('Stop the runner: no new work, running commands may finish (--grace of its start), then are cancelled.')
+    .option('--force', 'kill running commands at once')
+    .action(async (flags: Flags) => {
+      const dir = await stateDir(flags);
+      const result = await stopRunner(dir, !!flags.force, flags.force ? 15_000 : 120_000);
+      if (!result) throw new UserError('DC_CONFIG', 'No runner is running for this project.', 1);
+      out(result.killed ? `runner ${result.pid} did not stop in time and was killed` : `runner ${result.pid} stopped`);
+    });
+
+  projectOptions(program.command('status'))
+    .description('Tell whether the runner is running: pid, uptime, server, connection, executions in flight.')
+    .option('--json', 'print JSON')
+    .action(async (flags: Flags) => {
+      const dir = await stateDir(flags);
+      const pid = readPid(dir);
+      const status = pid ? readStatus(dir) : undefined;
+      const running = !!pid && alive(pid);
+      const uptime = status ? Math.round((Date.now() - Date.parse(status.started_at)) / 1000) : null;
+      const view = {
+        running,
+        pid: running ? pid : null,
+        uptime_seconds: running ? uptime : null,
+        server: status?.server ?? null,
+        connection: running ? (status?.connection ?? 'starting') : null,
+        last_error: status?.last_error ?? null,
+        executions: running ? (status?.executions ?? []) : [],
+        state_dir: dir,
+      };
+      if (flags.json) out(JSON.stringify(view));
+      else if (!running) out(`not running (state folder ${dir})`);
+      else {
+        out(`running, pid ${pid}, up ${uptime ?? '?'} s, server ${view.server}, connection ${view.connection}${view.last_error && view.connection !== 'connected' ? ` (${view.last_error})` : ''}`);
+        for (const e of view.executions) out(`  ${e.id}  ${e.command}  pid ${e.pid}  since ${e.started_at}`);
+      }
+      if (!running) process.exitCode = 3;
+    });
+
+  projectOptions(program.command('restart'))
+    .description('Stop the runner if it runs, then start it.')
+    .option('-d, --detach', 'run in the background')
+    .option('--force', 'kill running commands at once when stopping')
+    .action(async (flags: Flags) => {
+      const dir = await stateDir(flags);
+      const stopped = await stopRunner(dir, !!flags.force, flags.force ? 15_000 : 120_000);
+      if (stopped) out(`runner ${stopped.pid} stopped`);
+      if (!flags.detach) return runForeground(flags);
+      const args = process.argv.slice(process.argv.indexOf('restart') + 1).filter((a) => !['-d', '--detach', '--force'].includes(a));
+      const pid = await startDetached(dir, args);
+      out(`runner started (pid ${pid}); log: ${path.join(dir, 'runner.log')}`);
+    });
+}

@@ -1,0 +1,89 @@
+/**
+ * Turns a process's stdout and stderr into numbered chunks, in the order the runner read them,
+ * with the time each line started. Text is decoded as UTF-8 without splitting a character
+ * across chunks. A chunk is cut every `flushMs` or when `maxBytes` of one stream are waiting.
+ */
+import { StringDecoder } from 'node:string_decoder';
+import type { OutputStream } from '../domain/model.js';
+
+export interface Chunk {
+  seq: number;
+  stream: OutputStream;
+  data: string;
+  lineTimes: Array<[number, number]>;
+}
+
+interface Pending {
+  decoder: StringDecoder;
+  data: string;
+  lineTimes: Array<[number, number]>;
+  atLineStart: boolean;
+}
+
+export class OutputChunker {
+  private seq: number;
+  private readonly pending: Record<OutputStream, Pending>;
+  /** Which stream got data first since the last flush: flushed first, to keep the order. */
+  private order: OutputStream[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly emit: (chunk: Chunk) => void,
+    private readonly opts: { flushMs: number; maxBytes: number; firstSeq?: number; now?: () => number },
+  ) {
+    this.seq = opts.firstSeq ?? 0;
+    const fresh = (): Pending => ({ decoder: new StringDecoder('utf8'), data: '', lineTimes: [], atLineStart: true });
+    this.pending = { stdout: fresh(), stderr: fresh() };
+  }
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  write(stream: OutputStream, bytes: Buffer): void {
+    const p = this.pending[stream];
+    const text = p.decoder.write(bytes);
+    if (text.length === 0) return;
+    const now = (this.opts.now ?? Date.now)();
+    let from = 0;
+    while (from < text.length) {
+      if (p.atLineStart) p.lineTimes.push([p.data.length + from, now]);
+      const nl = text.indexOf('\n', from);
+      if (nl < 0) {
+        p.atLineStart = false;
+        break;
+      }
+      p.atLineStart = true;
+      from = nl + 1;
+    }
+    // Interleaving: a stream switch ends the other stream's chunk, so order is kept.
+    const other: OutputStream = stream === 'stdout' ? 'stderr' : 'stdout';
+    if (this.pending[other].data.length > 0) this.flushStream(other);
+    p.data += text;
+    if (!this.order.includes(stream)) this.order.push(stream);
+    if (Buffer.byteLength(p.data) >= this.opts.maxBytes) this.flushStream(stream);
+    else this.timer ??= setTimeout(() => this.flush(), this.opts.flushMs);
+  }
+
+  /** Emits whatever is waiting. `end` also flushes bytes the decoders still hold. */
+  flush(end = false): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (end) {
+      for (const s of ['stdout', 'stderr'] as const) this.pending[s].data += this.pending[s].decoder.end();
+    }
+    for (const s of this.order) this.flushStream(s);
+    for (const s of ['stdout', 'stderr'] as const) this.flushStream(s);
+    this.order = [];
+  }
+
+  private flushStream(stream: OutputStream): void {
+    const p = this.pending[stream];
+    if (p.data.length === 0) return;
+    this.seq++;
+    this.emit({ seq: this.seq, stream, data: p.data, lineTimes: p.lineTimes });
+    p.data = '';
+    p.lineTimes = [];
+    this.order = this.order.filter((s) => s !== stream);
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * The runner's configuration, resolved once: command-line flag, then environment variable, then
+ * the Django settings (read by bootstrap.py), then the default. Names, defaults and checks are
+ * the Python runner's; a wrong value stops start-up with one line naming the setting and the fix.
+ */
+import { createHash } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { UserError } from '../shared/errors.js';
+import { DEFAULT_ALLOWED_COMMANDS, DEFAULT_DISALLOWED_COMMANDS, type Policy } from './policy.js';
+
+export interface DjangoSettingsReport {
+  settings: Record<string, unknown>;
+  types: Record<string, string>;
+  base_dir: string;
+  python_version: string;
+  django_version: string;
+  settings_module: string;
+}
+
+export interface RunnerSettings {
+  apiKey: string;
+  serverUrl: string;
+  heartbeatIntervalSeconds: number;
+  requestTimeoutSeconds: number;
+  maxRetries: number;
+  allowHttpHosts: string[];
+  policy: Policy;
+  maxConcurrency: number;
+  warmStart: boolean;
+  coldCommands: string[];
+  killGraceMs: number;
+  stateDir: string;
+  baseDir: string;
+  pythonVersion: string;
+  djangoVersion: string;
+}
+
+export interface RunnerFlags {
+  serverUrl?: string;
+  maxConcurrency?: string;
+  warm?: boolean;
+  stateDir?: string;
+}
+
+const DEFAULT_HTTP_HOSTS = ['localhost', '127.0.0.1', '::1'];
+
+/** The Python runner's state folder: <tmp>/djangocommand-<12 hex of sha256(BASE_DIR)>/. */
+export function stateDirFor(baseDir: string): string {
+  return path.join(os.tmpdir(), `djangocommand-${createHash('sha256').update(baseDir).digest('hex').slice(0, 12)}`);
+}
+
+export function resolveRunnerSettings(flags: RunnerFlags, env: NodeJS.ProcessEnv, django: DjangoSettingsReport): RunnerSettings {
+  const from = (name: string): { value: unknown; type: string; where: string } | undefined => {
+    const e = env[name];
+    if (e !== undefined && e !== '') return { value: e, type: 'env', where: `environment variable ${name}` };
+    if (django.settings[name] !== null && django.settings[name] !== undefined) return { value: django.settings[name], type: django.types[name] ?? typeof django.settings[name], where: `Django setting ${name}` };
+    return undefined;
+  };
+
+  const apiKey = String(from('DJANGOCOMMAND_API_KEY')?.value ?? '');
+  if (!apiKey) throw configError('DJANGOCOMMAND_API_KEY is not set: add the key `djangocommand admin create-project` printed to the Django settings.');
+  if (!apiKey.startsWith('dc_')) throw configError(`DJANGOCOMMAND_API_KEY must start with "dc_" (it starts with "${apiKey.slice(0, 3)}"); copy the whole runner API key.`);
+
+  const allowHttpHosts = list(from('DJANGOCOMMAND_ALLOW_HTTP_HOSTS'), 'DJANGOCOMMAND_ALLOW_HTTP_HOSTS') ?? DEFAULT_HTTP_HOSTS;
+  const serverUrl = flags.serverUrl ?? String(from('DJANGOCOMMAND_SERVER_URL')?.value ?? '');
+  if (!serverUrl) throw configError('DJANGOCOMMAND_SERVER_URL is not set: set it to the server address, e.g. "https://djangocommand.example.com".');
+  let url: URL;
+  try {
+    url = new URL(serverUrl);
+  } catch {
+    throw configError(`DJANGOCOMMAND_SERVER_URL "${serverUrl}" is not a URL; use e.g. "https://djangocommand.example.com".`);
+  }
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (url.protocol === 'http:' && !allowHttpHosts.includes(host)) {
+    throw configError(`DJANGOCOMMAND_SERVER_URL uses plain http to "${host}": use https, or add '${host}' to DJANGOCOMMAND_ALLOW_HTTP_HOSTS.`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw configError(`DJANGOCOMMAND_SERVER_URL must start with https:// (got "${url.protocol}").`);
+
+  const heartbeat = number(from('DJANGOCOMMAND_HEARTBEAT_INTERVAL'), 'DJANGOCOMMAND_HEARTBEAT_INTERVAL', 30);
+  if (heartbeat < 5) throw configError(`DJANGOCOMMAND_HEARTBEAT_INTERVAL is ${heartbeat}; the minimum is 5 seconds.`);
+  const useBlocklist = bool(from('DJANGOCOMMAND_USE_BLOCKLIST'), 'DJANGOCOMMAND_USE_BLOCKLIST', false);
+  const maxConcurrency = Number(flags.maxConcurrency ?? env.DJANGOCOMMAND_MAX_CONCURRENCY ?? 4);
+  if (!Number.isInteger(maxConcurrency) || maxConcurrency < 1 || maxConcurrency > 100) {
+    throw configError(`--max-concurrency / DJANGOCOMMAND_MAX_CONCURRENCY is "${flags.maxConcurrency ?? env.DJANGOCOMMAND_MAX_CONCURRENCY}"; it must be a whole number from 1 to 100.`);
+  }
+  const warmEnv = env.DJANGOCOMMAND_WARM_START;
+  const killGrace = number(from('DJANGOCOMMAND_KILL_GRACE'), 'DJANGOCOMMAND_KILL_GRACE', 5);
+  return {
+    apiKey,
+    serverUrl: serverUrl.replace(/\/+$/, ''),
+    heartbeatIntervalSeconds: heartbeat,
+    requestTimeoutSeconds: number(from('DJANGOCOMMAND_REQUEST_TIMEOUT'), 'DJANGOCOMMAND_REQUEST_TIMEOUT', 30),
+    maxRetries: number(from('DJANGOCOMMAND_MAX_RETRIES'), 'DJANGOCOMMAND_MAX_RETRIES', 3),
+    allowHttpHosts,
+    policy: {
+      useBlocklist,
+      allowed: list(from('DJANGOCOMMAND_ALLOWED_COMMANDS'), 'DJANGOCOMMAND_ALLOWED_COMMANDS') ?? DEFAULT_ALLOWED_COMMANDS,
+      disallowed: list(from('DJANGOCOMMAND_DISALLOWED_COMMANDS'), 'DJANGOCOMMAND_DISALLOWED_COMMANDS') ?? DEFAULT_DISALLOWED_COMMANDS,
+      metadataOnly: list(from('DJANGOCOMMAND_METADATAONLY_COMMANDS'), 'DJANGOCOMMAND_METADATAONLY_COMMANDS') ?? [],
+    },
+    maxConcurrency,
+    warmStart: flags.warm ?? (warmEnv === undefined ? bool(from('DJANGOCOMMAND_WARM_START'), 'DJANGOCOMMAND_WARM_START', true) : !['0', 'false', 'no'].includes(warmEnv.toLowerCase())),
+    coldCommands: list(from('DJANGOCOMMAND_COLD_COMMANDS'), 'DJANGOCOMMAND_COLD_COMMANDS') ?? [],
+    killGraceMs: killGrace * 1000,
+    stateDir: flags.stateDir ?? stateDirFor(django.base_dir),
+    baseDir: django.base_dir,
+    pythonVersion: django.python_version,
+    djangoVersion: django.django_version,
+  };
+}
+
+function configError(message: string): UserError {
+  return new UserError('DC_CONFIG', message, 2);
+}
+
+/** Tuples and lists of strings; a bare string is the classic mistake `("migrate")` and is refused. */
+function list(found: { value: unknown; type: string; where: string } | undefined, name: string): string[] | undefined {
+  if (!found) return undefined;
+  if (found.type === 'env') return String(found.value).split(',').map((s) => s.trim()).filter(Boolean);
+  if (typeof found.value === 'string') {
+    throw configError(`${name} is a string ("${found.value}"); it must be a tuple, e.g. ("${found.value}",) — note the trailing comma.`);
+  }
+  if (!Array.isArray(found.value) || found.value.some((v) => typeof v !== 'string')) {
+    throw configError(`${name} must be a tuple of command names (it is a ${found.type}).`);
+  }
+  return found.value as string[];
+}
+
+function number(found: { value: unknown; type: string } | undefined, name: string, fallback: number): number {
+  if (!found) return fallback;
+  const n = Number(found.value);
+  if (!Number.isFinite(n) || typeof found.value === 'boolean') throw configError(`${name} must be a number (it is ${JSON.stringify(found.value)}).`);
+  return n;
+}
+
+function bool(found: { value: unknown; type: string } | undefined, name: string, fallback: boolean): boolean {
+  if (!found) return fallback;
+  if (typeof found.value === 'boolean') return found.value;
+  const s = String(found.value).toLowerCase();
+  if (['1', 'true', 'yes'].includes(s)) return true;
+  if (['0', 'false', 'no'].includes(s)) return false;
+  throw configError(`${name} must be True or False (it is ${JSON.stringify(found.value)}).`);
+}

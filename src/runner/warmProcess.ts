@@ -1,0 +1,189 @@
+/**
+ * Warm start: one pre-loaded Django process (bootstrap.py `warm`) that forks each command,
+ * instead of paying Python + Django start-up every time. The fork reads and writes exactly what
+ * a cold `python manage.py` would (see bootstrap.py); its output comes back through two FIFOs.
+ *
+ * When the warm process says the project's code changed ("stale"), or it died, that command
+ * runs cold and a new warm process is started in the background. Every failure path ends in a
+ * cold start, never in a lost command.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { bootstrapPath, type PythonProject } from './bootstrap.js';
+import type { Launched } from './process.js';
+import type { Log, WarmLauncher } from './runner.js';
+
+interface Reply {
+  id?: string;
+  event: string;
+  pid?: number;
+  exit_code?: number;
+  error?: string;
+  reason?: string;
+  changed?: string[];
+}
+
+const READY_TIMEOUT_MS = 120_000;
+
+export class WarmProcess implements WarmLauncher {
+  private child: ChildProcess | undefined;
+  private socket: net.Socket | undefined;
+  private ready = false;
+  private starting: Promise<void> | undefined;
+  private stopped = false;
+  private readonly waiting = new Map<string, (r: Reply) => void>();
+  private readonly exits = new Map<string, (code: number) => void>();
+  private readonly dir: string;
+  private restarts = 0;
+
+  constructor(
+    private readonly project: PythonProject,
+    stateDir: string,
+    private readonly log: Log,
+  ) {
+    this.dir = path.join(stateDir, 'warm');
+  }
+
+  /** Starts the warm process; resolves when it is ready (or failed: then commands run cold). */
+  start(): Promise<void> {
+    this.starting ??= this.spawnWarm().finally(() => (this.starting = undefined));
+    return this.starting;
+  }
+
+  private async spawnWarm(): Promise<void> {
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const socketPath = path.join(this.dir, `control-${process.pid}-${this.restarts++}.sock`);
+    fs.rmSync(socketPath, { force: true });
+    const child = spawn(this.project.python, [bootstrapPath(), 'warm', socketPath], {
+      cwd: this.project.projectDir,
+      env: { ...this.project.env, PYTHONUNBUFFERED: '1' },
+      // stdin stays open: the warm process exits when it reaches EOF, i.e. when we die.
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    createInterface({ input: child.stderr! }).on('line', (line) => this.log('info', `warm: ${line}`));
+    const readyLine = await new Promise<Reply | undefined>((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), READY_TIMEOUT_MS);
+      const lines = createInterface({ input: child.stdout! });
+      lines.once('line', (line) => {
+        clearTimeout(timer);
+        try {
+          resolve(JSON.parse(line) as Reply);
+        } catch {
+          resolve(undefined);
+        }
+      });
+      child.once('exit', () => resolve(undefined));
+    });
+    child.once('exit', (code, signal) => {
+      if (this.child !== child) return;
+      this.ready = false;
+      this.socket?.destroy();
+      this.failAll();
+      if (!this.stopped) {
+        this.log('warn', `warm process exited (${signal ?? code}); the next command starts cold while a new one loads`);
+        setTimeout(() => void this.start(), 1000);
+      }
+    });
+    if (readyLine?.event !== 'ready') {
+      this.log('warn', `warm process did not start (${readyLine?.error ?? 'no ready line'}); commands start cold`);
+      child.kill('SIGKILL');
+      return;
+    }
+    this.socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.createConnection(socketPath, () => resolve(s));
+      s.once('error', reject);
+    });
+    createInterface({ input: this.socket }).on('line', (line) => this.onReply(line));
+    this.socket.on('close', () => {
+      this.ready = false;
+    });
+    this.ready = true;
+    this.log('info', `warm process ready (pid ${child.pid}, ${(readyLine as unknown as { startup_ms: number }).startup_ms} ms to load Django)`);
+  }
+
+  private onReply(line: string): void {
+    let r: Reply;
+    try {
+      r = JSON.parse(line) as Reply;
+    } catch {
+      return;
+    }
+    if (!r.id) return;
+    if (r.event === 'exited') {
+      this.exits.get(r.id)?.(r.exit_code ?? 1);
+      this.exits.delete(r.id);
+      return;
+    }
+    this.waiting.get(r.id)?.(r);
+    this.waiting.delete(r.id);
+  }
+
+  private failAll(): void {
+    for (const [id, resolve] of this.waiting) resolve({ id, event: 'error', error: 'warm process gone' });
+    this.waiting.clear();
+    // A fork whose parent died cannot report its exit; the group is still signalled by pid.
+    for (const [, resolve] of this.exits) resolve(-9);
+    this.exits.clear();
+  }
+
+  async launch(command: string, argv: string[]): Promise<Launched | undefined> {
+    if (!this.ready || !this.socket) return undefined;
+    const id = randomUUID();
+    const out = path.join(this.dir, `${id}.out`);
+    const err = path.join(this.dir, `${id}.err`);
+    execFileSync('mkfifo', ['-m', '600', out, err]);
+    // Read ends first: the child's open for writing waits for a reader.
+    const stdout = openFifo(out);
+    const stderr = openFifo(err);
+    const cleanup = () => {
+      fs.rmSync(out, { force: true });
+      fs.rmSync(err, { force: true });
+    };
+    const reply = await new Promise<Reply>((resolve) => {
+      this.waiting.set(id, resolve);
+      this.socket!.write(JSON.stringify({ op: 'run', id, command, argv, stdout: out, stderr: err }) + '\n');
+    });
+    if (reply.event !== 'started' || !reply.pid) {
+      stdout.destroy();
+      stderr.destroy();
+      cleanup();
+      if (reply.event === 'stale') {
+        this.log('info', `project code changed (${(reply.changed ?? []).join(', ')}); reloading the warm process`);
+        this.ready = false;
+        this.child?.stdin?.end();
+        void this.start();
+      } else if (reply.event !== 'cold') {
+        this.log('warn', `warm start failed (${reply.error ?? reply.event}); starting cold`);
+      }
+      return undefined;
+    }
+    const exited = new Promise<number>((resolve) => this.exits.set(id, resolve));
+    // The child opens the FIFOs after "started"; their names may go once it has exited.
+    void exited.then(cleanup);
+    return { pid: reply.pid, stdout, stderr, exited, warm: true };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.ready = false;
+    this.socket?.destroy();
+    const child = this.child;
+    if (child && child.exitCode === null) {
+      const gone = new Promise((r) => child.once('exit', r));
+      child.stdin?.end();
+      setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+      await gone;
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function openFifo(file: string): net.Socket {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  return new net.Socket({ fd, readable: true, writable: false });
+}

@@ -3,6 +3,8 @@
  * server: push dispatch, warm and cold starts, nothing lost when the server dies or the network
  * drops, lost when the runner dies, and the management verbs.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, tempDir, type FreshDatabase } from '../support/databases.js';
 import { runCli, setUpProject, spawnCli, startServer, waitFor, type ServerHandle } from '../support/serverProcess.js';
@@ -81,6 +83,30 @@ describe('the TypeScript runner', () => {
     await ended(e.id);
     expect(Number(await storedOutput(e.id))).toBe(before + 1);
     expect(runner.logs()).toMatch(/started \(warm/);
+  });
+
+  it('reloads the warm process when project code changed, running that command cold', async () => {
+    const file = path.join(example.dir, 'demo/management/commands/colors.py');
+    const future = new Date(Date.now() + 5_000);
+    fs.utimesSync(file, future, future);
+    const e = await create('colors');
+    expect((await ended(e.id)).status).toBe('succeeded');
+    expect(runner.logs()).toMatch(new RegExp(`${e.id}: colors\\s+started \\(cold`));
+    expect(runner.logs()).toMatch(/project code changed .*colors\.py/);
+    await waitFor('a new warm process', async () => (runner.logs().match(/warm process ready/g) ?? []).length >= 2);
+    const again = await create('colors');
+    await ended(again.id);
+    expect(runner.logs()).toMatch(new RegExp(`${again.id}: colors\\s+started \\(warm`));
+  });
+
+  it('falls back to a cold start when the warm process dies, and brings it back', async () => {
+    const pids = [...runner.logs().matchAll(/warm process ready \(pid (\d+)/g)].map((m) => Number(m[1]));
+    process.kill(pids[pids.length - 1], 'SIGKILL');
+    await waitFor('the runner to notice', async () => /warm process exited/.test(runner.logs()));
+    const e = await create('check');
+    expect((await ended(e.id)).status).toBe('succeeded');
+    expect(runner.logs()).toMatch(new RegExp(`${e.id}: check\\s+started \\(cold`));
+    await waitFor('a new warm process', async () => (runner.logs().match(/warm process ready/g) ?? []).length > pids.length);
   });
 
   it('keeps stdout and stderr in the order the command wrote them, with line times', async () => {

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Actor, Execution, Project } from '../domain/model.js';
 import { isTerminal } from '../domain/execution.js';
 import { joinShellWords, splitShellWords } from '../domain/shellWords.js';
+import { validateArgv } from '../domain/argvValidation.js';
 import { UserError } from '../shared/errors.js';
 import type { Core } from './context.js';
 import { audit } from './audit.js';
@@ -35,6 +36,10 @@ export async function createExecution(core: Core, actor: Actor, project: Project
     throw new UserError('DC_COMMAND_NOT_ALLOWED', `The runners of "${project.name}" refuse "${command.name}": ${command.refused}`, 403);
   }
   const { argv, args } = normaliseArguments(input);
+  const problem = validateArgv(command.schema, argv);
+  if (problem) {
+    throw new UserError('DC_BAD_ARGS', `${command.name}: ${problem.message}`, 400, { field: problem.field });
+  }
   const timeoutSeconds = input.timeoutSeconds ?? core.settings.defaultTimeoutSeconds;
   if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > MAX_TIMEOUT_SECONDS) {
     throw new UserError('DC_VALIDATION', `timeout must be a whole number of seconds from 1 to ${MAX_TIMEOUT_SECONDS}.`, 400, { field: 'timeout' });

@@ -69,6 +69,14 @@ describe('the TypeScript runner', () => {
     expect(res.stderr).toContain('DC_COMMAND_NOT_ALLOWED');
   });
 
+  it('refuses arguments argparse would refuse, before anything runs, in argparse words', async () => {
+    const before = JSON.parse((await api('/api/v1/executions?limit=500')).text).items.length;
+    const res = await runCli(['run', 'rich_args', 'target', '--mode', 'reckless'], cli);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain("rich_args: argument --mode: invalid choice: 'reckless' (choose from 'fast', 'safe') [DC_BAD_ARGS]");
+    expect(JSON.parse((await api('/api/v1/executions?limit=500')).text).items.length).toBe(before);
+  });
+
   it('runs warm, with output, exit code and side effects identical to a cold manage.py', async () => {
     for (const [cmd, ...args] of [['colors'], ['fail', '--code', '7', '--after-lines', '2'], ['rich_args', 'a b', '--tag', "it's"], ['ask'], ['spew', '--lines', '5000', '--stderr-every', '3']]) {
       const cold = example.manage([cmd, ...args]);

@@ -12,6 +12,7 @@ import { SYSTEM_ACTOR } from '../core/audit.js';
 import { sweep } from '../core/sweeper.js';
 import { openStore } from '../store/openStore.js';
 import { PgNotifier } from '../store/pgNotifier.js';
+import { CAPABILITIES } from '../store/dialects.js';
 import { buildApp } from './app.js';
 
 export const ADMIN_PASSWORD_FILE = 'admin-password.txt';
@@ -25,7 +26,7 @@ export async function serve(config: ServerConfig, print: (line: string) => void)
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
   // With PostgreSQL, several replicas may share the database: wake-ups travel by LISTEN/NOTIFY.
-  const pgNotifier = store.dialect === 'postgres' && config.databaseUrl ? new PgNotifier(config.databaseUrl) : undefined;
+  const pgNotifier = CAPABILITIES[store.dialect].listenNotify && config.databaseUrl ? new PgNotifier(config.databaseUrl) : undefined;
   await pgNotifier?.start();
   const core: Core = { store, notifier: pgNotifier ?? new LocalNotifier(), now: Date.now, settings: config.core };
 

@@ -4,7 +4,6 @@
  */
 import type { Actor, Execution, Project, Runner, RunnerKey } from '../domain/model.js';
 import { finalStatus, isTerminal, type RunnerCompletion } from '../domain/execution.js';
-import { commandsHash } from '../domain/commandsHash.js';
 import { UserError } from '../shared/errors.js';
 import {
   V1_REJECTION_MARKER,
@@ -16,6 +15,7 @@ import {
 import type { Core } from './context.js';
 import { audit } from './audit.js';
 import { finishExecution } from './finishExecution.js';
+import { replaceCatalogue } from './commandCatalogue.js';
 import { hashSecret, RUNNER_KEY_PREFIX, USER_TOKEN_PREFIX } from './secrets.js';
 import { topics } from './notifier.js';
 
@@ -120,35 +120,7 @@ export async function heartbeat(core: Core, caller: RunnerCaller, body: Heartbea
 
 export async function syncCommands(core: Core, caller: RunnerCaller, body: CommandsSyncRequest) {
   await sight(core, caller);
-  const names = new Set<string>();
-  for (const c of body.commands) {
-    if (names.has(c.name)) throw new UserError('DC_VALIDATION', `Command "${c.name}" is listed twice.`, 400, { field: 'commands' });
-    names.add(c.name);
-  }
-  const hash = commandsHash(body.commands);
-  const before = caller.project.commandsHash;
-  const now = core.now();
-  await core.store.replaceCommands(
-    caller.project.id,
-    body.commands.map((c) => ({
-      projectId: caller.project.id,
-      name: c.name,
-      appLabel: c.app_label,
-      helpText: c.help_text,
-      schema: null,
-      refused: null,
-      maxConcurrency: null,
-      syncedAt: now,
-    })),
-    hash,
-  );
-  if (before !== hash) {
-    await audit(core, caller.actor, {
-      action: 'runner.commands_sync',
-      projectId: caller.project.id,
-      details: { count: body.commands.length, hash, commands: [...names].sort() },
-    });
-  }
+  const hash = await replaceCatalogue(core, caller, body.commands);
   return { ok: true as const, synced_count: body.commands.length, commands_hash: hash };
 }
 

@@ -4,13 +4,13 @@
  */
 import type { Execution, Runner } from '../domain/model.js';
 import { isTerminal, type ExecutionStatus } from '../domain/execution.js';
-import { commandsHash } from '../domain/commandsHash.js';
 import { UserError } from '../shared/errors.js';
 import type { CommandsMessage, Finished, Hello, Output, Started, Execute } from '../shared/protocolV2.js';
 import type { Core } from './context.js';
 import type { RunnerCaller } from './runnerV1.js';
 import { audit } from './audit.js';
 import { finishExecution } from './finishExecution.js';
+import { replaceCatalogue } from './commandCatalogue.js';
 import { topics } from './notifier.js';
 
 export interface HelloResult {
@@ -67,35 +67,8 @@ export function sightV2(core: Core, caller: RunnerCaller, msg?: Hello): Promise<
   });
 }
 
-export async function syncCommands(core: Core, caller: RunnerCaller, msg: CommandsMessage): Promise<string> {
-  const names = new Set<string>();
-  for (const c of msg.commands) {
-    if (names.has(c.name)) throw new UserError('DC_VALIDATION', `Command "${c.name}" is listed twice.`, 400);
-    names.add(c.name);
-  }
-  const runnable = msg.commands.filter((c) => !c.refused);
-  // The same hash a v1 runner would compute for the commands it allows.
-  const hash = commandsHash(runnable);
-  const now = core.now();
-  const before = (await core.store.getProject(caller.project.id))?.commandsHash;
-  await core.store.replaceCommands(
-    caller.project.id,
-    msg.commands.map((c) => ({
-      projectId: caller.project.id,
-      name: c.name,
-      appLabel: c.app_label,
-      helpText: c.help_text,
-      schema: c.schema ?? null,
-      refused: c.refused ?? null,
-      maxConcurrency: null,
-      syncedAt: now,
-    })),
-    hash,
-  );
-  if (before !== hash) {
-    await audit(core, caller.actor, { action: 'runner.commands_sync', projectId: caller.project.id, details: { count: runnable.length, refused: msg.commands.length - runnable.length, hash } });
-  }
-  return hash;
+export function syncCommands(core: Core, caller: RunnerCaller, msg: CommandsMessage): Promise<string> {
+  return replaceCatalogue(core, caller, msg.commands);
 }
 
 /** Claims a queued execution for this runner; undefined when another runner or replica took it first. */

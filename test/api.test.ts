@@ -24,7 +24,7 @@ describe.each(DB_KINDS)('API on %s', (kind) => {
       expect((await hb('sha256:' + '0'.repeat(64))).json().commands_in_sync).toBe(false);
     });
 
-    it('runs the v1 lifecycle: pending, start, output, complete, with idempotent retries', async () => {
+    it('runs the v1 lifecycle: pending, start, output, complete; output and complete retries are idempotent', async () => {
       const e = (await create({ command: 'migrate', argv: ['app', '0003', '--plan', "it's"] })).json();
       expect(e.status).toBe('queued');
       const pending = (await t.runner('shop', 'GET', '/pending/')).json();
@@ -32,7 +32,8 @@ describe.each(DB_KINDS)('API on %s', (kind) => {
       expect((await t.api('GET', `/api/v1/executions/${e.id}`)).json().status).toBe('dispatched');
 
       expect((await t.runner('shop', 'POST', `/executions/${e.id}/start/`)).statusCode).toBe(200);
-      expect((await t.runner('shop', 'POST', `/executions/${e.id}/start/`)).statusCode).toBe(200);
+      // start/ is the claim: a second one (another runner on the same host and key) is refused.
+      expect((await t.runner('shop', 'POST', `/executions/${e.id}/start/`)).statusCode).toBe(409);
       const out = (n: number, stderr: boolean, segments: unknown[]) => t.runner('shop', 'POST', `/executions/${e.id}/output/`, { chunk_number: n, is_stderr: stderr, segments });
       expect((await out(1, false, [{ timestamp: 1.5, content: 'Applying app.0003' }, { timestamp: null, content: '... OK\n' }])).statusCode).toBe(200);
       expect((await out(2, true, [{ timestamp: 2, content: 'warning\n' }])).statusCode).toBe(200);

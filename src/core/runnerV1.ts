@@ -150,7 +150,8 @@ async function executionOf(core: Core, caller: RunnerCaller, id: string): Promis
 export async function start(core: Core, caller: RunnerCaller, id: string) {
   const runner = await sight(core, caller);
   const e = await executionOf(core, caller, id);
-  if (e.status === 'running' && e.runnerId === runner.id) return { ok: true as const, status: e.status };
+  // No "already started by you" shortcut: two runners sharing a key and an address (NAT, one
+  // host) would both be told to run it. start/ is the claim, and only one claim wins.
   const started = await core.store.updateExecution(e.id, ['queued', 'dispatched'], { status: 'running', runnerId: runner.id, startedAt: core.now() });
   if (!started) {
     const current = await executionOf(core, caller, id);
@@ -194,7 +195,7 @@ export async function output(core: Core, caller: RunnerCaller, id: string, body:
 export async function complete(core: Core, caller: RunnerCaller, id: string, body: { exit_code: number; status: RunnerCompletion }) {
   const runner = await sight(core, caller);
   const e = await executionOf(core, caller, id);
-  const refusal = await findPolicyRefusal(core, e);
+  const refusal = body.exit_code === -1 && body.status === 'failed' ? await findPolicyRefusal(core, e) : undefined;
   const status = finalStatus({
     reported: body.status,
     exitCode: body.exit_code,

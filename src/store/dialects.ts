@@ -18,11 +18,13 @@ export interface Capabilities {
   listenNotify: boolean;
   /** Column type of an auto-incrementing integer primary key. */
   serialType: 'integer' | 'bigserial';
+  /** Output text is stored with this column compression (PostgreSQL's default pglz is 5× slower). */
+  outputCompression: 'lz4' | null;
 }
 
 export const CAPABILITIES: Record<'sqlite' | 'postgres', Capabilities> = {
-  sqlite: { name: 'sqlite', rowLocks: false, listenNotify: false, serialType: 'integer' },
-  postgres: { name: 'postgres', rowLocks: true, listenNotify: true, serialType: 'bigserial' },
+  sqlite: { name: 'sqlite', rowLocks: false, listenNotify: false, serialType: 'integer', outputCompression: null },
+  postgres: { name: 'postgres', rowLocks: true, listenNotify: true, serialType: 'bigserial', outputCompression: 'lz4' },
 };
 
 const require = createRequire(import.meta.url);

@@ -284,15 +284,14 @@ export class KyselyStore implements Store {
         // Serialises creators per project across server replicas, so the check below holds.
         await trx.selectFrom('projects').select('id').where('id', '=', e.projectId).forUpdate().execute();
       }
-      const active = await trx
-        .selectFrom('executions')
-        .selectAll()
-        .where('project_id', '=', e.projectId)
-        .where('command', '=', e.command)
-        .where('status', 'in', [...ACTIVE_STATUSES])
-        .orderBy('created_at')
-        .execute();
-      if (active.length >= limit) return { created: false as const, active: active.map(toExecution) };
+      const activeOfCommand = (q: typeof trx) =>
+        q.selectFrom('executions').where('project_id', '=', e.projectId).where('command', '=', e.command).where('status', 'in', [...ACTIVE_STATUSES]);
+      const { n } = await activeOfCommand(trx).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+      if (Number(n) >= limit) {
+        // Refused: name a few of the active ones, oldest first.
+        const active = await activeOfCommand(trx).selectAll().orderBy('created_at').limit(10).execute();
+        return { created: false as const, active: active.map(toExecution) };
+      }
       await trx.insertInto('executions').values(fromExecution(e)).execute();
       return { created: true as const };
     });

@@ -2,7 +2,7 @@
  * Numbered schema migrations; they run on every start and are recorded by Kysely's Migrator,
  * so each runs once per database. Never edit a migration that has shipped: add the next one.
  */
-import { type Kysely, type Migration } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
 import type { Capabilities } from './dialects.js';
 
 export function migrations(caps: Capabilities): Record<string, Migration> {
@@ -125,6 +125,11 @@ export function migrations(caps: Capabilities): Record<string, Migration> {
           .addColumn('received_at', ms, (c) => c.notNull())
           .addPrimaryKeyConstraint('output_chunks_pk', ['execution_id', 'seq'])
           .execute();
+        if (caps.outputCompression) {
+          // Needs PostgreSQL 14+ built with lz4; without it the default compression stays.
+          const { rows } = await sql<{ ok: number }>`SELECT 1 AS ok FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)`.execute(db);
+          if (rows.length > 0) await sql`ALTER TABLE output_chunks ALTER COLUMN data SET COMPRESSION lz4`.execute(db);
+        }
         await db.schema
           .createTable('audit_events')
           .addColumn('id', caps.serialType, (c) => (caps.name === 'sqlite' ? c.primaryKey().autoIncrement() : c.primaryKey()))

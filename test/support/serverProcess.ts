@@ -3,11 +3,17 @@
  * folder or PostgreSQL database; plus helpers to run the CLI against it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FreshDatabase } from './databases.js';
 
-export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The repository root, from the source or the compiled (dist/) copy of this file. */
+export const REPO = (() => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'package.json'))) dir = path.dirname(dir);
+  return dir;
+})();
 export const CLI = path.join(REPO, 'dist/src/cli/main.js');
 export const EXAMPLE_DIR = path.join(REPO, 'example');
 export const PYTHON = '/usr/bin/python3';

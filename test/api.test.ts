@@ -259,6 +259,76 @@ describe.each(DB_KINDS)('API on %s', (kind) => {
     });
   });
 
+  describe('browser sessions', () => {
+    const login = (password = 'correct horse battery', address = '10.0.0.1') =>
+      t.app.inject({ method: 'POST', url: '/api/v1/session', remoteAddress: address, headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ email: 'admin@example.com', password }) });
+    const cookieFrom = (res: { headers: Record<string, unknown> }) => String(res.headers['set-cookie']).split(';')[0];
+
+    it('signs in with an HttpOnly, SameSite cookie and demands the CSRF token for changes', async () => {
+      const res = await login();
+      expect(res.statusCode).toBe(200);
+      expect(String(res.headers['set-cookie'])).toMatch(/^dc_session=[\w-]{40,}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=\d+$/);
+      const cookie = cookieFrom(res);
+      const csrf = res.json().csrf_token as string;
+      const get = await t.app.inject({ method: 'GET', url: '/api/v1/projects', headers: { cookie } });
+      expect(get.statusCode).toBe(200);
+      const body = JSON.stringify({ command: 'check' });
+      const noCsrf = await t.app.inject({ method: 'POST', url: '/api/v1/projects/shop/executions', headers: { cookie, 'content-type': 'application/json' }, payload: body });
+      expect(noCsrf.statusCode).toBe(403);
+      expect(noCsrf.json().error).toMatch(/CSRF/);
+      const ok = await t.app.inject({ method: 'POST', url: '/api/v1/projects/shop/executions', headers: { cookie, 'content-type': 'application/json', 'x-csrf-token': csrf }, payload: body });
+      expect(ok.statusCode).toBe(201);
+      expect(ok.json().created_by).toBe('admin@example.com');
+      const out = await t.app.inject({ method: 'DELETE', url: '/api/v1/session', headers: { cookie, 'x-csrf-token': csrf } });
+      expect(out.statusCode).toBe(200);
+      expect((await t.app.inject({ method: 'GET', url: '/api/v1/projects', headers: { cookie } })).statusCode).toBe(401);
+    });
+
+    it('limits failed sign-ins per address and email', async () => {
+      for (let i = 0; i < 5; i++) expect((await login('wrong password!', '10.0.0.9')).statusCode).toBe(401);
+      const limited = await login('correct horse battery', '10.0.0.9');
+      expect(limited.statusCode).toBe(429);
+      expect(limited.json().code).toBe('DC_RATE_LIMITED');
+      expect((await login('correct horse battery', '10.0.0.10')).statusCode).toBe(200);
+      const denied = (await t.api('GET', '/api/v1/audit?action=session.login')).json().items.filter((a: { outcome: string }) => a.outcome === 'denied');
+      expect(denied).toHaveLength(5);
+    });
+
+    it('sets security headers and serves no page without them', async () => {
+      const res = await t.api('GET', '/api/v1/projects');
+      expect(res.headers['content-security-policy']).toMatch(/default-src 'self'.*script-src 'self'.*frame-ancestors 'none'/);
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+      expect(res.headers['x-frame-options']).toBe('DENY');
+    });
+  });
+
+  it('manages personal tokens and users', async () => {
+    const created = (await t.api('POST', '/api/v1/tokens', { name: 'ci' })).json();
+    expect(created.token).toMatch(/^dct_/);
+    expect((await t.api('GET', '/api/v1/projects', undefined, created.token)).statusCode).toBe(200);
+    const listed = (await t.api('GET', '/api/v1/tokens')).json().items;
+    expect(JSON.stringify(listed)).not.toContain(created.token);
+    expect((await t.api('POST', `/api/v1/tokens/${created.id}/revoke`)).statusCode).toBe(200);
+    expect((await t.api('GET', '/api/v1/projects', undefined, created.token)).statusCode).toBe(401);
+    expect((await t.api('POST', '/api/v1/users', { email: 'new@example.com', password: 'long enough password' }, t.userToken)).statusCode).toBe(403);
+    expect((await t.api('POST', '/api/v1/users', { email: 'new@example.com', password: 'long enough password' })).statusCode).toBe(201);
+    expect((await t.api('GET', '/api/v1/users')).json().items.map((u: { email: string }) => u.email)).toContain('new@example.com');
+  });
+
+  it('exports the audit log as CSV and JSON lines', async () => {
+    await create({ command: 'migrate', argv: ['=cmd|calc'] });
+    const csv = await t.api('GET', '/api/v1/audit/export?format=csv&action=execution.create');
+    expect(csv.headers['content-type']).toMatch(/text\/csv/);
+    const lines = csv.body.trim().split('\r\n');
+    expect(lines[0]).toBe('id,at,actor_type,actor,actor_id,address,action,outcome,project_id,execution_id,details');
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toContain('execution.create');
+    const jsonl = await t.api('GET', '/api/v1/audit/export?format=jsonl');
+    const events = jsonl.body.trim().split('\n').map((l) => JSON.parse(l));
+    expect(events.length).toBeGreaterThan(5);
+    expect(events[0].id).toBeGreaterThan(events[events.length - 1].id);
+  });
+
   it('serves an OpenAPI document that lists the API', async () => {
     const doc = (await t.app.inject({ method: 'GET', url: '/api/v1/openapi.json' })).json();
     expect(doc.openapi).toBe('3.0.3');

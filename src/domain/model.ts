@@ -43,6 +43,16 @@ export interface ApiToken {
   revokedAt: number | null;
 }
 
+/** A signed-in browser: the cookie holds the secret, the store its hash. */
+export interface Session {
+  idHash: string;
+  userId: string;
+  csrfToken: string;
+  address: string | null;
+  createdAt: number;
+  expiresAt: number;
+}
+
 export interface Project {
   id: string;
   name: string;

@@ -12,6 +12,8 @@ import { registerProjectRoutes } from './routes/projects.js';
 import { registerExecutionRoutes } from './routes/executions.js';
 import { registerAuditRoutes } from './routes/audit.js';
 import { registerMetaRoutes } from './routes/meta.js';
+import { registerUserRoutes } from './routes/users.js';
+import { registerDashboardRoutes } from './routes/dashboard.js';
 import { VERSION } from '../version.js';
 import { RunnerSessions } from './runnerSessions.js';
 
@@ -97,6 +99,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   registerProjectRoutes(app, opts.core);
   registerExecutionRoutes(app, opts.core);
   registerAuditRoutes(app, opts.core);
+  registerUserRoutes(app, opts.core);
+  registerDashboardRoutes(app);
 
   const sessions = new RunnerSessions(opts.core, app.log, opts.maxRunnerBodyBytes);
   app.server.on('upgrade', (request, socket, head) => {

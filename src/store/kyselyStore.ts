@@ -18,6 +18,7 @@ import type {
   Project,
   Runner,
   RunnerKey,
+  Session,
   User,
 } from '../domain/model.js';
 import { ACTIVE_STATUSES, type ExecutionStatus } from '../domain/execution.js';
@@ -90,22 +91,42 @@ export class KyselyStore implements Store {
 
   async findTokenByHash(hash: string): Promise<ApiToken | undefined> {
     const r = await this.db.selectFrom('api_tokens').selectAll().where('token_hash', '=', hash).executeTakeFirst();
-    return (
-      r && {
-        id: r.id,
-        userId: r.user_id,
-        name: r.name,
-        prefix: r.prefix,
-        tokenHash: r.token_hash,
-        createdAt: r.created_at,
-        lastUsedAt: r.last_used_at,
-        revokedAt: r.revoked_at,
-      }
-    );
+    return r && toToken(r);
   }
 
   async touchToken(id: string, at: number): Promise<void> {
     await this.db.updateTable('api_tokens').set({ last_used_at: at }).where('id', '=', id).execute();
+  }
+
+  async listTokens(userId: string): Promise<ApiToken[]> {
+    const rows = await this.db.selectFrom('api_tokens').selectAll().where('user_id', '=', userId).orderBy('created_at', 'desc').execute();
+    return rows.map(toToken);
+  }
+
+  async revokeToken(id: string, userId: string, at: number): Promise<boolean> {
+    const res = await this.db.updateTable('api_tokens').set({ revoked_at: at }).where('id', '=', id).where('user_id', '=', userId).where('revoked_at', 'is', null).executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  async createSession(x: Session): Promise<void> {
+    await this.db
+      .insertInto('sessions')
+      .values({ id_hash: x.idHash, user_id: x.userId, csrf_token: x.csrfToken, address: x.address, created_at: x.createdAt, expires_at: x.expiresAt })
+      .execute();
+  }
+
+  async findSession(idHash: string): Promise<Session | undefined> {
+    const r = await this.db.selectFrom('sessions').selectAll().where('id_hash', '=', idHash).executeTakeFirst();
+    return r && { idHash: r.id_hash, userId: r.user_id, csrfToken: r.csrf_token, address: r.address, createdAt: r.created_at, expiresAt: r.expires_at };
+  }
+
+  async deleteSession(idHash: string): Promise<void> {
+    await this.db.deleteFrom('sessions').where('id_hash', '=', idHash).execute();
+  }
+
+  async pruneSessions(now: number): Promise<number> {
+    const res = await this.db.deleteFrom('sessions').where('expires_at', '<', now).executeTakeFirst();
+    return Number(res.numDeletedRows);
   }
 
   // ---- projects and keys ------------------------------------------------------------------
@@ -473,6 +494,19 @@ export class KyselyStore implements Store {
 
 function toUser(r: Selectable<Database['users']>): User {
   return { id: r.id, email: r.email, passwordHash: r.password_hash, isAdmin: r.is_admin === 1, createdAt: r.created_at };
+}
+
+function toToken(r: Selectable<Database['api_tokens']>): ApiToken {
+  return {
+    id: r.id,
+    userId: r.user_id,
+    name: r.name,
+    prefix: r.prefix,
+    tokenHash: r.token_hash,
+    createdAt: r.created_at,
+    lastUsedAt: r.last_used_at,
+    revokedAt: r.revoked_at,
+  };
 }
 
 function toProject(r: Selectable<Database['projects']>): Project {

@@ -31,6 +31,15 @@ export function migrations(caps: Capabilities): Record<string, Migration> {
           .addColumn('revoked_at', ms)
           .execute();
         await db.schema
+          .createTable('sessions')
+          .addColumn('id_hash', text, (c) => c.primaryKey())
+          .addColumn('user_id', text, (c) => c.notNull().references('users.id'))
+          .addColumn('csrf_token', text, (c) => c.notNull())
+          .addColumn('address', text)
+          .addColumn('created_at', ms, (c) => c.notNull())
+          .addColumn('expires_at', ms, (c) => c.notNull())
+          .execute();
+        await db.schema
           .createTable('projects')
           .addColumn('id', text, (c) => c.primaryKey())
           .addColumn('name', text, (c) => c.notNull().unique())

@@ -20,6 +20,15 @@ export interface ApiTokensTable {
   revoked_at: number | null;
 }
 
+export interface SessionsTable {
+  id_hash: string;
+  user_id: string;
+  csrf_token: string;
+  address: string | null;
+  created_at: number;
+  expires_at: number;
+}
+
 export interface ProjectsTable {
   id: string;
   name: string;
@@ -123,6 +132,7 @@ export interface AuditEventsTable {
 export interface Database {
   users: UsersTable;
   api_tokens: ApiTokensTable;
+  sessions: SessionsTable;
   projects: ProjectsTable;
   runner_keys: RunnerKeysTable;
   request_nonces: RequestNoncesTable;

@@ -15,6 +15,7 @@ import type {
   RunnerKey,
   User,
   CancelReason,
+  Session,
 } from '../domain/model.js';
 import type { ExecutionStatus } from '../domain/execution.js';
 
@@ -83,6 +84,12 @@ export interface Store {
   createToken(token: ApiToken): Promise<void>;
   findTokenByHash(hash: string): Promise<ApiToken | undefined>;
   touchToken(id: string, at: number): Promise<void>;
+  listTokens(userId: string): Promise<ApiToken[]>;
+  revokeToken(id: string, userId: string, at: number): Promise<boolean>;
+  createSession(session: Session): Promise<void>;
+  findSession(idHash: string): Promise<Session | undefined>;
+  deleteSession(idHash: string): Promise<void>;
+  pruneSessions(now: number): Promise<number>;
 
   // Projects and runner keys
   createProject(project: Project): Promise<void>;

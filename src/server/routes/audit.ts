@@ -1,4 +1,5 @@
 /** REST: the audit log, filtered and paged. */
+import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Core } from '../../core/context.js';
@@ -23,24 +24,53 @@ const AuditQuery = Type.Object(
   { additionalProperties: false },
 );
 
+const ExportQuery = Type.Composite([Type.Omit(AuditQuery, ['limit', 'cursor']), Type.Object({ format: Type.Union([Type.Literal('csv'), Type.Literal('jsonl')]) })], { additionalProperties: false });
+const CSV_COLUMNS = ['id', 'at', 'actor_type', 'actor', 'actor_id', 'address', 'action', 'outcome', 'project_id', 'execution_id', 'details'] as const;
+
+/** A CSV field: quoted when it must be, and never starting with a formula character a spreadsheet would run. */
+function csvField(value: unknown): string {
+  let text = value === null || value === undefined ? '' : typeof value === 'string' ? value : JSON.stringify(value);
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
 export function registerAuditRoutes(app: FastifyInstance, core: Core): void {
+  const filterOf = async (q: Record<string, string | undefined>) => ({
+    projectId: q.project ? (await resolveProject(core, q.project)).id : undefined,
+    executionId: q.execution,
+    action: q.action,
+    actorId: q.actor,
+    actorType: q.actor_type,
+    after: parseTime(q.since, 'since'),
+    before: parseTime(q.until, 'until'),
+  });
+
+  app.get('/api/v1/audit/export', { schema: { tags: ['audit'], querystring: ExportQuery, description: 'Every matching event, newest first, as CSV or JSON lines.' } }, async (request, reply) => {
+    await requireUser(core, request);
+    const q = request.query as Record<string, string | undefined>;
+    const filter = await filterOf(q);
+    const csv = q.format === 'csv';
+    reply.header('content-type', csv ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8');
+    reply.header('content-disposition', `attachment; filename="djangocommand-audit.${csv ? 'csv' : 'jsonl'}"`);
+    const store = core.store;
+    async function* rows() {
+      if (csv) yield CSV_COLUMNS.join(',') + '\r\n';
+      let cursor: string | undefined;
+      do {
+        const page = await store.listAudit(filter, 500, cursor);
+        for (const event of page.items.map(auditView)) {
+          yield csv ? CSV_COLUMNS.map((c) => csvField(event[c])).join(',') + '\r\n' : JSON.stringify(event) + '\n';
+        }
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+    }
+    return reply.send(Readable.from(rows()));
+  });
+
   app.get('/api/v1/audit', { schema: { tags: ['audit'], querystring: AuditQuery, response: { 200: pageOf(AuditEventView), 400: ErrorBody, 401: ErrorBody, 404: ErrorBody } } }, async (request) => {
     await requireUser(core, request);
     const q = request.query as Record<string, string | undefined>;
-    const project = q.project ? await resolveProject(core, q.project) : undefined;
-    const page = await core.store.listAudit(
-      {
-        projectId: project?.id,
-        executionId: q.execution,
-        action: q.action,
-        actorId: q.actor,
-        actorType: q.actor_type,
-        after: parseTime(q.since, 'since'),
-        before: parseTime(q.until, 'until'),
-      },
-      parseLimit(q.limit),
-      q.cursor,
-    );
+    const page = await core.store.listAudit(await filterOf(q), parseLimit(q.limit), q.cursor);
     return { items: page.items.map(auditView), next_cursor: page.nextCursor };
   });
 }

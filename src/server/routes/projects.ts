@@ -3,7 +3,6 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Core } from '../../core/context.js';
 import { createProject, createRunnerKey, resolveProject, revokeRunnerKey } from '../../core/projects.js';
-import { createToken } from '../../core/accounts.js';
 import { audit } from '../../core/audit.js';
 import { ACTIVE_STATUSES } from '../../domain/execution.js';
 import { UserError } from '../../shared/errors.js';
@@ -11,7 +10,6 @@ import {
   CommandView,
   CreateKeyRequest,
   CreateProjectRequest,
-  CreateTokenRequest,
   ErrorBody,
   ProjectView,
   RunnerKeyView,
@@ -119,16 +117,4 @@ export function registerProjectRoutes(app: FastifyInstance, core: Core): void {
       return commandView((await core.store.getCommand(p.id, params.name))!, core.settings.defaultConcurrency);
     },
   );
-
-  app.post('/api/v1/tokens', { schema: { tags: ['users'], body: CreateTokenRequest, response: { ...errors } } }, async (request, reply) => {
-    const caller = await requireUser(core, request);
-    const { token, secret } = await createToken(core, caller.actor, caller.user, (request.body as { name: string }).name);
-    reply.status(201);
-    return { id: token.id, name: token.name, prefix: token.prefix, token: secret };
-  });
-
-  app.get('/api/v1/me', { schema: { tags: ['users'] } }, async (request) => {
-    const caller = await requireUser(core, request);
-    return { id: caller.user.id, email: caller.user.email, is_admin: caller.user.isAdmin, actor: caller.actor.label };
-  });
 }

@@ -1,0 +1,82 @@
+/**
+ * Browser sessions for the dashboard: a random secret in an HttpOnly cookie (only its hash is
+ * stored), a CSRF token the page sends back on every change, and login attempts limited per
+ * address and email so passwords cannot be guessed at speed.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Actor, Session, User } from '../domain/model.js';
+import { UserError } from '../shared/errors.js';
+import type { Core } from './context.js';
+import { audit } from './audit.js';
+import { checkPassword } from './accounts.js';
+import { hashSecret } from './secrets.js';
+
+export const SESSION_COOKIE = 'dc_session';
+export const SESSION_TTL_MS = 12 * 3600 * 1000;
+const MAX_FAILURES = 5;
+const FAILURE_WINDOW_MS = 15 * 60 * 1000;
+
+/** Failed logins per "address|email" in this server process. */
+export class LoginLimiter {
+  private readonly failures = new Map<string, { count: number; until: number }>();
+
+  check(key: string, now: number): void {
+    const f = this.failures.get(key);
+    if (f && f.until > now && f.count >= MAX_FAILURES) {
+      throw new UserError('DC_RATE_LIMITED', `Too many failed sign-ins; try again in ${Math.ceil((f.until - now) / 60000)} minute(s).`, 429);
+    }
+  }
+
+  fail(key: string, now: number): void {
+    const f = this.failures.get(key);
+    if (!f || f.until <= now) this.failures.set(key, { count: 1, until: now + FAILURE_WINDOW_MS });
+    else f.count++;
+    if (this.failures.size > 10_000) for (const [k, v] of this.failures) if (v.until <= now) this.failures.delete(k);
+  }
+
+  succeed(key: string): void {
+    this.failures.delete(key);
+  }
+}
+
+export function sessionActor(user: User, address: string | null): Actor {
+  return { type: 'user', id: user.id, label: user.email, address };
+}
+
+export async function login(core: Core, limiter: LoginLimiter, email: string, password: string, address: string): Promise<{ secret: string; session: Session; user: User }> {
+  const now = core.now();
+  const key = `${address}|${email.trim().toLowerCase()}`;
+  limiter.check(key, now);
+  const user = await checkPassword(core, email, password);
+  if (!user) {
+    limiter.fail(key, now);
+    await audit(core, { type: 'user', id: null, label: email.slice(0, 254), address }, { action: 'session.login', outcome: 'denied', details: { reason: 'wrong email or password' } });
+    throw new UserError('DC_UNAUTHENTICATED', 'Wrong email or password.', 401);
+  }
+  limiter.succeed(key);
+  const secret = randomBytes(32).toString('base64url');
+  const session: Session = { idHash: hashSecret(secret), userId: user.id, csrfToken: randomBytes(24).toString('base64url'), address, createdAt: now, expiresAt: now + SESSION_TTL_MS };
+  await core.store.createSession(session);
+  await core.store.pruneSessions(now);
+  await audit(core, sessionActor(user, address), { action: 'session.login' });
+  return { secret, session, user };
+}
+
+export async function resolveSession(core: Core, secret: string): Promise<{ session: Session; user: User } | undefined> {
+  const session = await core.store.findSession(hashSecret(secret));
+  if (!session || session.expiresAt <= core.now()) return undefined;
+  const user = await core.store.getUser(session.userId);
+  return user && { session, user };
+}
+
+export function csrfMatches(session: Session, given: string | undefined): boolean {
+  if (!given) return false;
+  const a = Buffer.from(session.csrfToken);
+  const b = Buffer.from(given);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export async function logout(core: Core, session: Session, actor: Actor): Promise<void> {
+  await core.store.deleteSession(session.idHash);
+  await audit(core, actor, { action: 'session.logout' });
+}

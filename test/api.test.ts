@@ -68,12 +68,26 @@ describe.each(DB_KINDS)('API on %s', (kind) => {
       expect(stale.json().code).toBe('DC_STALE_REQUEST');
       const nonce = randomUUID();
       expect((await t.runner('shop', 'GET', '/pending/', undefined, { 'x-request-nonce': nonce })).statusCode).toBe(200);
-      const replay = await t.runner('shop', 'GET', '/pending/', undefined, { 'x-request-nonce': nonce });
+      const replay = await t.runner('shop', 'POST', '/heartbeat/', { runner_version: '1', python_version: '3', django_version: '4', commands_hash: '' }, { 'x-request-nonce': nonce });
       expect(replay.statusCode).toBe(401);
       expect(replay.json()).toMatchObject({ code: 'DC_REPLAYED_REQUEST' });
       expect(replay.json().error).toMatch(/nonce/);
       // A nonce is kept per key: the other project's key may use the same one.
       expect((await t.runner('blog', 'GET', '/pending/', undefined, { 'x-request-nonce': nonce })).statusCode).toBe(200);
+    });
+
+    it('answers a retry of a request whose answer was lost with the same answer, doing nothing twice', async () => {
+      const e = (await create({ command: 'migrate' })).json();
+      const nonce = randomUUID();
+      const first = await t.runner('shop', 'POST', `/executions/${e.id}/start/`, undefined, { 'x-request-nonce': nonce });
+      const retry = await t.runner('shop', 'POST', `/executions/${e.id}/start/`, undefined, { 'x-request-nonce': nonce });
+      expect(first.statusCode).toBe(200);
+      expect(retry.statusCode).toBe(200);
+      expect(retry.body).toBe(first.body);
+      const starts = (await t.api('GET', `/api/v1/audit?execution=${e.id}&action=execution.start`)).json().items;
+      expect(starts).toHaveLength(1);
+      // A fresh request to start it again is a second claim, and refused.
+      expect((await t.runner('shop', 'POST', `/executions/${e.id}/start/`)).statusCode).toBe(409);
     });
 
     it('keeps projects apart: a key of project A cannot touch executions of project B', async () => {

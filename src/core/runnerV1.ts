@@ -34,13 +34,21 @@ export interface RunnerCredentials {
   timestamp: string | undefined;
   nonce: string | undefined;
   address: string;
+  /** Hash of method, path and body: a retry carries the same, a forgery or replay of another request not. */
+  fingerprint: string;
+}
+
+/** A retry of a request already answered: send this answer again instead of acting twice. */
+export interface RepeatedAnswer {
+  status: number;
+  body: string;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** How many executions one pending/ answer offers; the client runs at most 4 at once. */
 const PENDING_BATCH = 10;
 
-export async function authenticateRunner(core: Core, c: RunnerCredentials): Promise<RunnerCaller> {
+export async function authenticateRunner(core: Core, c: RunnerCredentials): Promise<RunnerCaller & { repeat?: RepeatedAnswer }> {
   const secret = c.bearer;
   if (!secret) throw new UserError('DC_UNAUTHENTICATED', 'Send the runner API key as "Authorization: Bearer dc_...".', 401);
   if (secret.startsWith(USER_TOKEN_PREFIX)) {
@@ -66,7 +74,11 @@ export async function authenticateRunner(core: Core, c: RunnerCredentials): Prom
     );
   }
   if (!c.nonce || !UUID.test(c.nonce)) throw new UserError('DC_STALE_REQUEST', 'X-Request-Nonce must be a UUID.', 401);
-  if (!(await core.store.recordNonce(key.id, c.nonce.toLowerCase(), now))) {
+  const seen = await core.store.recordNonce(key.id, c.nonce.toLowerCase(), now, c.fingerprint);
+  if (!seen.fresh) {
+    // The Python client retries a request whose answer it lost with the same nonce: the same
+    // request gets the same answer, and nothing happens twice. Anything else is a replay.
+    if (seen.fingerprint === c.fingerprint && seen.response) return { key, project, address: c.address, actor, repeat: seen.response };
     await audit(core, actor, { action: 'runner.auth', projectId: project.id, outcome: 'denied', details: { reason: 'replayed nonce' } });
     throw new UserError('DC_REPLAYED_REQUEST', 'This request nonce was already used; each request needs a fresh X-Request-Nonce.', 401);
   }
@@ -79,6 +91,11 @@ export async function authenticateRunner(core: Core, c: RunnerCredentials): Prom
  */
 export async function releaseNonce(core: Core, caller: RunnerCaller, nonce: string): Promise<void> {
   await core.store.forgetNonce(caller.key.id, nonce.toLowerCase());
+}
+
+/** Keeps the answer to a request, for its retries. */
+export async function rememberAnswer(core: Core, caller: RunnerCaller, nonce: string, answer: RepeatedAnswer): Promise<void> {
+  await core.store.saveNonceResponse(caller.key.id, nonce.toLowerCase(), answer.status, answer.body);
 }
 
 async function sight(core: Core, caller: RunnerCaller, versions?: HeartbeatRequest): Promise<Runner> {

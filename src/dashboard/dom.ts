@@ -14,7 +14,7 @@ function apply(el: Element, attrs: Attrs | null | undefined): void {
   if (!attrs) return;
   for (const [key, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) {
-      if (PROPS.has(key)) (el as unknown as Record<string, unknown>)[key] = value === false ? false : (el as unknown as Record<string, unknown>)[key];
+      if (value === false && PROPS.has(key)) (el as unknown as Record<string, unknown>)[key] = false;
       continue;
     }
     if (typeof value === 'function') {

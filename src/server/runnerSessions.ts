@@ -63,6 +63,8 @@ export class RunnerSessions {
       timestamp: header(V1_HEADERS.timestamp),
       nonce: header(V1_HEADERS.nonce),
       address,
+      // A WebSocket upgrade is never answered twice: any reuse of its nonce is a replay.
+      fingerprint: "websocket upgrade",
     }).then(
       (caller) => this.wss.handleUpgrade(request, socket, head, (ws) => this.open(ws, caller)),
       (err: unknown) => {

@@ -7,7 +7,7 @@ import { Kysely, Migrator, type Selectable, type Migration, type MigrationProvid
 import type { Database, ExecutionsTable, OutputChunksTable, AuditEventsTable, RunnersTable, CommandsTable } from './schema.js';
 import type { Capabilities } from './dialects.js';
 import { migrations } from './migrations.js';
-import type { AuditFilter, ExecutionFilter, ExecutionPatch, Page, RunnerSighting, Store } from './store.js';
+import type { AuditFilter, ExecutionFilter, ExecutionPatch, NonceRecord, Page, RunnerSighting, Store } from './store.js';
 import type {
   ApiToken,
   AuditEvent,
@@ -175,13 +175,23 @@ export class KyselyStore implements Store {
     return Number(res.numUpdatedRows) > 0;
   }
 
-  async recordNonce(keyId: string, nonce: string, at: number): Promise<boolean> {
+  async recordNonce(keyId: string, nonce: string, at: number, fingerprint: string): Promise<NonceRecord> {
     const res = await this.db
       .insertInto('request_nonces')
-      .values({ key_id: keyId, nonce, seen_at: at })
+      .values({ key_id: keyId, nonce, seen_at: at, fingerprint, response_status: null, response_body: null })
       .onConflict((oc) => oc.columns(['key_id', 'nonce']).doNothing())
       .executeTakeFirst();
-    return Number(res.numInsertedOrUpdatedRows ?? 0) > 0;
+    if (Number(res.numInsertedOrUpdatedRows ?? 0) > 0) return { fresh: true };
+    const row = await this.db.selectFrom('request_nonces').selectAll().where('key_id', '=', keyId).where('nonce', '=', nonce).executeTakeFirst();
+    return {
+      fresh: false,
+      fingerprint: row?.fingerprint ?? '',
+      response: row && row.response_status !== null ? { status: row.response_status, body: row.response_body ?? '' } : null,
+    };
+  }
+
+  async saveNonceResponse(keyId: string, nonce: string, status: number, body: string): Promise<void> {
+    await this.db.updateTable('request_nonces').set({ response_status: status, response_body: body }).where('key_id', '=', keyId).where('nonce', '=', nonce).execute();
   }
 
   async forgetNonce(keyId: string, nonce: string): Promise<void> {

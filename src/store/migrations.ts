@@ -61,6 +61,10 @@ export function migrations(caps: Capabilities): Record<string, Migration> {
           .addColumn('key_id', text, (c) => c.notNull())
           .addColumn('nonce', text, (c) => c.notNull())
           .addColumn('seen_at', ms, (c) => c.notNull())
+          // What the request was and what we answered, so a retry gets the same answer.
+          .addColumn('fingerprint', text, (c) => c.notNull().defaultTo(''))
+          .addColumn('response_status', 'integer')
+          .addColumn('response_body', text)
           .addPrimaryKeyConstraint('request_nonces_pk', ['key_id', 'nonce'])
           .execute();
         await db.schema.createIndex('request_nonces_seen_at').on('request_nonces').column('seen_at').execute();

@@ -50,6 +50,9 @@ export interface RequestNoncesTable {
   key_id: string;
   nonce: string;
   seen_at: number;
+  fingerprint: string;
+  response_status: number | null;
+  response_body: string | null;
 }
 
 export interface RunnersTable {

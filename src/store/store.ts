@@ -70,6 +70,10 @@ export interface ExecutionPatch {
   cancelReason?: CancelReason | null;
 }
 
+export type NonceRecord =
+  | { fresh: true }
+  | { fresh: false; fingerprint: string; response: { status: number; body: string } | null };
+
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
   migrate(): Promise<void>;
@@ -102,8 +106,12 @@ export interface Store {
   listRunnerKeys(projectId: string): Promise<RunnerKey[]>;
   revokeRunnerKey(id: string, at: number): Promise<boolean>;
 
-  /** Records a request nonce; false when that key already used it (a replay). */
-  recordNonce(keyId: string, nonce: string, at: number): Promise<boolean>;
+  /**
+   * Records a request nonce with the request's fingerprint. When the key already used it, returns
+   * what was recorded then (a retry of the same request gets the answer it was given).
+   */
+  recordNonce(keyId: string, nonce: string, at: number, fingerprint: string): Promise<NonceRecord>;
+  saveNonceResponse(keyId: string, nonce: string, status: number, body: string): Promise<void>;
   forgetNonce(keyId: string, nonce: string): Promise<void>;
   pruneNonces(olderThan: number): Promise<number>;
 

@@ -1,4 +1,5 @@
 /** HTTP binding of runner protocol v1: paths, headers and bodies exactly as the Python runner uses them. */
+import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Core } from '../../core/context.js';
@@ -21,6 +22,8 @@ import { bearerOf } from '../userAuth.js';
 declare module 'fastify' {
   interface FastifyRequest {
     runnerCaller?: v1.RunnerCaller;
+    /** Answered from the nonce record: a retry of a request already handled. */
+    repeated?: boolean;
   }
 }
 
@@ -28,13 +31,26 @@ const IdParams = Type.Object({ id: Type.String() });
 type IdParams = { id: string };
 
 export function registerRunnerV1Routes(app: FastifyInstance, core: Core, maxBodyBytes: number): void {
-  const authenticate = async (request: FastifyRequest) => {
-    request.runnerCaller = await v1.authenticateRunner(core, {
+  const authenticate = async (request: FastifyRequest, reply: FastifyReply) => {
+    const caller = await v1.authenticateRunner(core, {
       bearer: bearerOf(request),
       timestamp: headerOf(request, V1_HEADERS.timestamp),
       nonce: headerOf(request, V1_HEADERS.nonce),
       address: request.ip,
+      fingerprint: fingerprintOf(request),
     });
+    request.runnerCaller = caller;
+    if (caller.repeat) {
+      request.repeated = true;
+      return reply.status(caller.repeat.status).type('application/json; charset=utf-8').send(caller.repeat.body);
+    }
+  };
+  const rememberAnswer = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
+    const nonce = headerOf(request, V1_HEADERS.nonce);
+    if (request.runnerCaller && nonce && !request.repeated && reply.statusCode < 500 && typeof payload === 'string') {
+      await v1.rememberAnswer(core, request.runnerCaller, nonce, { status: reply.statusCode, body: payload });
+    }
+    return payload;
   };
   const releaseOnServerError = async (request: FastifyRequest, reply: FastifyReply) => {
     const nonce = headerOf(request, V1_HEADERS.nonce);
@@ -42,6 +58,7 @@ export function registerRunnerV1Routes(app: FastifyInstance, core: Core, maxBody
   };
   const base = {
     preHandler: authenticate,
+    onSend: rememberAnswer,
     onResponse: releaseOnServerError,
     bodyLimit: maxBodyBytes,
   };
@@ -68,6 +85,10 @@ export function registerRunnerV1Routes(app: FastifyInstance, core: Core, maxBody
   app.get(`${V1_PREFIX}/executions/:id/cancel-status/`, { ...base, schema: { tags, params: IdParams, response: { 200: CancelStatusResponse, ...errors } } }, (r) =>
     v1.cancelStatus(core, caller(r), (r.params as IdParams).id),
   );
+}
+
+function fingerprintOf(request: FastifyRequest): string {
+  return createHash('sha256').update(`${request.method} ${request.url}\n${JSON.stringify(request.body ?? null)}`).digest('hex');
 }
 
 function headerOf(request: FastifyRequest, name: string): string | undefined {

@@ -1,0 +1,133 @@
+/**
+ * The dashboard: sign in, then projects, command catalogue (a form made from each command's
+ * argparse definition), the live run view, history, audit log and settings. Bundled by
+ * scripts/build-dashboard.mjs into dist/dashboard/, which the server serves at `/`.
+ */
+import '@xterm/xterm/css/xterm.css';
+import './styles.css';
+import { api, whenUnauthenticated } from './api.js';
+import { h, replace } from './dom.js';
+import { href, navigate, Router, type Page, type Route } from './router.js';
+import { adopt, loadSession, signedInUser } from './session.js';
+import { initTheme, nextChoice, setThemeChoice, themeChoice } from './theme.js';
+import { errorNotice, pageTitle } from './ui.js';
+import { loginPage } from './pages/login.js';
+import { projectsPage } from './pages/projects.js';
+import { cataloguePage } from './pages/catalogue.js';
+import { runPage } from './pages/run.js';
+import { historyPage } from './pages/history.js';
+import { auditPage } from './pages/audit.js';
+import { settingsPage } from './pages/settings.js';
+
+const NAV: Array<{ label: string; path: string; match: RegExp }> = [
+  { label: 'Projects', path: '/', match: /^\/($|projects)/ },
+  { label: 'History', path: '/history', match: /^\/(history|executions)/ },
+  { label: 'Audit log', path: '/audit', match: /^\/audit/ },
+  { label: 'Settings', path: '/settings', match: /^\/settings/ },
+];
+
+const root = document.getElementById('app') ?? document.body.appendChild(h('div', { id: 'app' }));
+let returnTo = '';
+
+function themeButton(): HTMLButtonElement {
+  const labels = { system: 'Theme: system', light: 'Theme: light', dark: 'Theme: dark' } as const;
+  const b = h('button', { type: 'button', class: 'button button-plain theme-toggle', 'data-testid': 'theme-toggle' });
+  const paint = () => {
+    b.textContent = labels[themeChoice()];
+    b.title = 'Switch between the system theme, light and dark';
+  };
+  b.addEventListener('click', () => {
+    setThemeChoice(nextChoice(themeChoice()));
+    paint();
+  });
+  paint();
+  return b;
+}
+
+function shell(route: Route): HTMLElement {
+  const user = signedInUser()!;
+  const main = h('main', { id: 'main', class: 'main' });
+  const signOut = h('button', {
+    type: 'button',
+    class: 'button button-plain',
+    onClick: async () => {
+      try {
+        await api.signOut();
+      } catch {
+        // Signed out or not, the page forgets the session.
+      }
+      adopt(null);
+      navigate('/login');
+    },
+  }, 'Sign out');
+  root.replaceChildren(
+    h('a', { class: 'skip-link', href: '#main', onClick: (e: MouseEvent) => { e.preventDefault(); main.focus(); } }, 'Skip to content'),
+    h(
+      'header',
+      { class: 'topbar' },
+      h('a', { class: 'brand', href: '#/' }, h('span', { class: 'brand-mark', 'aria-hidden': 'true' }, '▸'), 'djangocommand'),
+      h(
+        'nav',
+        { class: 'nav', 'aria-label': 'Main' },
+        NAV.map((n) => h('a', { href: href(n.path), class: 'nav-link', 'aria-current': n.match.test(route.path) ? 'page' : null }, n.label)),
+      ),
+      h('div', { class: 'topbar-user' }, h('span', { class: 'user-email', title: user.is_admin ? 'admin' : 'user' }, user.email), themeButton(), signOut),
+    ),
+    main,
+  );
+  main.tabIndex = -1;
+  return main;
+}
+
+const notFound: Page = (main, route) => {
+  replace(main, pageTitle('Not found'), h('p', null, `There is no page at ${route.path}. `, h('a', { href: '#/' }, 'Go to the projects.')));
+};
+
+async function render(page: Page, route: Route): Promise<void> {
+  if (route.path === '/login') {
+    if (signedInUser()) return navigate(returnTo || '/');
+    root.replaceChildren();
+    await loginPage(root, route, (target) => {
+      const next = returnTo || target;
+      returnTo = '';
+      navigate(next || '/');
+    });
+    return;
+  }
+  if (!signedInUser() && !(await loadSession())) {
+    returnTo = location.hash.replace(/^#/, '');
+    navigate('/login');
+    return;
+  }
+  const main = shell(route);
+  try {
+    await page(main, route);
+  } catch (err) {
+    if (route.signal.aborted) return;
+    main.append(errorNotice(err));
+  }
+  if (route.signal.aborted) return;
+  const title = main.querySelector<HTMLElement>('#page-title');
+  // Move focus for keyboard users, but leave it where a page put it on purpose (a search box).
+  if (title && (document.activeElement === document.body || document.activeElement === null)) title.focus({ preventScroll: true });
+}
+
+initTheme();
+whenUnauthenticated(() => {
+  if (!signedInUser()) return;
+  adopt(null);
+  returnTo = location.hash.replace(/^#/, '');
+  navigate('/login');
+});
+
+new Router(render, notFound)
+  .add('/login', () => undefined)
+  .add('/', projectsPage)
+  .add('/projects', projectsPage)
+  .add('/projects/:project', cataloguePage)
+  .add('/projects/:project/commands/:command', cataloguePage)
+  .add('/executions/:id', runPage)
+  .add('/history', historyPage)
+  .add('/audit', auditPage)
+  .add('/settings', settingsPage)
+  .start();

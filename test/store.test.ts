@@ -65,12 +65,14 @@ describe.each(DB_KINDS)('store on %s', (kind) => {
     await expect(store.createUser({ id: 'u2', email: 'a@b.c', passwordHash: 'x', isAdmin: false, createdAt: 1 })).rejects.toThrow();
   });
 
-  it('refuses a reused nonce per key, and forgets old ones', async () => {
-    expect(await store.recordNonce(key.id, 'n1', 1000)).toBe(true);
-    expect(await store.recordNonce(key.id, 'n1', 1001)).toBe(false);
-    expect(await store.recordNonce('other-key', 'n1', 1001)).toBe(true);
+  it('records nonces per key with what was answered, and forgets old ones', async () => {
+    expect(await store.recordNonce(key.id, 'n1', 1000, 'fp')).toEqual({ fresh: true });
+    expect(await store.recordNonce(key.id, 'n1', 1001, 'fp')).toEqual({ fresh: false, fingerprint: 'fp', response: null });
+    await store.saveNonceResponse(key.id, 'n1', 200, '{"ok":true}');
+    expect(await store.recordNonce(key.id, 'n1', 1002, 'other')).toEqual({ fresh: false, fingerprint: 'fp', response: { status: 200, body: '{"ok":true}' } });
+    expect(await store.recordNonce('other-key', 'n1', 1001, 'fp')).toEqual({ fresh: true });
     await store.forgetNonce(key.id, 'n1');
-    expect(await store.recordNonce(key.id, 'n1', 5000)).toBe(true);
+    expect((await store.recordNonce(key.id, 'n1', 5000, 'fp')).fresh).toBe(true);
     expect(await store.pruneNonces(2000)).toBe(1);
   });
 

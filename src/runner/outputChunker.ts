@@ -1,6 +1,6 @@
 /**
  * Turns a process's stdout and stderr into numbered chunks, in the order the runner read them,
- * with the time each line started. Text is decoded as UTF-8 without splitting a character
+ * with the time lines started (one mark per millisecond: lines after a mark started then). Text is decoded as UTF-8 without splitting a character
  * across chunks. A chunk is cut every `flushMs` or when `maxBytes` of one stream are waiting.
  */
 import { StringDecoder } from 'node:string_decoder';
@@ -16,7 +16,11 @@ export interface Chunk {
 interface Pending {
   decoder: StringDecoder;
   data: string;
+  /** UTF-8 size of `data`, kept as it grows (measuring the whole text on every read is slow). */
+  bytes: number;
   lineTimes: Array<[number, number]>;
+  /** The last time recorded: lines starting within the same millisecond share it. */
+  lastTime: number;
   atLineStart: boolean;
 }
 
@@ -32,7 +36,7 @@ export class OutputChunker {
     private readonly opts: { flushMs: number; maxBytes: number; firstSeq?: number; now?: () => number },
   ) {
     this.seq = opts.firstSeq ?? 0;
-    const fresh = (): Pending => ({ decoder: new StringDecoder('utf8'), data: '', lineTimes: [], atLineStart: true });
+    const fresh = (): Pending => ({ decoder: new StringDecoder('utf8'), data: '', bytes: 0, lineTimes: [], lastTime: -1, atLineStart: true });
     this.pending = { stdout: fresh(), stderr: fresh() };
   }
 
@@ -47,7 +51,11 @@ export class OutputChunker {
     const now = (this.opts.now ?? Date.now)();
     let from = 0;
     while (from < text.length) {
-      if (p.atLineStart) p.lineTimes.push([p.data.length + from, now]);
+      // One time per millisecond, not per line: a fast command prints thousands of lines a ms.
+      if (p.atLineStart && now !== p.lastTime) {
+        p.lineTimes.push([p.data.length + from, now]);
+        p.lastTime = now;
+      }
       const nl = text.indexOf('\n', from);
       if (nl < 0) {
         p.atLineStart = false;
@@ -60,9 +68,11 @@ export class OutputChunker {
     const other: OutputStream = stream === 'stdout' ? 'stderr' : 'stdout';
     if (this.pending[other].data.length > 0) this.flushStream(other);
     p.data += text;
+    p.bytes += Buffer.byteLength(text);
     if (!this.order.includes(stream)) this.order.push(stream);
-    if (Buffer.byteLength(p.data) >= this.opts.maxBytes) this.flushStream(stream);
-    else this.timer ??= setTimeout(() => this.flush(), this.opts.flushMs);
+    if (p.bytes >= this.opts.maxBytes) this.flushStream(stream);
+    // The first output goes out at once, so a person sees the command start; then in batches.
+    else this.timer ??= setTimeout(() => this.flush(), this.seq === (this.opts.firstSeq ?? 0) ? 5 : this.opts.flushMs);
   }
 
   /** Emits whatever is waiting. `end` also flushes bytes the decoders still hold. */
@@ -83,7 +93,9 @@ export class OutputChunker {
     this.seq++;
     this.emit({ seq: this.seq, stream, data: p.data, lineTimes: p.lineTimes });
     p.data = '';
+    p.bytes = 0;
     p.lineTimes = [];
+    p.lastTime = -1;
     this.order = this.order.filter((s) => s !== stream);
   }
 }

@@ -53,15 +53,18 @@ interface Live {
   startedAt?: number;
   /** Index of the next spool entry to send on this connection. */
   nextIndex: number;
+  /** JSON of chunks spooled but not sent yet, by index: sent from memory, not read back from disk. */
+  fresh: Map<number, string>;
   finishedSent: boolean;
   cancelled: boolean;
   timedOut: boolean;
   stopSteps?: () => void;
 }
 
-/** Chunks sent but not yet acknowledged, at most (32 × 256 KiB): bounds memory in the socket and the server. */
-const SEND_WINDOW_CHUNKS = 32;
-const CHUNK_MAX_BYTES = 256 * 1024;
+/** Chunks sent but not yet acknowledged, at most (8 × 1 MiB): bounds memory in the socket and the server. */
+const SEND_WINDOW_CHUNKS = 8;
+/** Larger chunks cost fewer messages, transactions and acks per megabyte. */
+const CHUNK_MAX_BYTES = 1024 * 1024;
 const METADATA_ONLY_TEXT = '(metadata-only mode, no output captured)\n';
 
 export class Runner {
@@ -100,7 +103,7 @@ export class Runner {
   start(): void {
     for (const spool of ExecutionSpool.loadAll(this.opts.settings.stateDir)) {
       // Left by a runner that died: its process is gone; send what it printed, never re-run it.
-      this.live.set(spool.executionId, { id: spool.executionId, command: '?', spool, nextIndex: 0, finishedSent: false, cancelled: false, timedOut: false });
+      this.live.set(spool.executionId, { id: spool.executionId, command: '?', spool, nextIndex: 0, fresh: new Map(), finishedSent: false, cancelled: false, timedOut: false });
       this.opts.log('warn', `execution ${spool.executionId}: sending output kept from a previous run of the runner`);
     }
     this.connection.on('open', () => this.onOpen());
@@ -122,6 +125,7 @@ export class Runner {
     this.inflight = 0;
     for (const l of this.live.values()) {
       l.nextIndex = 0;
+      l.fresh.clear();
       l.finishedSent = false;
     }
     const s = this.opts.settings;
@@ -179,7 +183,7 @@ export class Runner {
   private async execute(msg: Execute): Promise<void> {
     if (this.live.has(msg.execution_id)) return;
     const spool = ExecutionSpool.create(this.opts.settings.stateDir, msg.execution_id);
-    const l: Live = { id: msg.execution_id, command: msg.command, spool, nextIndex: 0, finishedSent: false, cancelled: false, timedOut: false };
+    const l: Live = { id: msg.execution_id, command: msg.command, spool, nextIndex: 0, fresh: new Map(), finishedSent: false, cancelled: false, timedOut: false };
     this.live.set(l.id, l);
     const chunker = new OutputChunker((c) => this.spoolChunk(l, c), { flushMs: this.opts.flushMs ?? 100, maxBytes: CHUNK_MAX_BYTES });
 
@@ -230,7 +234,9 @@ export class Runner {
   }
 
   private spoolChunk(l: Live, c: Chunk): void {
-    l.spool.append({ type: 'output', execution_id: l.id, seq: c.seq, stream: c.stream, data: c.data, line_times: c.lineTimes });
+    const text = l.spool.append({ type: 'output', execution_id: l.id, seq: c.seq, stream: c.stream, data: c.data, line_times: c.lineTimes });
+    // Kept in memory only while the send window is open; otherwise it is read back when due.
+    if (this.connection.isOpen() && this.inflight < SEND_WINDOW_CHUNKS) l.fresh.set(l.spool.count - 1, text);
     this.pump();
   }
 
@@ -249,10 +255,10 @@ export class Runner {
       while (l.nextIndex < l.spool.count) {
         if (this.inflight >= SEND_WINDOW_CHUNKS) return;
         if (!l.spool.isAcked(l.nextIndex)) {
-          const { text } = l.spool.read(l.nextIndex);
-          this.connection.send(text);
+          this.connection.send(l.fresh.get(l.nextIndex) ?? l.spool.read(l.nextIndex).text);
           this.inflight++;
         }
+        l.fresh.delete(l.nextIndex);
         l.nextIndex++;
       }
       if (l.spool.finished && !l.finishedSent) {

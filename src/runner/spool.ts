@@ -80,12 +80,14 @@ export class ExecutionSpool {
     return this.entries.length === 0 ? 0 : this.entries[this.entries.length - 1].seq;
   }
 
-  append(msg: Output): void {
+  /** Writes the chunk and returns its JSON text, which the caller may send at once. */
+  append(msg: Output): string {
     const line = JSON.stringify(msg);
     const buf = Buffer.from(line + '\n', 'utf8');
     fs.writeSync(this.fd, buf, 0, buf.length, this.size);
     this.entries.push({ seq: msg.seq, offset: this.size, length: buf.length - 1 });
     this.size += buf.length;
+    return line;
   }
 
   ack(seq: number): void {

@@ -7,7 +7,8 @@
  * runs cold and a new warm process is started in the background. Every failure path ends in a
  * cold start, never in a lost command.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -28,6 +29,9 @@ interface Reply {
 }
 
 const READY_TIMEOUT_MS = 120_000;
+/** FIFO pairs made ahead of time: making one (mkfifo) takes milliseconds a command should not wait. */
+const SPARE_FIFOS = 2;
+const execFileAsync = promisify(execFile);
 
 export class WarmProcess implements WarmLauncher {
   private child: ChildProcess | undefined;
@@ -39,6 +43,8 @@ export class WarmProcess implements WarmLauncher {
   private readonly exits = new Map<string, (code: number) => void>();
   private readonly dir: string;
   private restarts = 0;
+  private readonly spares: Array<{ out: string; err: string }> = [];
+  private refilling = false;
 
   constructor(
     private readonly project: PythonProject,
@@ -103,6 +109,7 @@ export class WarmProcess implements WarmLauncher {
       this.ready = false;
     });
     this.ready = true;
+    void this.refill();
     this.log('info', `warm process ready (pid ${child.pid}, ${(readyLine as unknown as { startup_ms: number }).startup_ms} ms to load Django)`);
   }
 
@@ -134,9 +141,8 @@ export class WarmProcess implements WarmLauncher {
   async launch(command: string, argv: string[]): Promise<Launched | undefined> {
     if (!this.ready || !this.socket) return undefined;
     const id = randomUUID();
-    const out = path.join(this.dir, `${id}.out`);
-    const err = path.join(this.dir, `${id}.err`);
-    execFileSync('mkfifo', ['-m', '600', out, err]);
+    const { out, err } = this.spares.shift() ?? this.makeFifosNow();
+    void this.refill();
     // Read ends first: the child's open for writing waits for a reader.
     const stdout = openFifo(out);
     const stderr = openFifo(err);
@@ -166,6 +172,28 @@ export class WarmProcess implements WarmLauncher {
     // The child opens the FIFOs after "started"; their names may go once it has exited.
     void exited.then(cleanup);
     return { pid: reply.pid, stdout, stderr, exited, warm: true };
+  }
+
+  private makeFifosNow(): { out: string; err: string } {
+    const base = path.join(this.dir, randomUUID());
+    execFileSync('mkfifo', ['-m', '600', `${base}.out`, `${base}.err`]);
+    return { out: `${base}.out`, err: `${base}.err` };
+  }
+
+  private async refill(): Promise<void> {
+    if (this.refilling) return;
+    this.refilling = true;
+    try {
+      while (!this.stopped && this.spares.length < SPARE_FIFOS) {
+        const base = path.join(this.dir, randomUUID());
+        await execFileAsync('mkfifo', ['-m', '600', `${base}.out`, `${base}.err`]);
+        this.spares.push({ out: `${base}.out`, err: `${base}.err` });
+      }
+    } catch (err) {
+      this.log('warn', `cannot prepare output FIFOs: ${(err as Error).message}`);
+    } finally {
+      this.refilling = false;
+    }
   }
 
   async stop(): Promise<void> {

@@ -1,0 +1,283 @@
+/**
+ * The dashboard in a real browser (Debian's Chromium) against a real server and a real runner
+ * next to the example Django project: sign in with the session cookie, run a command from the
+ * form made of its argparse definition (refused before anything runs when a value is wrong),
+ * watch its output live, cancel a slow one from the run view, find both in the history and
+ * the audit log. Screenshots of every main page land in test-results/dashboard/.
+ *
+ * The tests follow one person's visit, in order, in one browser.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { freshDatabase, type FreshDatabase } from '../support/databases.js';
+import { REPO, setUpProject, startServer, waitFor, type ServerHandle } from '../support/serverProcess.js';
+import { exampleProject } from '../support/example.js';
+import { runnerEnv, startRunner, type RunnerHandle } from '../support/runnerProcess.js';
+import { launchBrowser, screenshot, type BrowserHandle } from '../support/browser.js';
+
+const EMAIL = 'admin@localhost';
+const PASSWORD = 'correct horse battery staple';
+const DASHBOARD_SRC = path.join(REPO, 'src/dashboard');
+const DASHBOARD_DIST = path.join(REPO, 'dist/dashboard');
+
+function filesUnder(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+}
+
+async function signIn(page: Page, url: string, password = PASSWORD): Promise<void> {
+  await page.goto(url);
+  await page.getByLabel('Email').fill(EMAIL);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+/** The terminal's text (scroll-back included), as the page shows it. */
+const terminalText = (page: Page) => page.evaluate(() => (window as unknown as { dcTerminal?: () => string }).dcTerminal?.() ?? '');
+
+describe('the dashboard', () => {
+  let db: FreshDatabase;
+  let server: ServerHandle;
+  let runner: RunnerHandle;
+  let browser: BrowserHandle;
+  let token: string;
+  let page: Page;
+  const ran: { rich?: string; slow?: string } = {};
+
+  const api = async <T>(p: string): Promise<T> => {
+    const res = await fetch(server.url + p, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status, p).toBe(200);
+    return (await res.json()) as T;
+  };
+  const executionCount = async () => (await api<{ items: unknown[] }>('/api/v1/executions?limit=500')).items.length;
+
+  beforeAll(async () => {
+    db = await freshDatabase('sqlite');
+    server = await startServer(db);
+    let key: string;
+    ({ key, token } = await setUpProject(server));
+    const example = exampleProject();
+    runner = await startRunner(runnerEnv(server.url, key, example.env, { DJANGOCOMMAND_KILL_GRACE: '1' }));
+    browser = await launchBrowser();
+    page = browser.page;
+  }, 120_000);
+
+  afterAll(async () => {
+    if (browser?.problems.length) console.log(`browser reported:\n${browser.problems.join('\n')}`);
+    await browser?.close();
+    await runner?.stop();
+    await server?.stop();
+    await db?.drop();
+  });
+
+  it('is built into dist/dashboard, loads nothing from elsewhere, and never parses data as HTML', () => {
+    for (const f of ['index.html', 'app.js', 'app.css']) expect(fs.existsSync(path.join(DASHBOARD_DIST, f)), f).toBe(true);
+    const html = fs.readFileSync(path.join(DASHBOARD_DIST, 'index.html'), 'utf8');
+    const css = fs.readFileSync(path.join(DASHBOARD_DIST, 'app.css'), 'utf8');
+    expect(html).not.toMatch(/(src|href)\s*=\s*["']?(https?:)?\/\//i);
+    expect(css).not.toMatch(/url\(\s*["']?(https?:)?\/\/|@import/i);
+    for (const file of filesUnder(DASHBOARD_SRC).filter((f) => f.endsWith('.ts'))) {
+      const text = fs.readFileSync(file, 'utf8');
+      expect(text, path.relative(REPO, file)).not.toMatch(/\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML|document\.write\(/);
+    }
+  });
+
+  it('refuses a wrong password, then signs in with the session cookie', async () => {
+    await signIn(page, server.url + '/', 'not the password');
+    await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/do not match/);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Projects', level: 1 }).waitFor();
+    const cookies = await browser.context.cookies(server.url);
+    const session = cookies.find((c) => c.httpOnly);
+    expect(session, 'an HttpOnly session cookie').toBeDefined();
+    // The page never sees the cookie itself.
+    expect(await page.evaluate(() => document.cookie)).not.toContain(session!.value);
+  });
+
+  it('shows the project with its runner online and its versions', async () => {
+    const card = page.locator('[data-project="shop"]');
+    await card.locator('.runner[data-online="true"]').waitFor();
+    await expect.poll(() => card.locator('.runner').textContent()).toMatch(/online.*runner \S+ \(v2\).*Python 3\.\d+.*Django \d/s);
+  });
+
+  it('builds a form from rich_args\u2019 argparse definition and refuses a bad value next to its field before anything runs', async () => {
+    await page.locator('[data-testid="run-in-shop"]').click();
+    await page.getByTestId('command-search').fill('rich');
+    await page.getByTestId('command-search').press('Enter');
+    await page.getByRole('heading', { name: 'rich_args', level: 1 }).waitFor();
+    const field = (dest: string) => page.locator(`.args-form > .fields > [data-dest="${dest}"]`);
+    const before = await executionCount();
+
+    // Run with the required positional missing: the error shows next to it.
+    await page.getByTestId('run').click();
+    await expect.poll(() => field('target').locator('.field-error').textContent()).toContain('the following arguments are required: target');
+
+    await field('target').locator('input').fill('alpha');
+    await field('mode').locator('select').selectOption('fast'); // a choice
+    await field('dry_run').locator('input[type="checkbox"]').check(); // a checkbox
+    await field('tag').locator('input').first().fill('one'); // a repeated value…
+    await field('tag').getByRole('button', { name: '+ Add value' }).click();
+    await field('tag').locator('input').nth(1).fill('two words'); // …given twice
+    await field('count').locator('input').fill('1.5'); // not an int
+    await expect.poll(() => field('count').locator('.field-error').textContent()).toBe("argument --count: invalid int value: '1.5'");
+    expect(await field('count').locator('input').getAttribute('aria-invalid')).toBe('true');
+    await page.getByTestId('run').click();
+    await page.waitForTimeout(500);
+    expect(page.url()).toContain('/commands/rich_args');
+    expect(await executionCount()).toBe(before);
+
+    await field('count').locator('input').fill('3');
+    await expect.poll(() => field('count').locator('.field-error').textContent()).toBe('');
+    expect(await page.locator('.preview code').textContent()).toBe("manage.py rich_args alpha --count 3 --mode fast --dry-run --tag one --tag 'two words'");
+    await screenshot(page, 'catalogue-form-desktop-light');
+  });
+
+  it('runs it and shows its output in the terminal as it arrives', async () => {
+    await page.getByTestId('run').click();
+    await page.waitForURL(/#\/executions\/[0-9a-f-]{36}$/);
+    ran.rich = page.url().split('/').pop()!;
+    await page.locator('[data-testid="status"] [data-status="succeeded"]').waitFor({ timeout: 30_000 });
+    await expect.poll(() => terminalText(page)).toContain('"mode": "fast"');
+    const printed = JSON.parse((await terminalText(page)).trim());
+    expect(printed).toMatchObject({ target: 'alpha', count: 3, mode: 'fast', dry_run: true, tag: ['one', 'two words'] });
+    expect(await page.getByTestId('exit-code').textContent()).toBe('0');
+    expect(await page.getByTestId('created-by').textContent()).toContain(EMAIL);
+    expect(await page.getByTestId('cancel').isDisabled()).toBe(true);
+    expect(await page.getByTestId('force-kill').isDisabled()).toBe(true);
+    expect(await page.getByTestId('download').getAttribute('href')).toBe(`/api/v1/executions/${ran.rich}/output`);
+  });
+
+  it('cancels slow --steps 200 --delay 0.1 from the run view while its output streams', async () => {
+    await page.goto(`${server.url}/#/projects/shop/commands/slow`);
+    await page.getByRole('heading', { name: 'slow', level: 1 }).waitFor();
+    await page.getByRole('radio', { name: 'Free text' }).check();
+    await page.getByTestId('free-args').fill('--steps 200 --delay 0.1');
+    await page.getByTestId('run').click();
+    await page.waitForURL(/#\/executions\/[0-9a-f-]{36}$/);
+    ran.slow = page.url().split('/').pop()!;
+    await page.locator('[data-testid="status"] [data-status="running"]').waitFor({ timeout: 30_000 });
+    // Live: the progress bar moves while it runs.
+    await expect.poll(() => terminalText(page), { timeout: 15_000 }).toMatch(/\[#+\s*\]\s+\d+%/);
+    expect(await page.getByTestId('cancel').isEnabled()).toBe(true);
+    await screenshot(page, 'run-running-desktop-light');
+    await page.getByTestId('cancel').click();
+    await page.locator('[data-testid="status"] [data-status="cancelled"]').waitFor({ timeout: 30_000 });
+    await expect.poll(() => terminalText(page)).toMatch(/interrupted at step \d+ of 200/);
+    expect(await page.getByTestId('exit-code').textContent()).toBe('130');
+    expect(await page.getByTestId('force-kill').isDisabled()).toBe(true);
+  });
+
+  it('finds both in the history, filtered by command, with the duration chart', async () => {
+    await page.getByRole('link', { name: 'History' }).first().click();
+    await page.getByTestId('history-table').waitFor();
+    const rows = page.locator('[data-testid="history-table"] tbody tr');
+    await expect.poll(() => rows.count()).toBe(2);
+    await page.getByLabel('Command').fill('slow');
+    await page.getByLabel('Command').press('Enter');
+    await expect.poll(() => rows.count()).toBe(1);
+    expect(await rows.first().getAttribute('data-execution')).toBe(ran.slow);
+    expect(await rows.first().locator('[data-status]').getAttribute('data-status')).toBe('cancelled');
+    expect(page.url()).toContain('command=slow');
+    await page.getByLabel('Command').fill('rich_args');
+    await page.getByLabel('Command').press('Enter');
+    await expect.poll(() => rows.first().getAttribute('data-execution')).toBe(ran.rich);
+    await page.getByLabel('Command').fill('');
+    await page.getByLabel('Command').press('Enter');
+    await expect.poll(() => rows.count()).toBe(2);
+    // One point per finished run, one series per command.
+    await expect.poll(() => page.locator('svg.chart circle').count()).toBe(2);
+    expect((await page.locator('svg.chart .series').evaluateAll((gs) => gs.map((g) => g.getAttribute('data-series')))).sort()).toEqual(['rich_args', 'slow']);
+  });
+
+  it('finds both in the audit log, and offers the export', async () => {
+    await page.getByRole('link', { name: 'Audit log' }).click();
+    await page.getByTestId('audit-table').waitFor();
+    await page.getByLabel('Action').fill('execution.create');
+    await page.getByLabel('Action').press('Enter');
+    const rows = page.locator('[data-testid="audit-table"] tbody tr');
+    await expect.poll(async () => (await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-execution')))).sort()).toEqual([ran.rich, ran.slow].sort());
+    await page.getByLabel('Action').fill('execution.cancel');
+    await page.getByLabel('Action').press('Enter');
+    await expect.poll(() => rows.count()).toBe(1);
+    expect(await rows.first().getAttribute('data-execution')).toBe(ran.slow);
+    expect(await rows.first().textContent()).toContain(EMAIL);
+    expect(await page.getByTestId('export-csv').getAttribute('href')).toBe('/api/v1/audit/export?action=execution.cancel&format=csv');
+    expect(await page.getByTestId('export-jsonl').getAttribute('href')).toBe('/api/v1/audit/export?action=execution.cancel&format=jsonl');
+  });
+
+  it('switches between light and dark with the toggle', async () => {
+    const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    const light = await background();
+    await page.getByTestId('theme-toggle').click(); // system → light
+    expect(await background()).toBe(light);
+    await page.getByTestId('theme-toggle').click(); // light → dark
+    expect(await background()).not.toBe(light);
+    await page.getByTestId('theme-toggle').click(); // dark → system (light here)
+    expect(await background()).toBe(light);
+  });
+
+  async function screenshotsOfEveryPage(p: Page, suffix: string): Promise<string[]> {
+    const shots: string[] = [];
+    const visit = async (name: string, hash: string, ready: string) => {
+      await p.goto(`${server.url}/${hash}`);
+      await p.locator(ready).first().waitFor();
+      await p.waitForTimeout(300);
+      shots.push(await screenshot(p, `${name}-${suffix}`));
+    };
+    await visit('projects', '#/', '.runner');
+    await visit('catalogue', '#/projects/shop', '.command-list');
+    await visit('command', '#/projects/shop/commands/rich_args', '.run-form');
+    await visit('run', `#/executions/${ran.slow}`, '[data-status="cancelled"]');
+    await visit('history', '#/history', '[data-testid="history-table"]');
+    await visit('audit', '#/audit', '[data-testid="audit-table"]');
+    await visit('settings', '#/settings', '[data-testid="tokens-table"], .settings .notice');
+    return shots;
+  }
+
+  it('takes screenshots of every page on a laptop and on a phone, light and dark', async () => {
+    // A few more runs, so that the duration chart draws lines.
+    for (const steps of [2, 5, 3]) {
+      const res = await fetch(`${server.url}/api/v1/projects/shop/executions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ command: 'slow', argv: ['--steps', String(steps), '--delay', '0.05'] }),
+      });
+      const { id } = (await res.json()) as { id: string };
+      await waitFor(`slow ${id} to end`, async () => (await api<{ status: string }>(`/api/v1/executions/${id}`)).status === 'succeeded', 30_000, 100);
+    }
+    const shots: string[] = [];
+    for (const scheme of ['light', 'dark'] as const) {
+      await page.emulateMedia({ colorScheme: scheme });
+      shots.push(...(await screenshotsOfEveryPage(page, `desktop-${scheme}`)));
+    }
+    for (const scheme of ['light', 'dark'] as const) {
+      const phone = await launchBrowser({ viewport: { width: 390, height: 844 }, colorScheme: scheme, isMobile: true });
+      try {
+        await phone.page.goto(server.url + '/');
+        await phone.page.getByRole('button', { name: 'Sign in' }).waitFor();
+        shots.push(await screenshot(phone.page, `login-phone-${scheme}`));
+        await signIn(phone.page, server.url + '/');
+        await phone.page.getByRole('heading', { name: 'Projects', level: 1 }).waitFor();
+        shots.push(...(await screenshotsOfEveryPage(phone.page, `phone-${scheme}`)));
+        expect(phone.problems.filter((p) => !/status of 40[13]/.test(p))).toEqual([]);
+      } finally {
+        await phone.close();
+      }
+    }
+    for (const f of shots) expect(fs.statSync(f).size, f).toBeGreaterThan(5_000);
+  });
+
+  it('signs out, and the session is gone', async () => {
+    await page.goto(`${server.url}/#/`);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    await screenshot(page, 'login-desktop-light');
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await screenshot(page, 'login-desktop-dark');
+    const status = await page.evaluate(async () => (await fetch('/api/v1/session', { credentials: 'same-origin' })).status);
+    expect(status).toBe(401);
+    expect(browser.problems.filter((p) => !/status of 40[13]/.test(p))).toEqual([]);
+  });
+});

@@ -32,8 +32,11 @@ let returnTo = '';
 function themeButton(): HTMLButtonElement {
   const labels = { system: 'Theme: system', light: 'Theme: light', dark: 'Theme: dark' } as const;
   const b = h('button', { type: 'button', class: 'button button-plain theme-toggle', 'data-testid': 'theme-toggle' });
+  const icons = { system: '◐', light: '☀', dark: '☾' } as const;
   const paint = () => {
-    b.textContent = labels[themeChoice()];
+    const c = themeChoice();
+    b.replaceChildren(h('span', { class: 'theme-icon', 'aria-hidden': 'true' }, icons[c]), h('span', { class: 'theme-label' }, labels[c]));
+    b.setAttribute('aria-label', `${labels[c]} (switch between system, light and dark)`);
     b.title = 'Switch between the system theme, light and dark';
   };
   b.addEventListener('click', () => {

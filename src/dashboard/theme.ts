@@ -43,10 +43,7 @@ function safeGet(): string | null {
   }
 }
 
-let applied: ThemeChoice = themeChoice();
-
 function applyTheme(choice: ThemeChoice): void {
-  applied = choice;
   const root = document.documentElement;
   if (choice === 'system') root.removeAttribute('data-theme');
   else root.setAttribute('data-theme', choice);
@@ -56,7 +53,7 @@ function applyTheme(choice: ThemeChoice): void {
 }
 
 export function initTheme(): void {
-  applyTheme(applied);
+  applyTheme(themeChoice());
   media.addEventListener('change', () => {
     if (themeChoice() === 'system') applyTheme('system');
   });

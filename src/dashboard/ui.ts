@@ -109,3 +109,14 @@ export function every(ms: number, signal: AbortSignal, fn: () => Promise<void> |
   }, ms);
   signal.addEventListener('abort', () => window.clearInterval(timer));
 }
+
+/**
+ * A table whose cells carry their column's name (data-label), so that on a phone each row
+ * can read as a small card ("STATUS cancelled", "COMMAND slow …") instead of scrolling sideways.
+ */
+export function dataTable(attrs: Record<string, string>, headers: string[], rows: HTMLTableRowElement[]): HTMLTableElement {
+  for (const row of rows) {
+    Array.from(row.cells).forEach((cell, i) => cell.setAttribute('data-label', headers[i] ?? ''));
+  }
+  return h('table', { class: 'table', ...attrs }, h('thead', null, h('tr', null, headers.map((t) => h('th', { scope: 'col' }, t)))), h('tbody', null, rows));
+}

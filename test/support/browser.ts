@@ -15,7 +15,7 @@ export const SCREENSHOTS = path.join(REPO, 'test-results', 'dashboard');
 export interface BrowserHandle {
   context: BrowserContext;
   page: Page;
-  /** Console errors and failed requests the page reported, for assertions and debugging. */
+  /** Console errors, page errors and failed requests ("HTTP 401 GET /api/v1/session"). */
   problems: string[];
   close(): Promise<void>;
 }
@@ -42,7 +42,11 @@ export async function launchBrowser(opts: LaunchOptions = {}): Promise<BrowserHa
   const page = context.pages()[0] ?? (await context.newPage());
   const problems: string[] = [];
   page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+    // Failed requests are reported below, with their method and URL.
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`);
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
   });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   return {

@@ -138,7 +138,8 @@ export async function projectsPage(main: HTMLElement, route: Route): Promise<voi
     await Promise.all(
       fresh.map(async (p) => {
         const body = bodies.get(p.name);
-        if (!body) return;
+        // Never pull the page from under a keyboard user: a card holding the focus waits.
+        if (!body || body.contains(document.activeElement)) return;
         headers.get(p.name)!.textContent = `${p.runners_online} runner${p.runners_online === 1 ? '' : 's'} online · ${p.active_executions} active`;
         try {
           replace(body, projectBody(p, await loadProject(p, route.signal)));

@@ -17,6 +17,7 @@
  *
  *   node dist/bench/firstOutput.js [--samples 15] [--poll-ms 5] [--db postgres]
  */
+import type { OutputChunkView } from '../src/shared/api.js';
 import { spawn } from 'node:child_process';
 import {
   PROJECT,
@@ -57,12 +58,8 @@ interface Sample {
   startMs: number;
 }
 
-interface Chunk {
-  seq: number;
-  stream: string;
-  data: string;
-  line_times: Array<[number, number]>;
-}
+/** The REST API's own type: bench and server agree on one definition. */
+type Chunk = OutputChunkView;
 
 async function oneSample(bench: BenchServer): Promise<Sample> {
   const before = Date.now();

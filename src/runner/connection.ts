@@ -48,10 +48,10 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     return this.ws?.readyState === WebSocket.OPEN;
   }
 
-  /** Sends a text frame; false when not connected (the spool keeps what matters). */
-  send(text: string): boolean {
+  /** Sends a text (JSON) or binary (output) frame; false when not connected (the spool keeps what matters). */
+  send(message: string | Buffer): boolean {
     if (!this.isOpen()) return false;
-    this.ws!.send(text);
+    this.ws!.send(message);
     return true;
   }
 

@@ -53,8 +53,8 @@ interface Live {
   startedAt?: number;
   /** Index of the next spool entry to send on this connection. */
   nextIndex: number;
-  /** JSON of chunks spooled but not sent yet, by index: sent from memory, not read back from disk. */
-  fresh: Map<number, string>;
+  /** Frames spooled but not sent yet, by index: sent from memory, not read back from disk. */
+  fresh: Map<number, Buffer>;
   finishedSent: boolean;
   cancelled: boolean;
   timedOut: boolean;
@@ -234,9 +234,9 @@ export class Runner {
   }
 
   private spoolChunk(l: Live, c: Chunk): void {
-    const text = l.spool.append({ type: 'output', execution_id: l.id, seq: c.seq, stream: c.stream, data: c.data, line_times: c.lineTimes });
+    const frame = l.spool.append({ type: 'output', execution_id: l.id, seq: c.seq, stream: c.stream, data: c.data, line_times: c.lineTimes });
     // Kept in memory only while the send window is open; otherwise it is read back when due.
-    if (this.connection.isOpen() && this.inflight < SEND_WINDOW_CHUNKS) l.fresh.set(l.spool.count - 1, text);
+    if (this.connection.isOpen() && this.inflight < SEND_WINDOW_CHUNKS) l.fresh.set(l.spool.count - 1, frame);
     this.pump();
   }
 
@@ -255,7 +255,7 @@ export class Runner {
       while (l.nextIndex < l.spool.count) {
         if (this.inflight >= SEND_WINDOW_CHUNKS) return;
         if (!l.spool.isAcked(l.nextIndex)) {
-          this.connection.send(l.fresh.get(l.nextIndex) ?? l.spool.read(l.nextIndex).text);
+          this.connection.send(l.fresh.get(l.nextIndex) ?? l.spool.read(l.nextIndex));
           this.inflight++;
         }
         l.fresh.delete(l.nextIndex);

@@ -5,14 +5,14 @@
  * (execution, seq) once, so nothing is lost and nothing is duplicated.
  *
  * One folder per execution under <state>/spool/<id>/:
- *   chunks.jsonl   each line one protocol-v2 `output` message, appended in seq order
+ *   chunks.bin     the binary `output` frames, each after its u32 length, in seq order
  *   acked          one acknowledged seq per line
  *   finished.json  the `finished` message, once the process ended
  * Only offsets stay in memory, so a huge output costs disk, not memory.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Finished, Output } from '../shared/protocolV2.js';
+import { decodeOutputFrame, encodeOutputFrame, type Finished, type Output } from '../shared/protocolV2.js';
 
 interface Entry {
   seq: number;
@@ -32,7 +32,7 @@ export class ExecutionSpool {
     readonly dir: string,
   ) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.fd = fs.openSync(path.join(dir, 'chunks.jsonl'), 'a+', 0o600);
+    this.fd = fs.openSync(path.join(dir, 'chunks.bin'), 'a+', 0o600);
   }
 
   static create(stateDir: string, executionId: string): ExecutionSpool {
@@ -54,22 +54,17 @@ export class ExecutionSpool {
   }
 
   private reload(): void {
-    const text = fs.readFileSync(path.join(this.dir, 'chunks.jsonl'), 'utf8');
+    const buf = fs.readFileSync(path.join(this.dir, 'chunks.bin'));
     let offset = 0;
-    for (const line of text.split('\n')) {
-      const length = Buffer.byteLength(line);
-      if (line.length > 0) {
-        try {
-          const msg = JSON.parse(line) as Output;
-          this.entries.push({ seq: msg.seq, offset, length });
-        } catch {
-          // A line cut short by a crash while it was written: it was never sent either.
-          break;
-        }
-      }
-      offset += length + 1;
+    while (offset + 4 <= buf.length) {
+      const length = buf.readUInt32BE(offset);
+      const frame = offset + 4 + length <= buf.length ? decodeOutputFrame(buf.subarray(offset + 4, offset + 4 + length)) : undefined;
+      // A record cut short by a crash while it was written: it was never sent either.
+      if (!frame) break;
+      this.entries.push({ seq: (frame.header as Output).seq, offset: offset + 4, length });
+      offset += 4 + length;
     }
-    this.size = offset > 0 ? offset - 1 : 0;
+    this.size = offset;
     const ackedFile = path.join(this.dir, 'acked');
     if (fs.existsSync(ackedFile)) for (const s of fs.readFileSync(ackedFile, 'utf8').split('\n')) if (s) this.acked.add(Number(s));
     const finishedFile = path.join(this.dir, 'finished.json');
@@ -80,14 +75,16 @@ export class ExecutionSpool {
     return this.entries.length === 0 ? 0 : this.entries[this.entries.length - 1].seq;
   }
 
-  /** Writes the chunk and returns its JSON text, which the caller may send at once. */
-  append(msg: Output): string {
-    const line = JSON.stringify(msg);
-    const buf = Buffer.from(line + '\n', 'utf8');
-    fs.writeSync(this.fd, buf, 0, buf.length, this.size);
-    this.entries.push({ seq: msg.seq, offset: this.size, length: buf.length - 1 });
-    this.size += buf.length;
-    return line;
+  /** Writes the chunk and returns its frame, which the caller may send at once. */
+  append(msg: Output): Buffer {
+    const frame = encodeOutputFrame(msg);
+    const length = Buffer.allocUnsafe(4);
+    length.writeUInt32BE(frame.length, 0);
+    fs.writeSync(this.fd, length, 0, 4, this.size);
+    fs.writeSync(this.fd, frame, 0, frame.length, this.size + 4);
+    this.entries.push({ seq: msg.seq, offset: this.size + 4, length: frame.length });
+    this.size += 4 + frame.length;
+    return frame;
   }
 
   ack(seq: number): void {
@@ -111,12 +108,12 @@ export class ExecutionSpool {
     return this.acked.has(this.entries[index].seq);
   }
 
-  /** The `output` message at `index`, as the JSON text to send. */
-  read(index: number): { text: string; bytes: number } {
+  /** The `output` frame at `index`, as sent. */
+  read(index: number): Buffer {
     const e = this.entries[index];
     const buf = Buffer.alloc(e.length);
     fs.readSync(this.fd, buf, 0, e.length, e.offset);
-    return { text: buf.toString('utf8'), bytes: e.length };
+    return buf;
   }
 
   allAcked(): boolean {

@@ -18,7 +18,7 @@ import { authenticateRunner, type RunnerCaller } from '../core/runnerV1.js';
 import * as v2 from '../core/runnerV2.js';
 import { topics } from '../core/notifier.js';
 import { isUserError } from '../shared/errors.js';
-import { CLOSE, CommandsMessage, Draining, Finished, Hello, Output, Started, V2_PATH, type RunnerMessage, type ServerMessage } from '../shared/protocolV2.js';
+import { CLOSE, CommandsMessage, decodeOutputFrame, Draining, Finished, Hello, Output, Started, V2_PATH, type RunnerMessage, type ServerMessage } from '../shared/protocolV2.js';
 import { V1_HEADERS } from '../shared/protocolV1.js';
 import { bearerOf } from './userAuth.js';
 
@@ -261,10 +261,16 @@ class Session {
 
   private async onMessage(data: RawData, isBinary: boolean): Promise<void> {
     let parsed: unknown;
-    try {
-      parsed = isBinary ? undefined : JSON.parse(data.toString());
-    } catch {
-      parsed = undefined;
+    if (isBinary) {
+      const frame = decodeOutputFrame(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer));
+      const header = frame?.header as Record<string, unknown> | undefined;
+      parsed = frame && header && typeof header === 'object' ? { ...header, data: frame.data } : undefined;
+    } else {
+      try {
+        parsed = JSON.parse(data.toString());
+      } catch {
+        parsed = undefined;
+      }
     }
     const type = (parsed as { type?: unknown } | undefined)?.type;
     const checker = typeof type === 'string' ? checkers[type as RunnerMessage['type']] : undefined;

@@ -16,6 +16,9 @@
  *                                       ◀──  finished_ack (forget the execution)
  *   draining (stopping: no new work)    ──▶
  *
+ * `output` travels as a binary frame (encodeOutputFrame): a small JSON header and the text's
+ * UTF-8 bytes, so a megabyte of output is never JSON-escaped and parsed again.
+ *
  * Nothing is lost: the runner keeps every output chunk and its `finished` in a spool on disk
  * until acknowledged, and after a reconnect sends again what was not. Each (execution, seq) is
  * stored once, so a resend duplicates nothing. A runner that vanishes mid-command makes the
@@ -85,6 +88,34 @@ export const Output = Type.Object({
   line_times: Type.Array(Type.Tuple([Type.Integer({ minimum: 0 }), Type.Number()])),
 });
 export type Output = Static<typeof Output>;
+
+/** An output frame's header: the `output` message without its `data`. */
+export const OutputHeader = Type.Omit(Output, ['data']);
+export type OutputHeader = Static<typeof OutputHeader>;
+
+/** Binary frame: [u32 big-endian header length][header JSON][data as UTF-8]. */
+export function encodeOutputFrame(msg: Output): Buffer {
+  const { data, ...header } = msg;
+  const head = Buffer.from(JSON.stringify(header), 'utf8');
+  const body = Buffer.from(data, 'utf8');
+  const frame = Buffer.allocUnsafe(4 + head.length + body.length);
+  frame.writeUInt32BE(head.length, 0);
+  head.copy(frame, 4);
+  body.copy(frame, 4 + head.length);
+  return frame;
+}
+
+/** The header (unchecked) and the text of an output frame; undefined when it is not one. */
+export function decodeOutputFrame(frame: Buffer): { header: unknown; data: string } | undefined {
+  if (frame.length < 4) return undefined;
+  const length = frame.readUInt32BE(0);
+  if (4 + length > frame.length) return undefined;
+  try {
+    return { header: JSON.parse(frame.toString('utf8', 4, 4 + length)), data: frame.toString('utf8', 4 + length) };
+  } catch {
+    return undefined;
+  }
+}
 
 export const FinishedStatus = Type.Union([
   Type.Literal('success'),

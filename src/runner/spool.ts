@@ -5,26 +5,40 @@
  * (execution, seq) once, so nothing is lost and nothing is duplicated.
  *
  * One folder per execution under <state>/spool/<id>/:
- *   chunks.bin     the binary `output` frames, each after its u32 length, in seq order
- *   acked          one acknowledged seq per line
- *   finished.json  the `finished` message, once the process ended
- * Only offsets stay in memory, so a huge output costs disk, not memory.
+ *   seg-000001.bin …  the binary `output` frames, each after its u32 length, in seq order, in
+ *                     segments of about 8 MiB; a segment whose every frame is acknowledged is
+ *                     deleted, so disk use follows what is unacknowledged, not the output size
+ *   acked             one acknowledged seq per line
+ *   finished.json     the `finished` message, once the process ended
+ * Only offsets stay in memory, so a huge output costs neither memory nor, once sent, disk.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { decodeOutputFrame, encodeOutputFrame, type Finished, type Output } from '../shared/protocolV2.js';
 
+const SEGMENT_BYTES = 8 * 1024 * 1024;
+
 interface Entry {
   seq: number;
+  segment: number;
   offset: number;
   length: number;
 }
 
+interface Segment {
+  fd: number;
+  size: number;
+  /** Frames in it not acknowledged yet. */
+  unacked: number;
+}
+
 export class ExecutionSpool {
   private readonly entries: Entry[] = [];
+  private readonly bySeq = new Map<number, Entry>();
   private readonly acked = new Set<number>();
-  private fd: number;
-  private size = 0;
+  private readonly segments = new Map<number, Segment>();
+  private current = 0;
+  private unacked = 0;
   private finishedMsg: Finished | undefined;
 
   private constructor(
@@ -32,7 +46,6 @@ export class ExecutionSpool {
     readonly dir: string,
   ) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.fd = fs.openSync(path.join(dir, 'chunks.bin'), 'a+', 0o600);
   }
 
   static create(stateDir: string, executionId: string): ExecutionSpool {
@@ -53,51 +66,80 @@ export class ExecutionSpool {
       });
   }
 
-  private reload(): void {
-    const buf = fs.readFileSync(path.join(this.dir, 'chunks.bin'));
-    let offset = 0;
-    while (offset + 4 <= buf.length) {
-      const length = buf.readUInt32BE(offset);
-      const frame = offset + 4 + length <= buf.length ? decodeOutputFrame(buf.subarray(offset + 4, offset + 4 + length)) : undefined;
-      // A record cut short by a crash while it was written: it was never sent either.
-      if (!frame) break;
-      this.entries.push({ seq: (frame.header as Output).seq, offset: offset + 4, length });
-      offset += 4 + length;
-    }
-    this.size = offset;
-    const ackedFile = path.join(this.dir, 'acked');
-    if (fs.existsSync(ackedFile)) for (const s of fs.readFileSync(ackedFile, 'utf8').split('\n')) if (s) this.acked.add(Number(s));
-    const finishedFile = path.join(this.dir, 'finished.json');
-    if (fs.existsSync(finishedFile)) this.finishedMsg = JSON.parse(fs.readFileSync(finishedFile, 'utf8')) as Finished;
+  private segmentFile(n: number): string {
+    return path.join(this.dir, `seg-${String(n).padStart(6, '0')}.bin`);
   }
 
-  get lastSeq(): number {
-    return this.entries.length === 0 ? 0 : this.entries[this.entries.length - 1].seq;
+  private reload(): void {
+    const ackedFile = path.join(this.dir, 'acked');
+    if (fs.existsSync(ackedFile)) for (const s of fs.readFileSync(ackedFile, 'utf8').split('\n')) if (s) this.acked.add(Number(s));
+    const numbers = fs
+      .readdirSync(this.dir)
+      .map((f) => /^seg-(\d{6})\.bin$/.exec(f)?.[1])
+      .filter((n): n is string => n !== undefined)
+      .map(Number)
+      .sort((a, b) => a - b);
+    for (const n of numbers) {
+      // One segment at a time: a large leftover spool is never read into memory whole.
+      const buf = fs.readFileSync(this.segmentFile(n));
+      const segment: Segment = { fd: fs.openSync(this.segmentFile(n), 'r+'), size: 0, unacked: 0 };
+      let offset = 0;
+      while (offset + 4 <= buf.length) {
+        const length = buf.readUInt32BE(offset);
+        const frame = offset + 4 + length <= buf.length ? decodeOutputFrame(buf.subarray(offset + 4, offset + 4 + length)) : undefined;
+        // A record cut short by a crash while it was written: it was never sent either.
+        if (!frame) break;
+        const seq = (frame.header as Output).seq;
+        const entry = { seq, segment: n, offset: offset + 4, length };
+        this.entries.push(entry);
+        this.bySeq.set(seq, entry);
+        if (!this.acked.has(seq)) segment.unacked++;
+        offset += 4 + length;
+      }
+      segment.size = offset;
+      this.segments.set(n, segment);
+      this.unacked += segment.unacked;
+      this.current = n;
+    }
+    const finishedFile = path.join(this.dir, 'finished.json');
+    if (fs.existsSync(finishedFile)) this.finishedMsg = JSON.parse(fs.readFileSync(finishedFile, 'utf8')) as Finished;
   }
 
   /** Writes the chunk and returns its frame, which the caller may send at once. */
   append(msg: Output): Buffer {
     const frame = encodeOutputFrame(msg);
+    let segment = this.segments.get(this.current);
+    if (!segment || segment.size >= SEGMENT_BYTES) {
+      this.current++;
+      segment = { fd: fs.openSync(this.segmentFile(this.current), 'a+', 0o600), size: 0, unacked: 0 };
+      this.segments.set(this.current, segment);
+    }
     const length = Buffer.allocUnsafe(4);
     length.writeUInt32BE(frame.length, 0);
-    fs.writeSync(this.fd, length, 0, 4, this.size);
-    fs.writeSync(this.fd, frame, 0, frame.length, this.size + 4);
-    this.entries.push({ seq: msg.seq, offset: this.size + 4, length: frame.length });
-    this.size += 4 + frame.length;
+    fs.writeSync(segment.fd, length, 0, 4, segment.size);
+    fs.writeSync(segment.fd, frame, 0, frame.length, segment.size + 4);
+    const entry = { seq: msg.seq, segment: this.current, offset: segment.size + 4, length: frame.length };
+    this.entries.push(entry);
+    this.bySeq.set(msg.seq, entry);
+    segment.size += 4 + frame.length;
+    segment.unacked++;
+    this.unacked++;
     return frame;
   }
 
   ack(seq: number): void {
     if (this.acked.has(seq)) return;
+    const entry = this.bySeq.get(seq);
+    if (!entry) return;
     this.acked.add(seq);
     fs.appendFileSync(path.join(this.dir, 'acked'), `${seq}\n`);
-  }
-
-  /** The seqs not acknowledged yet, in order, from index `from` of the entries. */
-  pendingFrom(from: number): { index: number; seq: number }[] {
-    const out: { index: number; seq: number }[] = [];
-    for (let i = from; i < this.entries.length; i++) if (!this.acked.has(this.entries[i].seq)) out.push({ index: i, seq: this.entries[i].seq });
-    return out;
+    this.unacked--;
+    const segment = this.segments.get(entry.segment);
+    if (segment && --segment.unacked === 0 && entry.segment !== this.current) {
+      fs.closeSync(segment.fd);
+      fs.rmSync(this.segmentFile(entry.segment), { force: true });
+      this.segments.delete(entry.segment);
+    }
   }
 
   get count(): number {
@@ -108,16 +150,16 @@ export class ExecutionSpool {
     return this.acked.has(this.entries[index].seq);
   }
 
-  /** The `output` frame at `index`, as sent. */
+  /** The `output` frame at `index`, as sent; only asked for frames not acknowledged yet. */
   read(index: number): Buffer {
     const e = this.entries[index];
     const buf = Buffer.alloc(e.length);
-    fs.readSync(this.fd, buf, 0, e.length, e.offset);
+    fs.readSync(this.segments.get(e.segment)!.fd, buf, 0, e.length, e.offset);
     return buf;
   }
 
   allAcked(): boolean {
-    return this.entries.every((e) => this.acked.has(e.seq));
+    return this.unacked === 0;
   }
 
   finish(msg: Finished): void {
@@ -132,11 +174,12 @@ export class ExecutionSpool {
   }
 
   remove(): void {
-    fs.closeSync(this.fd);
+    this.close();
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 
   close(): void {
-    fs.closeSync(this.fd);
+    for (const s of this.segments.values()) fs.closeSync(s.fd);
+    this.segments.clear();
   }
 }

@@ -41,10 +41,28 @@ export async function freshDatabase(kind: DbKind): Promise<FreshDatabase> {
     dataDir,
     databaseUrl: url.toString(),
     drop: async () => {
-      await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await dropDatabase(name);
       fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * An autovacuum worker may still be visiting the database; it runs as a superuser, so
+ * WITH (FORCE) may not end it for our role. It leaves within moments: try again for a while.
+ */
+async function dropDatabase(name: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      return;
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      const busy = code === '55006' || code === '42501';  // object_in_use, insufficient_privilege (autovacuum)
+      if (!busy || attempt >= 40) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
 }
 
 async function adminQuery(sql: string): Promise<void> {

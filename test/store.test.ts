@@ -131,16 +131,19 @@ describe.each(DB_KINDS)('store on %s', (kind) => {
   it('stores each output chunk once and reads it back in order', async () => {
     const e = execution(project, { status: 'running', startedAt: 1 });
     await store.createExecution(e, 1);
-    const chunk = (seq: number, data: string) => ({ executionId: e.id, seq, stream: 'stdout' as const, data, lineTimes: [[0, 1] as [number, number]], receivedAt: 1 });
+    const chunk = (seq: number, data: string | Uint8Array) => ({ executionId: e.id, seq, stream: 'stdout' as const, data, lineTimes: [[0, 1] as [number, number]], receivedAt: 1 });
     expect(await store.appendOutput(chunk(2, 'two\n'))).toBe(true);
     expect(await store.appendOutput(chunk(1, 'héllo 🎉\n'))).toBe(true);
     expect(await store.appendOutput(chunk(1, 'duplicate\n'))).toBe(false);
+    // Bytes as they came in a binary frame: a view into a larger buffer, stored as text.
+    const frame = Buffer.from('HEADERbýtes ✓\n', 'utf8');
+    expect(await store.appendOutput(chunk(3, frame.subarray(6)))).toBe(true);
     const read = await store.readOutput(e.id, 0, 10);
-    expect(read.map((c) => c.data)).toEqual(['héllo 🎉\n', 'two\n']);
-    expect(await store.readOutput(e.id, 1, 10)).toHaveLength(1);
+    expect(read.map((c) => c.data)).toEqual(['héllo 🎉\n', 'two\n', 'býtes ✓\n']);
+    expect(await store.readOutput(e.id, 1, 10)).toHaveLength(2);
     const after = await store.getExecution(e.id);
-    expect(after?.outputChunks).toBe(2);
-    expect(after?.outputBytes).toBe(Buffer.byteLength('héllo 🎉\ntwo\n'));
+    expect(after?.outputChunks).toBe(3);
+    expect(after?.outputBytes).toBe(Buffer.byteLength('héllo 🎉\ntwo\nbýtes ✓\n'));
   });
 
   it('lists executions with filters and stable cursor pages', async () => {

@@ -5,7 +5,7 @@
 import type { Execution, Runner } from '../domain/model.js';
 import { isTerminal, type ExecutionStatus } from '../domain/execution.js';
 import { UserError } from '../shared/errors.js';
-import type { CommandsMessage, Finished, Hello, Output, Started, Execute } from '../shared/protocolV2.js';
+import type { CommandsMessage, Finished, Hello, OutputHeader, Started, Execute } from '../shared/protocolV2.js';
 import type { Core } from './context.js';
 import type { RunnerCaller } from './runnerV1.js';
 import { audit } from './audit.js';
@@ -101,7 +101,8 @@ export async function started(core: Core, caller: RunnerCaller, runner: Runner, 
   return true;
 }
 
-export async function output(core: Core, caller: RunnerCaller, msg: Output): Promise<void> {
+/** Stores one chunk; `data` may be the UTF-8 bytes of a binary frame, stored as they are. */
+export async function output(core: Core, caller: RunnerCaller, msg: OutputHeader & { data: string | Uint8Array }): Promise<void> {
   const e = await ownExecution(core, caller, msg.execution_id);
   const stored = await core.store.appendOutput({
     executionId: e.id,

@@ -143,6 +143,9 @@ export interface OutputChunk {
   receivedAt: number;
 }
 
+/** A chunk to store: its data as text, or as the UTF-8 bytes it came in (stored without decoding). */
+export type NewOutputChunk = Omit<OutputChunk, 'data'> & { data: string | Uint8Array };
+
 export interface AuditEvent {
   id: number;
   at: number;

@@ -7,8 +7,7 @@
  * runs cold and a new warm process is started in the background. Every failure path ends in a
  * cold start, never in a lost command.
  */
-import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
-import { promisify } from 'node:util';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -26,12 +25,12 @@ interface Reply {
   error?: string;
   reason?: string;
   changed?: string[];
+  paths?: string[][];
 }
 
 const READY_TIMEOUT_MS = 120_000;
-/** FIFO pairs made ahead of time: making one (mkfifo) takes milliseconds a command should not wait. */
+/** FIFO pairs made ahead of time (by the warm process, see bootstrap.py `fifos`), so a run waits for none. */
 const SPARE_FIFOS = 2;
-const execFileAsync = promisify(execFile);
 
 export class WarmProcess implements WarmLauncher {
   private child: ChildProcess | undefined;
@@ -140,9 +139,9 @@ export class WarmProcess implements WarmLauncher {
 
   async launch(command: string, argv: string[]): Promise<Launched | undefined> {
     if (!this.ready || !this.socket) return undefined;
-    const id = randomUUID();
-    const { out, err } = this.spares.shift() ?? this.makeFifosNow();
-    void this.refill();
+    const fifos = this.spares.shift() ?? (await this.makeFifos(1))[0];
+    if (!fifos || !this.ready) return undefined;
+    const { out, err } = fifos;
     // Read ends first: the child's open for writing waits for a reader.
     const stdout = openFifo(out);
     const stderr = openFifo(err);
@@ -150,11 +149,13 @@ export class WarmProcess implements WarmLauncher {
       fs.rmSync(out, { force: true });
       fs.rmSync(err, { force: true });
     };
-    const reply = await new Promise<Reply>((resolve) => {
-      this.waiting.set(id, resolve);
-      this.socket!.write(JSON.stringify({ op: 'run', id, command, argv, stdout: out, stderr: err }) + '\n');
-    });
+    const id = randomUUID();
+    // Listening for the exit before asking: "exited" may come in the same read as "started".
+    const exited = new Promise<number>((resolve) => this.exits.set(id, resolve));
+    const reply = await this.request({ op: 'run', command, argv, stdout: out, stderr: err }, id);
+    void this.refill();
     if (reply.event !== 'started' || !reply.pid) {
+      this.exits.delete(id);
       stdout.destroy();
       stderr.destroy();
       cleanup();
@@ -168,29 +169,35 @@ export class WarmProcess implements WarmLauncher {
       }
       return undefined;
     }
-    const exited = new Promise<number>((resolve) => this.exits.set(id, resolve));
     // The child opens the FIFOs after "started"; their names may go once it has exited.
     void exited.then(cleanup);
     return { pid: reply.pid, stdout, stderr, exited, warm: true };
   }
 
-  private makeFifosNow(): { out: string; err: string } {
-    const base = path.join(this.dir, randomUUID());
-    execFileSync('mkfifo', ['-m', '600', `${base}.out`, `${base}.err`]);
-    return { out: `${base}.out`, err: `${base}.err` };
+  private request(msg: Record<string, unknown>, id = randomUUID()): Promise<Reply> {
+    return new Promise<Reply>((resolve) => {
+      if (!this.socket || this.socket.destroyed) return resolve({ id, event: 'error', error: 'warm process gone' });
+      this.waiting.set(id, resolve);
+      this.socket.write(JSON.stringify({ ...msg, id }) + '\n');
+    });
+  }
+
+  /** New FIFO pairs, made by the warm process; none when it cannot (the command then starts cold). */
+  private async makeFifos(count: number): Promise<Array<{ out: string; err: string }>> {
+    const reply = await this.request({ op: 'fifos', dir: this.dir, count });
+    if (reply.event !== 'fifos' || !reply.paths) {
+      this.log('warn', `cannot prepare output FIFOs: ${reply.error ?? reply.event}`);
+      return [];
+    }
+    return reply.paths.map(([out, err]) => ({ out, err }));
   }
 
   private async refill(): Promise<void> {
-    if (this.refilling) return;
+    if (this.refilling || !this.ready) return;
     this.refilling = true;
     try {
-      while (!this.stopped && this.spares.length < SPARE_FIFOS) {
-        const base = path.join(this.dir, randomUUID());
-        await execFileAsync('mkfifo', ['-m', '600', `${base}.out`, `${base}.err`]);
-        this.spares.push({ out: `${base}.out`, err: `${base}.err` });
-      }
-    } catch (err) {
-      this.log('warn', `cannot prepare output FIFOs: ${(err as Error).message}`);
+      const missing = SPARE_FIFOS - this.spares.length;
+      if (missing > 0) this.spares.push(...(await this.makeFifos(missing)));
     } finally {
       this.refilling = false;
     }

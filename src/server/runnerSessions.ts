@@ -18,7 +18,7 @@ import { authenticateRunner, type RunnerCaller } from '../core/runnerV1.js';
 import * as v2 from '../core/runnerV2.js';
 import { topics } from '../core/notifier.js';
 import { isUserError } from '../shared/errors.js';
-import { CLOSE, CommandsMessage, decodeOutputFrame, Draining, Finished, Hello, Output, Started, V2_PATH, type RunnerMessage, type ServerMessage } from '../shared/protocolV2.js';
+import { CLOSE, CommandsMessage, decodeOutputFrame, Draining, Finished, Hello, Output, OutputHeader, Started, V2_PATH, type RunnerMessage, type ServerMessage } from '../shared/protocolV2.js';
 import { V1_HEADERS } from '../shared/protocolV1.js';
 import { bearerOf } from './userAuth.js';
 
@@ -28,6 +28,7 @@ if (!FormatRegistry.Has('uuid')) FormatRegistry.Set('uuid', (v) => UUID.test(v))
 const checkers = Object.fromEntries(
   [Hello, CommandsMessage, Started, Output, Finished, Draining].map((schema) => [schema.properties.type.const, TypeCompiler.Compile(schema)]),
 ) as unknown as Record<RunnerMessage['type'], { Check(v: unknown): v is RunnerMessage; Errors(v: unknown): Iterable<{ path: string; message: string }> }>;
+const outputHeader = TypeCompiler.Compile(OutputHeader);
 const SAFETY_SWEEP_MS = 1_000;
 /** Pings (and "last seen" writes) often enough that a live runner never looks offline. */
 const pingEveryMs = (core: Core) => Math.min(10_000, core.settings.runnerOfflineAfterMs / 3);
@@ -260,17 +261,12 @@ class Session {
   }
 
   private async onMessage(data: RawData, isBinary: boolean): Promise<void> {
+    if (isBinary) return this.onOutputFrame(Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data));
     let parsed: unknown;
-    if (isBinary) {
-      const frame = decodeOutputFrame(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer));
-      const header = frame?.header as Record<string, unknown> | undefined;
-      parsed = frame && header && typeof header === 'object' ? { ...header, data: frame.data } : undefined;
-    } else {
-      try {
-        parsed = JSON.parse(data.toString());
-      } catch {
-        parsed = undefined;
-      }
+    try {
+      parsed = JSON.parse(data.toString());
+    } catch {
+      parsed = undefined;
     }
     const type = (parsed as { type?: unknown } | undefined)?.type;
     const checker = typeof type === 'string' ? checkers[type as RunnerMessage['type']] : undefined;
@@ -315,16 +311,35 @@ class Session {
         await this.sight();
         return;
       case 'output':
-        await forgivingUnknown(v2.output(this.core, this.caller, msg));
-        this.send({ type: 'ack', execution_id: msg.execution_id, seq: msg.seq });
-        await this.sight();
-        return;
+        return this.onOutput(msg);
       case 'finished':
         await forgivingUnknown(v2.finished(this.core, this.caller, this.runner!, msg));
         this.send({ type: 'finished_ack', execution_id: msg.execution_id });
         this.release(msg.execution_id);
         return;
     }
+  }
+
+  /** An output frame: its header is checked like a message; its bytes are stored as they are. */
+  private async onOutputFrame(frame: Buffer): Promise<void> {
+    const decoded = decodeOutputFrame(frame);
+    const header = decoded?.header;
+    if (!decoded || !outputHeader.Check(header)) {
+      const first = decoded ? [...outputHeader.Errors(header)][0] : undefined;
+      this.send({ type: 'error', code: 'DC_VALIDATION', message: first ? `output${first.path}: ${first.message}` : 'Not an output frame.' });
+      return;
+    }
+    if (!this.runner) {
+      this.send({ type: 'error', code: 'DC_BAD_REQUEST', message: 'Say hello first.' });
+      return;
+    }
+    return this.onOutput({ ...header, data: decoded.data });
+  }
+
+  private async onOutput(msg: OutputHeader & { data: string | Uint8Array }): Promise<void> {
+    await forgivingUnknown(v2.output(this.core, this.caller, msg));
+    this.send({ type: 'ack', execution_id: msg.execution_id, seq: msg.seq });
+    await this.sight();
   }
 
   private fail(err: unknown): void {

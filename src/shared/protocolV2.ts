@@ -24,6 +24,7 @@
  * stored once, so a resend duplicates nothing. A runner that vanishes mid-command makes the
  * execution `lost`; nothing is ever re-run by itself.
  */
+import { isUtf8 } from 'node:buffer';
 import { Type, type Static } from '@sinclair/typebox';
 
 export const V2_PATH = '/api/runner/v2/connect';
@@ -106,15 +107,23 @@ export function encodeOutputFrame(msg: Output): Buffer {
 }
 
 /** The header (unchecked) and the text of an output frame; undefined when it is not one. */
-export function decodeOutputFrame(frame: Buffer): { header: unknown; data: string } | undefined {
+/**
+ * The header (parsed, not yet validated) and the data's bytes, a view into `frame`, never
+ * decoded: the server stores them as they came. Bytes that are not UTF-8 (no runner of ours
+ * sends them) come back with U+FFFD in their place, so what is stored is always text.
+ */
+export function decodeOutputFrame(frame: Buffer): { header: unknown; data: Buffer } | undefined {
   if (frame.length < 4) return undefined;
   const length = frame.readUInt32BE(0);
   if (4 + length > frame.length) return undefined;
+  let header: unknown;
   try {
-    return { header: JSON.parse(frame.toString('utf8', 4, 4 + length)), data: frame.toString('utf8', 4 + length) };
+    header = JSON.parse(frame.toString('utf8', 4, 4 + length));
   } catch {
     return undefined;
   }
+  const data = frame.subarray(4 + length);
+  return { header, data: isUtf8(data) ? data : Buffer.from(data.toString('utf8'), 'utf8') };
 }
 
 export const FinishedStatus = Type.Union([

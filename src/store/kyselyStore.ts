@@ -3,7 +3,7 @@
  * from the Capabilities flags only.
  */
 import { randomUUID } from 'node:crypto';
-import { Kysely, Migrator, type Selectable, type Migration, type MigrationProvider } from 'kysely';
+import { Kysely, Migrator, sql, type Selectable, type Migration, type MigrationProvider } from 'kysely';
 import type { Database, ExecutionsTable, OutputChunksTable, AuditEventsTable, RunnersTable, CommandsTable } from './schema.js';
 import type { Capabilities } from './dialects.js';
 import { migrations } from './migrations.js';
@@ -14,6 +14,7 @@ import type {
   Command,
   Execution,
   NewAuditEvent,
+  NewOutputChunk,
   OutputChunk,
   Project,
   Runner,
@@ -421,7 +422,13 @@ export class KyselyStore implements Store {
 
   // ---- output ----------------------------------------------------------------------------
 
-  async appendOutput(c: OutputChunk): Promise<boolean> {
+  async appendOutput(c: NewOutputChunk): Promise<boolean> {
+    const bytes = typeof c.data === 'string' ? Buffer.byteLength(c.data, 'utf8') : c.data.byteLength;
+    // UTF-8 bytes go to SQLite as they are (a BLOB cast to TEXT is not re-encoded); PostgreSQL takes a string.
+    const data =
+      typeof c.data === 'string' ? c.data
+      : this.caps.name === 'sqlite' ? sql<string>`CAST(${c.data} AS TEXT)`
+      : Buffer.from(c.data.buffer, c.data.byteOffset, c.data.byteLength).toString('utf8');
     return this.db.transaction().execute(async (trx) => {
       const res = await trx
         .insertInto('output_chunks')
@@ -429,7 +436,7 @@ export class KyselyStore implements Store {
           execution_id: c.executionId,
           seq: c.seq,
           stream: c.stream,
-          data: c.data,
+          data,
           line_times_json: JSON.stringify(c.lineTimes),
           received_at: c.receivedAt,
         })
@@ -439,7 +446,7 @@ export class KyselyStore implements Store {
       await trx
         .updateTable('executions')
         .set((eb) => ({
-          output_bytes: eb('output_bytes', '+', Buffer.byteLength(c.data, 'utf8')),
+          output_bytes: eb('output_bytes', '+', bytes),
           output_chunks: eb('output_chunks', '+', 1),
         }))
         .where('id', '=', c.executionId)

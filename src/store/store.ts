@@ -9,6 +9,7 @@ import type {
   Command,
   Execution,
   NewAuditEvent,
+  NewOutputChunk,
   OutputChunk,
   Project,
   Runner,
@@ -148,7 +149,7 @@ export interface Store {
 
   // Output
   /** Stores the chunk unless its number is already stored; true when it was new. */
-  appendOutput(chunk: OutputChunk): Promise<boolean>;
+  appendOutput(chunk: NewOutputChunk): Promise<boolean>;
   readOutput(executionId: string, afterSeq: number, limit: number): Promise<OutputChunk[]>;
 
   // Audit

@@ -467,6 +467,27 @@ def stale_case(python, project, env, workdir, log_path):
     return {'name': 'stale, new command, stdin EOF', 'ok': not problems, 'problems': problems}
 
 
+def primed_checks_case(python, project, env, workdir, log_path):
+    """The warm process ran the checks once at start-up: a warning they raise through
+    `warnings` (shown once per place in a process) must still show in each warm run."""
+    env = dict(env, EXAMPLE_CHECK_WARNING='1')
+    warm = WarmProcess(python, project, env, workdir, log_path)
+    problems = [] if warm.ready.get('primed_checks') is True else ['checks not primed: %s' % warm.ready]
+    try:
+        for attempt in (1, 2):
+            cold = run_cold(python, project, env, 'check', [])
+            hot = warm.run('check', [])
+            if hot.event != 'exited':
+                problems.append('warm run %d ended with %s' % (attempt, hot.message))
+                continue
+            problems += ['run %d: %s' % (attempt, p) for p in exact(cold, hot)]
+            if b'the example check was asked to warn' not in bytes(hot.stderr):
+                problems.append('run %d: the warning is missing from warm stderr %r' % (attempt, bytes(hot.stderr[:300])))
+    finally:
+        warm.close()
+    return {'name': 'primed checks keep warnings', 'ok': not problems, 'problems': problems}
+
+
 def bench(python, project, env, warm, rounds):
     """Time to the first stdout byte of `check`: warm (from sending "run") vs cold (from spawn)."""
     cold_s, warm_s = [], []
@@ -533,6 +554,7 @@ def main():
         code, rest = warm.close()
         summary['warm_exit'] = {'code': code, 'stdout_tail': rest.strip()}
     if not only:
+        summary['cases'].append(primed_checks_case(args.python, project, env, workdir, log_path))
         summary['cases'].append(stale_case(args.python, project, env, workdir, log_path))
     with open(log_path, 'rb') as handle:
         summary['warm_log_tail'] = handle.read()[-2000:].decode('utf-8', 'replace')

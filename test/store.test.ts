@@ -1,7 +1,10 @@
 /** One store suite, run against SQLite and PostgreSQL alike. */
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DB_KINDS, freshStore } from './support/databases.js';
+import { Migrator, sql, type Migration } from 'kysely';
+import { DB_KINDS, freshDatabase, freshStore } from './support/databases.js';
+import { openDatabase, openStore } from '../src/store/openStore.js';
+import { migrations } from '../src/store/migrations.js';
 import type { Store } from '../src/store/store.js';
 import type { Execution, Project, RunnerKey } from '../src/domain/model.js';
 
@@ -30,6 +33,7 @@ function execution(project: Project, over: Partial<Execution> = {}): Execution {
     cancelReason: null,
     outputBytes: 0,
     outputChunks: 0,
+    outputLastSeq: 0,
     ...over,
   };
 }
@@ -143,7 +147,38 @@ describe.each(DB_KINDS)('store on %s', (kind) => {
     expect(await store.readOutput(e.id, 1, 10)).toHaveLength(2);
     const after = await store.getExecution(e.id);
     expect(after?.outputChunks).toBe(3);
+    expect(after?.outputLastSeq).toBe(3);
     expect(after?.outputBytes).toBe(Buffer.byteLength('héllo 🎉\ntwo\nbýtes ✓\n'));
+  });
+
+  it('finds where the output ends for executions stored before migration 0002', async () => {
+    const db = await freshDatabase(kind);
+    try {
+      const { db: kysely, caps } = openDatabase(db);
+      const first = { '0001_initial': migrations(caps)['0001_initial'] };
+      const migrator = new Migrator({ db: kysely, provider: { getMigrations: async (): Promise<Record<string, Migration>> => first }, migrationTableName: 'dc_migrations', migrationLockTableName: 'dc_migrations_lock' });
+      expect((await migrator.migrateToLatest()).error).toBeUndefined();
+      const e = execution(project, { status: 'succeeded', startedAt: 1 });
+      await sql`INSERT INTO projects (id, name, commands_hash, created_at) VALUES (${project.id}, 'shop', '', 1)`.execute(kysely);
+      for (const [id, seqs] of [[e.id, [1, 2, 7]], [randomUUID(), []]] as const) {
+        await sql`INSERT INTO executions (id, project_id, command, args, argv_json, status, timeout_seconds, metadata_only, created_at, created_by_type, created_by_label, cancel_force)
+                  VALUES (${id}, ${project.id}, 'check', '', '[]', 'succeeded', 60, 0, 1, 'token', 'a@b.c', 0)`.execute(kysely);
+        for (const seq of seqs) {
+          await sql`INSERT INTO output_chunks (execution_id, seq, stream, data, line_times_json, received_at) VALUES (${id}, ${seq}, 'stdout', 'x', '[]', 1)`.execute(kysely);
+        }
+      }
+      await kysely.destroy();
+      const upgraded = await openStore(db);
+      try {
+        expect((await upgraded.getExecution(e.id))?.outputLastSeq).toBe(7);
+        const none = (await upgraded.listExecutions({}, 10)).items.find((x) => x.id !== e.id);
+        expect(none?.outputLastSeq).toBe(0);
+      } finally {
+        await upgraded.close();
+      }
+    } finally {
+      await db.drop();
+    }
   });
 
   it('lists executions with filters and stable cursor pages', async () => {

@@ -68,6 +68,7 @@ export async function createExecution(core: Core, actor: Actor, project: Project
     cancelReason: null,
     outputBytes: 0,
     outputChunks: 0,
+    outputLastSeq: 0,
   };
   const limit = command.maxConcurrency ?? core.settings.defaultConcurrency;
   const result = await core.store.createExecution(execution, limit);

@@ -1,8 +1,6 @@
 /**
- * Finding the end of a huge output without reading it all. ExecutionView has no chunk count,
- * so the last chunk number is found with `output/chunks?after=X&limit=1` probes: galloping
- * up, then halving (about 2·log2(n) small requests), and the tail is read backwards from it
- * until a byte budget is met.
+ * Showing the end of a huge output without reading it all: ExecutionView's `output_last_seq`
+ * says where it ends, and the tail is read backwards from there until a character budget is met.
  */
 import type { OutputChunkView } from '../shared/api.js';
 import { api } from './api.js';
@@ -13,31 +11,6 @@ export const TAIL_THRESHOLD_BYTES = 2 * 1024 * 1024;
 export const TAIL_BUDGET_CHARS = 512 * 1024;
 const FIRST_PAGE = 1;
 const MAX_PAGE = 200;
-
-async function anyAfter(id: string, after: number, signal?: AbortSignal): Promise<OutputChunkView | undefined> {
-  return (await api.chunks(id, after, 1, signal)).items[0];
-}
-
-/** The last chunk number, 0 when there is none. */
-export async function lastSeq(id: string, signal?: AbortSignal): Promise<number> {
-  const first = await anyAfter(id, 0, signal);
-  if (!first) return 0;
-  // Invariant: some chunk has seq > lo; none has seq > hi.
-  let lo = first.seq - 1;
-  let step = 1024;
-  let hi = lo + step;
-  while (await anyAfter(id, hi, signal)) {
-    lo = hi;
-    step *= 2;
-    hi = lo + step;
-  }
-  while (hi - lo > 1) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (await anyAfter(id, mid, signal)) lo = mid;
-    else hi = mid;
-  }
-  return hi;
-}
 
 /**
  * Reads backwards from chunk `upTo` (included) until about `budget` characters are in hand.

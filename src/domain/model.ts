@@ -129,6 +129,8 @@ export interface Execution {
   cancelReason: CancelReason | null;
   outputBytes: number;
   outputChunks: number;
+  /** The highest output chunk number stored, 0 before any: where the tail of the output is. */
+  outputLastSeq: number;
 }
 
 export type OutputStream = 'stdout' | 'stderr';

@@ -103,9 +103,20 @@ export class WarmProcess implements WarmLauncher {
       const s = net.createConnection(socketPath, () => resolve(s));
       s.once('error', reject);
     });
-    createInterface({ input: this.socket }).on('line', (line) => this.onReply(line));
-    this.socket.on('close', () => {
+    const socket = this.socket;
+    // readline passes the socket's errors on: the socket's own handler below reports them.
+    createInterface({ input: socket }).on('line', (line) => this.onReply(line)).on('error', () => undefined);
+    socket.on('close', () => {
+      if (this.socket !== socket) return;
       this.ready = false;
+      // Nothing more can be answered on it: whoever waits starts cold.
+      for (const [id, resolve] of this.waiting) resolve({ id, event: 'error', error: 'warm process connection closed' });
+      this.waiting.clear();
+    });
+    // A warm process that is leaving (stale, or died) closes its end: the next command starts cold.
+    socket.on('error', (err) => {
+      if (this.socket === socket) this.ready = false;
+      this.log('warn', `warm process connection: ${err.message}`);
     });
     this.ready = true;
     void this.refill();
@@ -153,7 +164,6 @@ export class WarmProcess implements WarmLauncher {
     // Listening for the exit before asking: "exited" may come in the same read as "started".
     const exited = new Promise<number>((resolve) => this.exits.set(id, resolve));
     const reply = await this.request({ op: 'run', command, argv, stdout: out, stderr: err }, id);
-    void this.refill();
     if (reply.event !== 'started' || !reply.pid) {
       this.exits.delete(id);
       stdout.destroy();
@@ -169,6 +179,7 @@ export class WarmProcess implements WarmLauncher {
       }
       return undefined;
     }
+    void this.refill();
     // The child opens the FIFOs after "started"; their names may go once it has exited.
     void exited.then(cleanup);
     return { pid: reply.pid, stdout, stderr, exited, warm: true };

@@ -39,6 +39,7 @@ export const ExecutionView = Type.Object({
   cancel_requested: Type.Boolean(),
   cancel_force: Type.Boolean(),
   output_bytes: Type.Integer(),
+  output_last_seq: Type.Integer({ description: 'The highest output chunk number stored (0: none yet): read the tail from there.' }),
 });
 export type ExecutionView = Static<typeof ExecutionView>;
 

@@ -27,6 +27,7 @@ export function executionView(e: Execution, projectName: string): ExecutionView 
     cancel_requested: e.cancelRequestedAt !== null,
     cancel_force: e.cancelForce,
     output_bytes: e.outputBytes,
+    output_last_seq: e.outputLastSeq,
   };
 }
 

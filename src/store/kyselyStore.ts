@@ -448,6 +448,7 @@ export class KyselyStore implements Store {
         .set((eb) => ({
           output_bytes: eb('output_bytes', '+', bytes),
           output_chunks: eb('output_chunks', '+', 1),
+          output_last_seq: sql<number>`CASE WHEN output_last_seq > ${c.seq} THEN output_last_seq ELSE ${c.seq} END`,
         }))
         .where('id', '=', c.executionId)
         .execute();
@@ -591,6 +592,7 @@ function toExecution(r: Selectable<ExecutionsTable>): Execution {
     cancelReason: r.cancel_reason as Execution['cancelReason'],
     outputBytes: Number(r.output_bytes),
     outputChunks: r.output_chunks,
+    outputLastSeq: r.output_last_seq,
   };
 }
 
@@ -619,6 +621,7 @@ function fromExecution(e: Execution): ExecutionsTable {
     cancel_reason: e.cancelReason,
     output_bytes: e.outputBytes,
     output_chunks: e.outputChunks,
+    output_last_seq: e.outputLastSeq,
   };
 }
 

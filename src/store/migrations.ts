@@ -161,5 +161,11 @@ export function migrations(caps: Capabilities): Record<string, Migration> {
         await db.schema.createIndex('audit_events_execution').on('audit_events').column('execution_id').execute();
       },
     },
+    '0002_output_last_seq': {
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('executions').addColumn('output_last_seq', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+        await sql`UPDATE executions SET output_last_seq = COALESCE((SELECT MAX(seq) FROM output_chunks WHERE output_chunks.execution_id = executions.id), 0)`.execute(db);
+      },
+    },
   };
 }

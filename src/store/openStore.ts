@@ -1,6 +1,8 @@
 /** Opens the configured database (SQLite file in the data folder, or PostgreSQL) and migrates it. */
 import path from 'node:path';
-import { CAPABILITIES, openPostgres, openSqlite } from './dialects.js';
+import type { Kysely } from 'kysely';
+import { CAPABILITIES, openPostgres, openSqlite, type Capabilities } from './dialects.js';
+import type { Database } from './schema.js';
 import { KyselyStore } from './kyselyStore.js';
 import type { Store } from './store.js';
 import { UserError } from '../shared/errors.js';
@@ -10,18 +12,18 @@ export interface DatabaseLocation {
   databaseUrl?: string;
 }
 
-export async function openStore(loc: DatabaseLocation): Promise<Store> {
-  let store: KyselyStore;
+/** The database's query builder and what its engine can do, not migrated yet. */
+export function openDatabase(loc: DatabaseLocation): { db: Kysely<Database>; caps: Capabilities } {
   const url = loc.databaseUrl;
-  if (url && /^postgres(ql)?:\/\//.test(url)) {
-    store = new KyselyStore(openPostgres(url), CAPABILITIES.postgres);
-  } else if (url && url.startsWith('sqlite:')) {
-    store = new KyselyStore(openSqlite(url.slice('sqlite:'.length).replace(/^\/\//, '')), CAPABILITIES.sqlite);
-  } else if (url) {
-    throw new UserError('DC_CONFIG', `DATABASE_URL must start with postgres:// or sqlite: (got a URL with scheme "${url.split(':')[0]}").`);
-  } else {
-    store = new KyselyStore(openSqlite(path.join(loc.dataDir, 'djangocommand.sqlite3')), CAPABILITIES.sqlite);
-  }
+  if (url && /^postgres(ql)?:\/\//.test(url)) return { db: openPostgres(url), caps: CAPABILITIES.postgres };
+  if (url && url.startsWith('sqlite:')) return { db: openSqlite(url.slice('sqlite:'.length).replace(/^\/\//, '')), caps: CAPABILITIES.sqlite };
+  if (url) throw new UserError('DC_CONFIG', `DATABASE_URL must start with postgres:// or sqlite: (got a URL with scheme "${url.split(':')[0]}").`);
+  return { db: openSqlite(path.join(loc.dataDir, 'djangocommand.sqlite3')), caps: CAPABILITIES.sqlite };
+}
+
+export async function openStore(loc: DatabaseLocation): Promise<Store> {
+  const { db, caps } = openDatabase(loc);
+  const store = new KyselyStore(db, caps);
   try {
     await store.migrate();
   } catch (err) {

@@ -107,6 +107,7 @@ export interface ExecutionsTable {
   cancel_reason: string | null;
   output_bytes: number;
   output_chunks: number;
+  output_last_seq: number;
 }
 
 export interface OutputChunksTable {

@@ -219,10 +219,16 @@ describe('the dashboard', () => {
     });
     const { id } = (await res.json()) as { id: string };
     await waitFor('spew to end', async () => (await api<{ status: string }>(`/api/v1/executions/${id}`)).status === 'succeeded', 60_000, 200);
+    const chunkRequests: string[] = [];
+    const count = (r: { url(): string }) => void (r.url().includes('/output/chunks') && chunkRequests.push(r.url()));
+    page.on('request', count);
     const started = Date.now();
     await page.goto(`${server.url}/#/executions/${id}`);
     await expect.poll(() => terminalText(page), { timeout: 20_000 }).toContain('100000 xxxx');
     const shownAfter = Date.now() - started;
+    page.off('request', count);
+    // The view says where the output ends: no probing for it, a few reads backwards from there.
+    expect(chunkRequests.length, chunkRequests.join('\n')).toBeLessThanOrEqual(8);
     const text = await terminalText(page);
     expect(text).not.toContain('000001 xxxx');
     expect(text).toMatch(/7\.7 MiB of output: showing the end/);

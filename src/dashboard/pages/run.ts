@@ -8,7 +8,7 @@ import type { ExecutionView, OutputChunkView } from '../../shared/api.js';
 import { api } from '../api.js';
 import { h, replace } from '../dom.js';
 import { bytes, commandLine, elapsed, isEnded, statusBadge, timeEl } from '../format.js';
-import { readBackwards, lastSeq as findLastSeq, TAIL_BUDGET_CHARS, TAIL_THRESHOLD_BYTES } from '../outputTail.js';
+import { readBackwards, TAIL_BUDGET_CHARS, TAIL_THRESHOLD_BYTES } from '../outputTail.js';
 import { commandPath, href, projectPath, type Route } from '../router.js';
 import { OutputTerminal, stripAnsi } from '../terminal.js';
 import { errorMessage, errorNotice, every, loading, notice, pageTitle } from '../ui.js';
@@ -131,9 +131,8 @@ export async function runPage(main: HTMLElement, route: Route): Promise<void> {
   // Where the live stream starts: from the beginning, or from the tail of a huge output.
   let seq = 0;
   if (e.output_bytes > TAIL_THRESHOLD_BYTES) {
-    live.textContent = 'Finding the end of a large output…';
-    const last = await findLastSeq(id, route.signal);
-    const tail = await readBackwards(id, last, TAIL_BUDGET_CHARS, route.signal);
+    live.textContent = 'Reading the end of a large output…';
+    const tail = await readBackwards(id, e.output_last_seq, TAIL_BUDGET_CHARS, route.signal);
     // The terminal keeps 10 000 lines: what would scroll out of it waits for "Load earlier".
     const { shown, carry } = keepLastLines(tail.chunks, TAIL_MAX_LINES);
     let before = tail.before;

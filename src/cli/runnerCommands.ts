@@ -129,6 +129,8 @@ export function registerRunnerCommands(program: Command): void {
         connection: running ? (status?.connection ?? 'starting') : null,
         last_error: status?.last_error ?? null,
         executions: running ? (status?.executions ?? []) : [],
+        unacknowledged_bytes: running ? (status?.unacknowledged_bytes ?? 0) : 0,
+        output_paused: running ? (status?.output_paused ?? false) : false,
         state_dir: dir,
       };
       if (flags.json) out(JSON.stringify(view));
@@ -136,6 +138,7 @@ export function registerRunnerCommands(program: Command): void {
       else {
         out(`running, pid ${pid}, up ${uptime ?? '?'} s, server ${view.server}, connection ${view.connection}${view.last_error && view.connection !== 'connected' ? ` (${view.last_error})` : ''}`);
         for (const e of view.executions) out(`  ${e.id}  ${e.command}  pid ${e.pid}  since ${e.started_at}`);
+        if (view.output_paused) out(`  output paused: ${(view.unacknowledged_bytes / 1048576).toFixed(0)} MiB not acknowledged by the server yet (DJANGOCOMMAND_SPOOL_MAX_MB)`);
       }
       if (!running) process.exitCode = 3;
     });

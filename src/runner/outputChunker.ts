@@ -72,7 +72,7 @@ export class OutputChunker {
     if (!this.order.includes(stream)) this.order.push(stream);
     if (p.bytes >= this.opts.maxBytes) this.flushStream(stream);
     // The first output goes out at once, so a person sees the command start; then in batches.
-    else this.timer ??= setTimeout(() => this.flush(), this.seq === (this.opts.firstSeq ?? 0) ? 1 : this.opts.flushMs);
+    else this.timer ??= setTimeout(() => this.flush(), this.seq === (this.opts.firstSeq ?? 0) ? 5 : this.opts.flushMs);
   }
 
   /** Emits whatever is waiting. `end` also flushes bytes the decoders still hold. */

@@ -56,6 +56,8 @@ interface Live {
   /** Frames spooled but not sent yet, by index: sent from memory, not read back from disk. */
   fresh: Map<number, Buffer>;
   finishedSent: boolean;
+  /** The process has exited: its streams are never paused again. */
+  exited?: boolean;
   cancelled: boolean;
   timedOut: boolean;
   stopSteps?: () => void;
@@ -75,6 +77,8 @@ export class Runner {
   private readonly hash: string;
   private inflight = 0;
   private draining = false;
+  /** Back-pressure: commands' output is not read while the server's backlog is over the cap. */
+  private outputPaused = false;
   private statusTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = Date.now();
   private readonly idle: Array<() => void> = [];
@@ -165,6 +169,7 @@ export class Runner {
         if (!l) return;
         l.spool.ack(msg.seq);
         this.inflight = Math.max(0, this.inflight - 1);
+        this.applyBackPressure();
         if (!l.proc && !l.spool.finished && l.spool.allAcked()) this.forget(l);
         this.pump();
         return;
@@ -209,6 +214,7 @@ export class Runner {
 
     if (metadataOnly) chunker.write('stdout', Buffer.from(METADATA_ONLY_TEXT));
     const ended = Promise.all([drain(proc.stdout, metadataOnly ? undefined : (b) => chunker.write('stdout', b)), drain(proc.stderr, metadataOnly ? undefined : (b) => chunker.write('stderr', b))]);
+    if (this.outputPaused) setReading(proc, false);
     const timer = msg.timeout > 0 ? setTimeout(() => {
       l.timedOut = true;
       this.opts.log('warn', `execution ${l.id}: timed out after ${msg.timeout} s; stopping it`);
@@ -216,6 +222,9 @@ export class Runner {
     }, msg.timeout * 1000) : undefined;
 
     const code = await proc.exited;
+    // Gone: what it left in its pipes is at most their buffers, and must be read to be kept.
+    l.exited = true;
+    setReading(proc, true);
     await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
     clearTimeout(timer);
     l.stopSteps?.();
@@ -229,6 +238,7 @@ export class Runner {
   private forget(l: Live): void {
     l.spool.remove();
     this.live.delete(l.id);
+    this.applyBackPressure();
     this.writeStatus();
     this.notifyIdle();
   }
@@ -238,6 +248,32 @@ export class Runner {
     // Kept in memory only while the send window is open; otherwise it is read back when due.
     if (this.connection.isOpen() && this.inflight < SEND_WINDOW_CHUNKS) l.fresh.set(l.spool.count - 1, frame);
     this.pump();
+    this.applyBackPressure();
+  }
+
+  /**
+   * Keeps the spool within DJANGOCOMMAND_SPOOL_MAX_MB: while the output the server has not
+   * acknowledged is over it (a slow server, a cut network), the commands' pipes are not read,
+   * so a command waits on its next write instead of filling the disk. Reading resumes once
+   * the backlog is down to half the cap. Nothing is dropped either way.
+   */
+  private applyBackPressure(): void {
+    const max = this.opts.settings.spoolMaxBytes;
+    const backlog = this.unackedBytes();
+    const pause = this.outputPaused ? backlog > max / 2 : backlog >= max;
+    if (pause === this.outputPaused) return;
+    this.outputPaused = pause;
+    const mib = (n: number) => (n / 1048576).toFixed(0);
+    if (pause) this.opts.log('warn', `output paused: ${mib(backlog)} MiB not acknowledged by the server yet (DJANGOCOMMAND_SPOOL_MAX_MB is ${mib(max)}); commands wait on their next write until it catches up`);
+    else this.opts.log('info', `output resumed: ${mib(backlog)} MiB not acknowledged`);
+    for (const l of this.live.values()) if (l.proc && !l.exited) setReading(l.proc, !pause);
+    this.writeStatus();
+  }
+
+  private unackedBytes(): number {
+    let total = 0;
+    for (const l of this.live.values()) total += l.spool.unackedBytes;
+    return total;
   }
 
   private finish(l: Live, status: FinishedStatus, exitCode: number | null, reason: string | undefined, lastSeq: number): void {
@@ -327,6 +363,8 @@ export class Runner {
       draining: this.draining,
       executions: [...this.live.values()].filter((l) => l.proc && !l.spool.finished).map((l) => ({ id: l.id, command: l.command, pid: l.proc!.pid, started_at: new Date(l.startedAt!).toISOString() })),
       unsent_executions: [...this.live.values()].filter((l) => !l.spool.allAcked() || l.spool.finished).length,
+      unacknowledged_bytes: this.unackedBytes(),
+      output_paused: this.outputPaused,
     };
     writeStatusFile(this.opts.settings.stateDir, status);
   }
@@ -343,6 +381,10 @@ export interface RunnerStatus {
   draining: boolean;
   executions: Array<{ id: string; command: string; pid: number | null; started_at: string }>;
   unsent_executions: number;
+  /** Output spooled and not acknowledged by the server yet. */
+  unacknowledged_bytes: number;
+  /** Back-pressure is on: see applyBackPressure. */
+  output_paused: boolean;
 }
 
 export const STATUS_FILE = 'status.json';
@@ -373,6 +415,13 @@ function loadRunnerId(stateDir: string): string {
   const id = randomUUID();
   fs.writeFileSync(file, id + '\n', { mode: 0o600 });
   return id;
+}
+
+function setReading(proc: Launched, on: boolean): void {
+  for (const stream of [proc.stdout, proc.stderr]) {
+    if (on) stream.resume();
+    else stream.pause();
+  }
 }
 
 /** Reads a stream to its end, handing each piece to `onData` (or dropping it). */

@@ -30,6 +30,8 @@ export interface RunnerSettings {
   warmStart: boolean;
   coldCommands: string[];
   killGraceMs: number;
+  /** Unacknowledged output kept on disk before commands are paused (back-pressure), bytes. */
+  spoolMaxBytes: number;
   stateDir: string;
   baseDir: string;
   pythonVersion: string;
@@ -80,12 +82,17 @@ export function resolveRunnerSettings(flags: RunnerFlags, env: NodeJS.ProcessEnv
   const heartbeat = number(from('DJANGOCOMMAND_HEARTBEAT_INTERVAL'), 'DJANGOCOMMAND_HEARTBEAT_INTERVAL', 30);
   if (heartbeat < 5) throw configError(`DJANGOCOMMAND_HEARTBEAT_INTERVAL is ${heartbeat}; the minimum is 5 seconds.`);
   const useBlocklist = bool(from('DJANGOCOMMAND_USE_BLOCKLIST'), 'DJANGOCOMMAND_USE_BLOCKLIST', false);
-  const maxConcurrency = Number(flags.maxConcurrency ?? env.DJANGOCOMMAND_MAX_CONCURRENCY ?? 4);
+  const maxConcurrency = flags.maxConcurrency !== undefined ? Number(flags.maxConcurrency) : number(from('DJANGOCOMMAND_MAX_CONCURRENCY'), 'DJANGOCOMMAND_MAX_CONCURRENCY', 4);
   if (!Number.isInteger(maxConcurrency) || maxConcurrency < 1 || maxConcurrency > 100) {
-    throw configError(`--max-concurrency / DJANGOCOMMAND_MAX_CONCURRENCY is "${flags.maxConcurrency ?? env.DJANGOCOMMAND_MAX_CONCURRENCY}"; it must be a whole number from 1 to 100.`);
+    throw configError(`--max-concurrency / DJANGOCOMMAND_MAX_CONCURRENCY is ${JSON.stringify(flags.maxConcurrency ?? from('DJANGOCOMMAND_MAX_CONCURRENCY')?.value)}; it must be a whole number from 1 to 100.`);
   }
   const warmEnv = env.DJANGOCOMMAND_WARM_START;
   const killGrace = number(from('DJANGOCOMMAND_KILL_GRACE'), 'DJANGOCOMMAND_KILL_GRACE', 5);
+  if (killGrace < 0 || killGrace > 3600) throw configError(`DJANGOCOMMAND_KILL_GRACE is ${killGrace}; it must be from 0 to 3600 seconds.`);
+  const spoolMaxMb = number(from('DJANGOCOMMAND_SPOOL_MAX_MB'), 'DJANGOCOMMAND_SPOOL_MAX_MB', 1024);
+  if (!Number.isInteger(spoolMaxMb) || spoolMaxMb < 16) {
+    throw configError(`DJANGOCOMMAND_SPOOL_MAX_MB is ${spoolMaxMb}; it must be a whole number of MiB, at least 16.`);
+  }
   return {
     apiKey,
     serverUrl: serverUrl.replace(/\/+$/, ''),
@@ -103,6 +110,7 @@ export function resolveRunnerSettings(flags: RunnerFlags, env: NodeJS.ProcessEnv
     warmStart: flags.warm ?? (warmEnv === undefined ? bool(from('DJANGOCOMMAND_WARM_START'), 'DJANGOCOMMAND_WARM_START', true) : !['0', 'false', 'no'].includes(warmEnv.toLowerCase())),
     coldCommands: list(from('DJANGOCOMMAND_COLD_COMMANDS'), 'DJANGOCOMMAND_COLD_COMMANDS') ?? [],
     killGraceMs: killGrace * 1000,
+    spoolMaxBytes: spoolMaxMb * 1024 * 1024,
     stateDir: flags.stateDir ?? stateDirFor(django.base_dir),
     baseDir: django.base_dir,
     pythonVersion: django.python_version,

@@ -39,6 +39,8 @@ export class ExecutionSpool {
   private readonly segments = new Map<number, Segment>();
   private current = 0;
   private unacked = 0;
+  /** Bytes of the frames not acknowledged yet: the server's backlog for this execution. */
+  private unackedFrameBytes = 0;
   private finishedMsg: Finished | undefined;
 
   private constructor(
@@ -93,7 +95,10 @@ export class ExecutionSpool {
         const entry = { seq, segment: n, offset: offset + 4, length };
         this.entries.push(entry);
         this.bySeq.set(seq, entry);
-        if (!this.acked.has(seq)) segment.unacked++;
+        if (!this.acked.has(seq)) {
+          segment.unacked++;
+          this.unackedFrameBytes += length;
+        }
         offset += 4 + length;
       }
       segment.size = offset;
@@ -124,6 +129,7 @@ export class ExecutionSpool {
     segment.size += 4 + frame.length;
     segment.unacked++;
     this.unacked++;
+    this.unackedFrameBytes += frame.length;
     return frame;
   }
 
@@ -134,6 +140,7 @@ export class ExecutionSpool {
     this.acked.add(seq);
     fs.appendFileSync(path.join(this.dir, 'acked'), `${seq}\n`);
     this.unacked--;
+    this.unackedFrameBytes -= entry.length;
     const segment = this.segments.get(entry.segment);
     if (segment && --segment.unacked === 0 && entry.segment !== this.current) {
       fs.closeSync(segment.fd);
@@ -156,6 +163,10 @@ export class ExecutionSpool {
     const buf = Buffer.alloc(e.length);
     fs.readSync(this.segments.get(e.segment)!.fd, buf, 0, e.length, e.offset);
     return buf;
+  }
+
+  get unackedBytes(): number {
+    return this.unackedFrameBytes;
   }
 
   allAcked(): boolean {

@@ -3,6 +3,7 @@
  * server: push dispatch, warm and cold starts, nothing lost when the server dies or the network
  * drops, lost when the runner dies, and the management verbs.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +12,13 @@ import { runCli, setUpProject, spawnCli, startServer, waitFor, type ServerHandle
 import { exampleProject, type ExampleProject } from '../support/example.js';
 import { runnerCli, runnerEnv, startRunner, type RunnerHandle } from '../support/runnerProcess.js';
 import { tcpProxy, type TcpProxy } from '../support/tcpProxy.js';
+
+const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+/** Bytes in the files under `dir` (a file removed while counting counts 0). */
+const folderBytes = (dir: string): number =>
+  fs.existsSync(dir)
+    ? fs.readdirSync(dir, { withFileTypes: true }).reduce((n, f) => n + (f.isDirectory() ? folderBytes(path.join(dir, f.name)) : (fs.statSync(path.join(dir, f.name), { throwIfNoEntry: false })?.size ?? 0)), 0)
+    : 0;
 
 describe('the TypeScript runner', () => {
   let db: FreshDatabase;
@@ -150,6 +158,46 @@ describe('the TypeScript runner', () => {
     const final = await ended(e.id);
     expect(final.status).toBe('succeeded');
     expect(await storedOutput(e.id, 'stdout')).toBe(cold.stdout.toString('utf8'));
+  });
+
+  it('pauses a command whose output the server cannot take, keeping the spool within its cap, and loses nothing', async () => {
+    const runnerUrl = `http://127.0.0.1:${proxy.port}`;
+    await runner.stop();
+    runner = await startRunner(runnerEnv(runnerUrl, key, example.env, { DJANGOCOMMAND_KILL_GRACE: '1', DJANGOCOMMAND_SPOOL_MAX_MB: '16' }), [], runner.stateDir);
+    try {
+      const args = ['--bytes', '60000000'];
+      const cold = example.manage(['spew', ...args]);
+      const e = await create('spew', args);
+      await waitFor('output', async () => (await execution(e.id)).output_bytes > 0, 30_000, 20);
+      proxy.cut();
+      const status = async () => JSON.parse((await runnerCli(['status', '--json'], {}, runner.stateDir)).stdout);
+      await waitFor('back-pressure', async () => (await status()).output_paused === true, 20_000, 100);
+      // Paused, not ended: the spool stays near the cap while the server is out of reach.
+      for (let i = 0; i < 4; i++) {
+        await new Promise((r) => setTimeout(r, 400));
+        const now = await status();
+        expect(now.unacknowledged_bytes).toBeLessThanOrEqual(18 * 1048576);
+        // Unacknowledged frames, plus what was acknowledged in the segment being written.
+        expect(folderBytes(path.join(runner.stateDir, 'spool'))).toBeLessThanOrEqual(27 * 1048576);
+      }
+      expect(runner.logs()).toMatch(/output paused: \d+ MiB not acknowledged .*DJANGOCOMMAND_SPOOL_MAX_MB is 16/);
+      // The command waits on its write (the server, out of reach, may think it lost for now).
+      expect((await status()).executions.map((x: { id: string }) => x.id)).toContain(e.id);
+      proxy.restore();
+      // `lost` while out of reach (this server gives up after 5 s) is undone when the runner is back.
+      const final = await waitFor('the command to finish', async () => {
+        const now = await execution(e.id);
+        return ['succeeded', 'failed', 'cancelled', 'timed_out'].includes(now.status) ? now : undefined;
+      }, 90_000, 200);
+      expect(final.status).toBe('succeeded');
+      expect(final.output_bytes).toBe(60_000_000);
+      expect(sha(await storedOutput(e.id, 'stdout'))).toBe(sha(cold.stdout.toString('utf8')));
+      expect(runner.logs()).toMatch(/output resumed/);
+    } finally {
+      proxy.restore();
+      await runner.stop();
+      runner = await startRunner(runnerEnv(runnerUrl, key, example.env, { DJANGOCOMMAND_KILL_GRACE: '1' }), [], runner.stateDir);
+    }
   });
 
   it('pushes a cancel: SIGINT first, so the command may clean up', async () => {

@@ -169,6 +169,12 @@ RUNNER_SETTINGS = (
     'DJANGOCOMMAND_USE_BLOCKLIST',
     'DJANGOCOMMAND_DISALLOWED_COMMANDS',
     'DJANGOCOMMAND_METADATAONLY_COMMANDS',
+    # The TypeScript runner's own settings; the Python runner ignores them.
+    'DJANGOCOMMAND_MAX_CONCURRENCY',
+    'DJANGOCOMMAND_WARM_START',
+    'DJANGOCOMMAND_COLD_COMMANDS',
+    'DJANGOCOMMAND_KILL_GRACE',
+    'DJANGOCOMMAND_SPOOL_MAX_MB',
 )
 
 # Options every Django command gets from BaseCommand.create_parser (plus argparse's -h).

@@ -308,6 +308,13 @@ describe.each(DB_KINDS)('API on %s', (kind) => {
       expect(denied).toHaveLength(5);
     });
 
+    it('counts simultaneous wrong sign-ins: a burst gets no more tries than the limit', async () => {
+      const results = await Promise.all(Array.from({ length: 12 }, () => login('wrong password!', '10.0.0.11')));
+      const codes = results.map((r) => r.statusCode).sort();
+      expect(codes.filter((c) => c === 401)).toHaveLength(5);
+      expect(codes.filter((c) => c === 429)).toHaveLength(7);
+    });
+
     it('sets security headers and serves no page without them', async () => {
       const res = await t.api('GET', '/api/v1/projects');
       expect(res.headers['content-security-policy']).toMatch(/default-src 'self'.*script-src 'self'.*frame-ancestors 'none'/);

@@ -181,6 +181,21 @@ describe.each(DB_KINDS)('store on %s', (kind) => {
     }
   });
 
+  it('counts sign-in attempts per key atomically, in a window that opens with the first', async () => {
+    expect(await store.recordLoginAttempt('k1', 1000, 100)).toEqual({ attempts: 1, windowEndsAt: 1100 });
+    expect(await store.recordLoginAttempt('k1', 1050, 100)).toEqual({ attempts: 2, windowEndsAt: 1100 });
+    expect((await store.recordLoginAttempt('k2', 1050, 100)).attempts).toBe(1);
+    // Simultaneous attempts are each counted once.
+    const burst = await Promise.all(Array.from({ length: 10 }, () => store.recordLoginAttempt('k1', 1060, 100)));
+    expect(burst.map((b) => b.attempts).sort((a, b) => a - b)).toEqual([3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    // A new window opens once the old one has closed.
+    expect(await store.recordLoginAttempt('k1', 1100, 100)).toEqual({ attempts: 1, windowEndsAt: 1200 });
+    await store.clearLoginAttempts('k1');
+    expect((await store.recordLoginAttempt('k1', 1101, 100)).attempts).toBe(1);
+    expect(await store.pruneLoginAttempts(1150)).toBe(1); // k2's window closed at 1150
+    expect((await store.recordLoginAttempt('k2', 1151, 100)).attempts).toBe(1);
+  });
+
   it('lists executions with filters and stable cursor pages', async () => {
     for (let i = 0; i < 7; i++) {
       await store.createExecution(execution(project, { command: i % 2 ? 'check' : 'migrate', createdAt: 1000 + (i < 4 ? 0 : i), status: i === 6 ? 'failed' : 'succeeded' }), 100);

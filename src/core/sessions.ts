@@ -13,47 +13,32 @@ import { hashSecret } from './secrets.js';
 
 export const SESSION_COOKIE = 'dc_session';
 export const SESSION_TTL_MS = 12 * 3600 * 1000;
-const MAX_FAILURES = 5;
-const FAILURE_WINDOW_MS = 15 * 60 * 1000;
-
-/** Failed logins per "address|email" in this server process. */
-export class LoginLimiter {
-  private readonly failures = new Map<string, { count: number; until: number }>();
-
-  check(key: string, now: number): void {
-    const f = this.failures.get(key);
-    if (f && f.until > now && f.count >= MAX_FAILURES) {
-      throw new UserError('DC_RATE_LIMITED', `Too many failed sign-ins; try again in ${Math.ceil((f.until - now) / 60000)} minute(s).`, 429);
-    }
-  }
-
-  fail(key: string, now: number): void {
-    const f = this.failures.get(key);
-    if (!f || f.until <= now) this.failures.set(key, { count: 1, until: now + FAILURE_WINDOW_MS });
-    else f.count++;
-    if (this.failures.size > 10_000) for (const [k, v] of this.failures) if (v.until <= now) this.failures.delete(k);
-  }
-
-  succeed(key: string): void {
-    this.failures.delete(key);
-  }
-}
+/** Failed sign-ins allowed per address and email in ATTEMPT_WINDOW_MS. */
+const MAX_FAILED_ATTEMPTS = 5;
+const ATTEMPT_WINDOW_MS = 15 * 60 * 1000;
 
 export function sessionActor(user: User, address: string | null): Actor {
   return { type: 'user', id: user.id, label: user.email, address };
 }
 
-export async function login(core: Core, limiter: LoginLimiter, email: string, password: string, address: string): Promise<{ secret: string; session: Session; user: User }> {
+/**
+ * Signs in. Every attempt is counted before the password is checked (in the database, so
+ * simultaneous attempts and other replicas count too); past MAX_FAILED_ATTEMPTS in the window
+ * the answer is 429 without looking at the password. Success clears the count.
+ */
+export async function login(core: Core, email: string, password: string, address: string): Promise<{ secret: string; session: Session; user: User }> {
   const now = core.now();
-  const key = `${address}|${email.trim().toLowerCase()}`;
-  limiter.check(key, now);
+  const keyHash = hashSecret(`${address}|${email.trim().toLowerCase()}`);
+  const { attempts, windowEndsAt } = await core.store.recordLoginAttempt(keyHash, now, ATTEMPT_WINDOW_MS);
+  if (attempts > MAX_FAILED_ATTEMPTS) {
+    throw new UserError('DC_RATE_LIMITED', `Too many failed sign-ins; try again in ${Math.ceil((windowEndsAt - now) / 60000)} minute(s).`, 429);
+  }
   const user = await checkPassword(core, email, password);
   if (!user) {
-    limiter.fail(key, now);
     await audit(core, { type: 'user', id: null, label: email.slice(0, 254), address }, { action: 'session.login', outcome: 'denied', details: { reason: 'wrong email or password' } });
     throw new UserError('DC_UNAUTHENTICATED', 'Wrong email or password.', 401);
   }
-  limiter.succeed(key);
+  await core.store.clearLoginAttempts(keyHash);
   const secret = randomBytes(32).toString('base64url');
   const session: Session = { idHash: hashSecret(secret), userId: user.id, csrfToken: randomBytes(24).toString('base64url'), address, createdAt: now, expiresAt: now + SESSION_TTL_MS };
   await core.store.createSession(session);

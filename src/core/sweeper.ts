@@ -71,5 +71,6 @@ export async function sweep(core: Core): Promise<SweepReport> {
   }
 
   await core.store.pruneNonces(now - 2 * s.replayWindowSeconds * 1000);
+  await core.store.pruneLoginAttempts(now);
   return report;
 }

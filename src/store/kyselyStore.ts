@@ -199,6 +199,30 @@ export class KyselyStore implements Store {
     await this.db.deleteFrom('request_nonces').where('key_id', '=', keyId).where('nonce', '=', nonce).execute();
   }
 
+  async recordLoginAttempt(keyHash: string, now: number, windowMs: number): Promise<{ attempts: number; windowEndsAt: number }> {
+    const row = await this.db
+      .insertInto('login_attempts')
+      .values({ key_hash: keyHash, attempts: 1, window_ends_at: now + windowMs })
+      .onConflict((oc) =>
+        oc.column('key_hash').doUpdateSet({
+          attempts: sql<number>`CASE WHEN login_attempts.window_ends_at <= ${now} THEN 1 ELSE login_attempts.attempts + 1 END`,
+          window_ends_at: sql<number>`CASE WHEN login_attempts.window_ends_at <= ${now} THEN ${now + windowMs} ELSE login_attempts.window_ends_at END`,
+        }),
+      )
+      .returning(['attempts', 'window_ends_at'])
+      .executeTakeFirstOrThrow();
+    return { attempts: Number(row.attempts), windowEndsAt: Number(row.window_ends_at) };
+  }
+
+  async clearLoginAttempts(keyHash: string): Promise<void> {
+    await this.db.deleteFrom('login_attempts').where('key_hash', '=', keyHash).execute();
+  }
+
+  async pruneLoginAttempts(now: number): Promise<number> {
+    const res = await this.db.deleteFrom('login_attempts').where('window_ends_at', '<=', now).executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
+
   async pruneNonces(olderThan: number): Promise<number> {
     const res = await this.db.deleteFrom('request_nonces').where('seen_at', '<', olderThan).executeTakeFirst();
     return Number(res.numDeletedRows);

@@ -167,5 +167,16 @@ export function migrations(caps: Capabilities): Record<string, Migration> {
         await sql`UPDATE executions SET output_last_seq = COALESCE((SELECT MAX(seq) FROM output_chunks WHERE output_chunks.execution_id = executions.id), 0)`.execute(db);
       },
     },
+    '0003_login_attempts': {
+      async up(db: Kysely<any>) {
+        // Sign-in attempts per hash of "address|email", shared by every replica.
+        await db.schema
+          .createTable('login_attempts')
+          .addColumn('key_hash', 'text', (c) => c.primaryKey())
+          .addColumn('attempts', 'integer', (c) => c.notNull())
+          .addColumn('window_ends_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }

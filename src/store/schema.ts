@@ -145,4 +145,11 @@ export interface Database {
   executions: ExecutionsTable;
   output_chunks: OutputChunksTable;
   audit_events: AuditEventsTable;
+  login_attempts: LoginAttemptsTable;
+}
+
+export interface LoginAttemptsTable {
+  key_hash: string;
+  attempts: number;
+  window_ends_at: number;
 }

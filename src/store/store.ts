@@ -95,6 +95,14 @@ export interface Store {
   findSession(idHash: string): Promise<Session | undefined>;
   deleteSession(idHash: string): Promise<void>;
   pruneSessions(now: number): Promise<number>;
+  /**
+   * Counts one sign-in attempt for `keyHash` in a window of `windowMs` that opens with the first
+   * attempt; returns the attempts in the current window, this one included, and when it closes.
+   * Atomic, so simultaneous attempts (through any replica) are all counted.
+   */
+  recordLoginAttempt(keyHash: string, now: number, windowMs: number): Promise<{ attempts: number; windowEndsAt: number }>;
+  clearLoginAttempts(keyHash: string): Promise<void>;
+  pruneLoginAttempts(now: number): Promise<number>;
 
   // Projects and runner keys
   createProject(project: Project): Promise<void>;

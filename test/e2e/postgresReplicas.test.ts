@@ -46,6 +46,14 @@ describe('two server replicas on one PostgreSQL database', () => {
     expect((x.code === 0 ? y : x).stderr).toContain('DC_CONCURRENCY_LIMIT');
   });
 
+  it('counts failed sign-ins across replicas', async () => {
+    const signIn = async (server: ServerHandle) =>
+      (await fetch(`${server.url}/api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'guesser@example.com', password: 'not the password' }) })).status;
+    for (const server of [a, b, a, b, a]) expect(await signIn(server)).toBe(401);
+    expect(await signIn(b)).toBe(429);
+    expect(await signIn(a)).toBe(429);
+  });
+
   it('shows the same audit log from either replica', async () => {
     const fromA = JSON.parse((await runCli(['audit', '--json'], env)).stdout).items.map((e: { id: number }) => e.id);
     const fromB = JSON.parse((await runCli(['audit', '--json'], { ...env, DJANGOCOMMAND_URL: b.url })).stdout).items.map((e: { id: number }) => e.id);

@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import type { Core } from '../../core/context.js';
 import { createToken, createUser } from '../../core/accounts.js';
 import { audit } from '../../core/audit.js';
-import { LoginLimiter, login, logout, SESSION_COOKIE, SESSION_TTL_MS } from '../../core/sessions.js';
+import { login, logout, SESSION_COOKIE, SESSION_TTL_MS } from '../../core/sessions.js';
 import { UserError } from '../../shared/errors.js';
 import { CreateTokenRequest, ErrorBody } from '../../shared/api.js';
 import { iso } from '../../shared/views.js';
@@ -36,12 +36,11 @@ function setSessionCookie(request: FastifyRequest, reply: FastifyReply, value: s
 }
 
 export function registerUserRoutes(app: FastifyInstance, core: Core): void {
-  const limiter = new LoginLimiter();
   const tags = ['users'];
 
   app.post('/api/v1/session', { schema: { tags, security: [], body: LoginRequest, response: errors } }, async (request, reply) => {
     const { email, password } = request.body as { email: string; password: string };
-    const { secret, session, user } = await login(core, limiter, email, password, request.ip);
+    const { secret, session, user } = await login(core, email, password, request.ip);
     setSessionCookie(request, reply, secret, Math.floor(SESSION_TTL_MS / 1000));
     return { user: { id: user.id, email: user.email, is_admin: user.isAdmin }, csrf_token: session.csrfToken };
   });

@@ -88,6 +88,16 @@ describe.each(DB_KINDS)('API on %s', (kind) => {
       expect(starts).toHaveLength(1);
       // A fresh request to start it again is a second claim, and refused.
       expect((await t.runner('shop', 'POST', `/executions/${e.id}/start/`)).statusCode).toBe(409);
+      // The same body bytes with the same nonce are a retry; other bytes with it are a replay.
+      const chunk = { chunk_number: 1, is_stderr: false, segments: [{ timestamp: 1, content: 'once\n' }] };
+      const outputNonce = randomUUID();
+      const sent = await t.runner('shop', 'POST', `/executions/${e.id}/output/`, chunk, { 'x-request-nonce': outputNonce });
+      const again = await t.runner('shop', 'POST', `/executions/${e.id}/output/`, chunk, { 'x-request-nonce': outputNonce });
+      expect(sent.statusCode).toBe(200);
+      expect(again.body).toBe(sent.body);
+      const other = await t.runner('shop', 'POST', `/executions/${e.id}/output/`, { ...chunk, chunk_number: 2 }, { 'x-request-nonce': outputNonce });
+      expect(other.statusCode).toBe(401);
+      expect(other.json().error).toMatch(/nonce/);
     });
 
     it('keeps projects apart: a key of project A cannot touch executions of project B', async () => {

@@ -3,6 +3,7 @@
  * its OpenAPI document. Errors leave as `{ error, code }` JSON with a stable code; anything
  * that is not a UserError is logged with its cause and answered as an internal error.
  */
+import { createHash } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import { isUserError } from '../shared/errors.js';
@@ -20,6 +21,10 @@ import { RunnerSessions } from './runnerSessions.js';
 declare module 'fastify' {
   interface FastifyInstance {
     runnerSessions: RunnerSessions;
+  }
+  interface FastifyRequest {
+    /** SHA-256 of the JSON body's bytes as received (runner requests are fingerprinted by it). */
+    bodyDigest?: string;
   }
 }
 
@@ -43,11 +48,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   // v1 runners POST with "Content-Type: application/json" and no body; that must parse as "no body".
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
-    const text = body as string;
-    if (text.length === 0) return done(null, undefined);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    const bytes = body as Buffer;
+    if (bytes.length === 0) return done(null, undefined);
+    req.bodyDigest = createHash('sha256').update(bytes).digest('hex');
     try {
-      done(null, JSON.parse(text));
+      done(null, JSON.parse(bytes.toString('utf8')));
     } catch {
       done(Object.assign(new Error('The body is not valid JSON.'), { statusCode: 400, code: 'DC_BAD_JSON' }) as FastifyError, undefined);
     }

@@ -87,8 +87,9 @@ export function registerRunnerV1Routes(app: FastifyInstance, core: Core, maxBody
   );
 }
 
+/** What makes a request "the same request" when its nonce comes again: method, URL and body bytes. */
 function fingerprintOf(request: FastifyRequest): string {
-  return createHash('sha256').update(`${request.method} ${request.url}\n${JSON.stringify(request.body ?? null)}`).digest('hex');
+  return createHash('sha256').update(`${request.method} ${request.url}\n${request.bodyDigest ?? 'no body'}`).digest('hex');
 }
 
 function headerOf(request: FastifyRequest, name: string): string | undefined {

@@ -54,6 +54,8 @@ function shell(route: Route): HTMLElement {
     type: 'button',
     class: 'button button-plain',
     onClick: async () => {
+      // The page's refreshes must not reach the server after the session is gone.
+      router.leave();
       try {
         await api.signOut();
       } catch {
@@ -123,7 +125,7 @@ whenUnauthenticated(() => {
   navigate('/login');
 });
 
-new Router(render, notFound)
+const router = new Router(render, notFound)
   .add('/login', () => undefined)
   .add('/', projectsPage)
   .add('/projects', projectsPage)
@@ -132,5 +134,5 @@ new Router(render, notFound)
   .add('/executions/:id', runPage)
   .add('/history', historyPage)
   .add('/audit', auditPage)
-  .add('/settings', settingsPage)
-  .start();
+  .add('/settings', settingsPage);
+router.start();

@@ -46,6 +46,12 @@ export class Router {
     void this.resolve();
   }
 
+  /** Stops the current page: its timers, streams and pending requests (before signing out, say). */
+  leave(): void {
+    this.current?.abort();
+    this.current = null;
+  }
+
   /** Renders the current location again (after signing in, say). */
   async resolve(): Promise<void> {
     this.current?.abort();

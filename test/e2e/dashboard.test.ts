@@ -227,6 +227,7 @@ describe('the dashboard', () => {
     await expect.poll(() => terminalText(page), { timeout: 20_000 }).toContain('100000 xxxx');
     const shownAfter = Date.now() - started;
     page.off('request', count);
+    expect(await page.locator('.notice-error').allTextContents()).toEqual([]);
     // The view says where the output ends: no probing for it, a few reads backwards from there.
     expect(chunkRequests.length, chunkRequests.join('\n')).toBeLessThanOrEqual(8);
     const text = await terminalText(page);

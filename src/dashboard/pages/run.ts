@@ -162,7 +162,7 @@ export async function runPage(main: HTMLElement, route: Route): Promise<void> {
       });
     }
     for (const c of shown) terminal.write(c);
-    seq = last;
+    seq = e.output_last_seq;
   }
 
   let source: EventSource | null = null;

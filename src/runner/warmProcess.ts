@@ -151,7 +151,11 @@ export class WarmProcess implements WarmLauncher {
   async launch(command: string, argv: string[]): Promise<Launched | undefined> {
     if (!this.ready || !this.socket) return undefined;
     const fifos = this.spares.shift() ?? (await this.makeFifos(1))[0];
-    if (!fifos || !this.ready) return undefined;
+    if (!fifos) return undefined;
+    if (!this.ready) {
+      this.spares.unshift(fifos); // still good for the next warm process
+      return undefined;
+    }
     const { out, err } = fifos;
     // Read ends first: the child's open for writing waits for a reader.
     const stdout = openFifo(out);

@@ -58,6 +58,12 @@ interface Live {
   finishedSent: boolean;
   /** The process has exited: its streams are never paused again. */
   exited?: boolean;
+  /** Chunks cut but not in the spool yet: only while the disk refuses them (see spoolPending). */
+  unspooled: Chunk[];
+  spoolFailing?: boolean;
+  spoolRetry?: NodeJS.Timeout;
+  /** How it ended, held back until its last chunks are in the spool. */
+  pendingFinish?: Finished;
   cancelled: boolean;
   timedOut: boolean;
   stopSteps?: () => void;
@@ -67,6 +73,8 @@ interface Live {
 const SEND_WINDOW_CHUNKS = 8;
 /** Larger chunks cost fewer messages, transactions and acks per megabyte. */
 const CHUNK_MAX_BYTES = 1024 * 1024;
+/** How often writing the spool is tried again after the disk refused it. */
+const SPOOL_RETRY_MS = 500;
 const METADATA_ONLY_TEXT = '(metadata-only mode, no output captured)\n';
 
 export class Runner {
@@ -107,7 +115,7 @@ export class Runner {
   start(): void {
     for (const spool of ExecutionSpool.loadAll(this.opts.settings.stateDir)) {
       // Left by a runner that died: its process is gone; send what it printed, never re-run it.
-      this.live.set(spool.executionId, { id: spool.executionId, command: '?', spool, nextIndex: 0, fresh: new Map(), finishedSent: false, cancelled: false, timedOut: false });
+      this.live.set(spool.executionId, { id: spool.executionId, command: '?', spool, nextIndex: 0, fresh: new Map(), unspooled: [], finishedSent: false, cancelled: false, timedOut: false });
       this.opts.log('warn', `execution ${spool.executionId}: sending output kept from a previous run of the runner`);
     }
     this.connection.on('open', () => this.onOpen());
@@ -188,7 +196,7 @@ export class Runner {
   private async execute(msg: Execute): Promise<void> {
     if (this.live.has(msg.execution_id)) return;
     const spool = ExecutionSpool.create(this.opts.settings.stateDir, msg.execution_id);
-    const l: Live = { id: msg.execution_id, command: msg.command, spool, nextIndex: 0, fresh: new Map(), finishedSent: false, cancelled: false, timedOut: false };
+    const l: Live = { id: msg.execution_id, command: msg.command, spool, nextIndex: 0, fresh: new Map(), unspooled: [], finishedSent: false, cancelled: false, timedOut: false };
     this.live.set(l.id, l);
     const chunker = new OutputChunker((c) => this.spoolChunk(l, c), { flushMs: this.opts.flushMs ?? 100, maxBytes: CHUNK_MAX_BYTES });
 
@@ -214,7 +222,7 @@ export class Runner {
 
     if (metadataOnly) chunker.write('stdout', Buffer.from(METADATA_ONLY_TEXT));
     const ended = Promise.all([drain(proc.stdout, metadataOnly ? undefined : (b) => chunker.write('stdout', b)), drain(proc.stderr, metadataOnly ? undefined : (b) => chunker.write('stderr', b))]);
-    if (this.outputPaused) setReading(proc, false);
+    this.updateReading(l);
     const timer = msg.timeout > 0 ? setTimeout(() => {
       l.timedOut = true;
       this.opts.log('warn', `execution ${l.id}: timed out after ${msg.timeout} s; stopping it`);
@@ -236,6 +244,7 @@ export class Runner {
 
   /** Everything about this execution is stored on the server: drop the spool. */
   private forget(l: Live): void {
+    clearTimeout(l.spoolRetry);
     l.spool.remove();
     this.live.delete(l.id);
     this.applyBackPressure();
@@ -244,11 +253,48 @@ export class Runner {
   }
 
   private spoolChunk(l: Live, c: Chunk): void {
-    const frame = l.spool.append({ type: 'output', execution_id: l.id, seq: c.seq, stream: c.stream, data: c.data, line_times: c.lineTimes });
-    // Kept in memory only while the send window is open; otherwise it is read back when due.
-    if (this.connection.isOpen() && this.inflight < SEND_WINDOW_CHUNKS) l.fresh.set(l.spool.count - 1, frame);
+    l.unspooled.push(c);
+    this.spoolPending(l);
+  }
+
+  /**
+   * Writes the chunks waiting for the spool, in order. When the disk refuses one (full, a file
+   * size limit), they are kept, the command's pipes are not read (it waits on its next write),
+   * and writing is tried again shortly: the command is slowed down, never cut, and nothing is lost.
+   */
+  private spoolPending(l: Live): void {
+    while (l.unspooled.length > 0) {
+      const c = l.unspooled[0];
+      let frame: Buffer;
+      try {
+        frame = l.spool.append({ type: 'output', execution_id: l.id, seq: c.seq, stream: c.stream, data: c.data, line_times: c.lineTimes });
+      } catch (err) {
+        if (!l.spoolFailing) this.opts.log('error', `execution ${l.id}: cannot write the output spool in ${this.opts.settings.stateDir} (${(err as Error).message}); the command waits until the disk takes it`);
+        l.spoolFailing = true;
+        l.spoolRetry ??= setTimeout(() => {
+          l.spoolRetry = undefined;
+          this.spoolPending(l);
+        }, SPOOL_RETRY_MS);
+        this.updateReading(l);
+        return;
+      }
+      l.unspooled.shift();
+      // Kept in memory only while the send window is open; otherwise it is read back when due.
+      if (this.connection.isOpen() && this.inflight < SEND_WINDOW_CHUNKS) l.fresh.set(l.spool.count - 1, frame);
+    }
+    if (l.spoolFailing) {
+      l.spoolFailing = false;
+      this.opts.log('info', `execution ${l.id}: the output spool is written again`);
+      this.updateReading(l);
+    }
+    if (l.pendingFinish) this.recordFinish(l, l.pendingFinish);
     this.pump();
     this.applyBackPressure();
+  }
+
+  /** Reads the command's pipes unless the spool is over its cap or cannot be written; always once it has exited. */
+  private updateReading(l: Live): void {
+    if (l.proc && !l.exited) setReading(l.proc, !this.outputPaused && l.unspooled.length === 0);
   }
 
   /**
@@ -266,7 +312,7 @@ export class Runner {
     const mib = (n: number) => (n / 1048576).toFixed(0);
     if (pause) this.opts.log('warn', `output paused: ${mib(backlog)} MiB not acknowledged by the server yet (DJANGOCOMMAND_SPOOL_MAX_MB is ${mib(max)}); commands wait on their next write until it catches up`);
     else this.opts.log('info', `output resumed: ${mib(backlog)} MiB not acknowledged`);
-    for (const l of this.live.values()) if (l.proc && !l.exited) setReading(l.proc, !pause);
+    for (const l of this.live.values()) this.updateReading(l);
     this.writeStatus();
   }
 
@@ -278,7 +324,13 @@ export class Runner {
 
   private finish(l: Live, status: FinishedStatus, exitCode: number | null, reason: string | undefined, lastSeq: number): void {
     const msg: Finished = { type: 'finished', execution_id: l.id, exit_code: exitCode, status, last_seq: lastSeq, at: Date.now(), ...(reason ? { reason } : {}) };
-    l.spool.finish(msg);
+    if (l.unspooled.length > 0) l.pendingFinish = msg;
+    else this.recordFinish(l, msg);
+  }
+
+  private recordFinish(l: Live, msg: Finished): void {
+    l.pendingFinish = undefined;
+    if (!l.spool.finish(msg)) this.opts.log('warn', `execution ${l.id}: its end is kept in memory only (the disk refused it); it is sent all the same`);
     this.pump();
     this.writeStatus();
     this.notifyIdle();

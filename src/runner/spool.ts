@@ -42,6 +42,8 @@ export class ExecutionSpool {
   /** Bytes of the frames not acknowledged yet: the server's backlog for this execution. */
   private unackedFrameBytes = 0;
   private finishedMsg: Finished | undefined;
+  /** The next append starts a new segment (the last one could not be written). */
+  private rollOver = false;
 
   private constructor(
     readonly executionId: string,
@@ -110,19 +112,30 @@ export class ExecutionSpool {
     if (fs.existsSync(finishedFile)) this.finishedMsg = JSON.parse(fs.readFileSync(finishedFile, 'utf8')) as Finished;
   }
 
-  /** Writes the chunk and returns its frame, which the caller may send at once. */
+  /**
+   * Writes the chunk and returns its frame, which the caller may send at once. When the disk
+   * refuses (full, a file size limit), it throws and nothing is recorded; the caller tries
+   * again later, and that try starts a new segment (what was half-written stays past the end
+   * of the old one, where nothing reads it).
+   */
   append(msg: Output): Buffer {
     const frame = encodeOutputFrame(msg);
     let segment = this.segments.get(this.current);
-    if (!segment || segment.size >= SEGMENT_BYTES) {
+    if (!segment || segment.size >= SEGMENT_BYTES || this.rollOver) {
+      this.rollOver = false;
       this.current++;
       segment = { fd: fs.openSync(this.segmentFile(this.current), 'a+', 0o600), size: 0, unacked: 0 };
       this.segments.set(this.current, segment);
     }
     const length = Buffer.allocUnsafe(4);
     length.writeUInt32BE(frame.length, 0);
-    fs.writeSync(segment.fd, length, 0, 4, segment.size);
-    fs.writeSync(segment.fd, frame, 0, frame.length, segment.size + 4);
+    try {
+      writeFully(segment.fd, length, segment.size);
+      writeFully(segment.fd, frame, segment.size + 4);
+    } catch (err) {
+      this.rollOver = true;
+      throw err;
+    }
     const entry = { seq: msg.seq, segment: this.current, offset: segment.size + 4, length: frame.length };
     this.entries.push(entry);
     this.bySeq.set(msg.seq, entry);
@@ -138,7 +151,12 @@ export class ExecutionSpool {
     const entry = this.bySeq.get(seq);
     if (!entry) return;
     this.acked.add(seq);
-    fs.appendFileSync(path.join(this.dir, 'acked'), `${seq}\n`);
+    try {
+      fs.appendFileSync(path.join(this.dir, 'acked'), `${seq}\n`);
+    } catch {
+      // Not recorded on disk: after a restart this chunk is sent again, and the server, which
+      // stores each chunk once, ignores it.
+    }
     this.unacked--;
     this.unackedFrameBytes -= entry.length;
     const segment = this.segments.get(entry.segment);
@@ -173,11 +191,17 @@ export class ExecutionSpool {
     return this.unacked === 0;
   }
 
-  finish(msg: Finished): void {
+  /** Records how the execution ended; false when only in memory (the disk refused it). */
+  finish(msg: Finished): boolean {
     this.finishedMsg = msg;
     const file = path.join(this.dir, 'finished.json');
-    fs.writeFileSync(file + '.tmp', JSON.stringify(msg), { mode: 0o600 });
-    fs.renameSync(file + '.tmp', file);
+    try {
+      fs.writeFileSync(file + '.tmp', JSON.stringify(msg), { mode: 0o600 });
+      fs.renameSync(file + '.tmp', file);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   get finished(): Finished | undefined {
@@ -192,5 +216,15 @@ export class ExecutionSpool {
   close(): void {
     for (const s of this.segments.values()) fs.closeSync(s.fd);
     this.segments.clear();
+  }
+}
+
+/** writeSync may write less than asked (a disk filling up): write the rest, or throw. */
+function writeFully(fd: number, buf: Buffer, position: number): void {
+  let done = 0;
+  while (done < buf.length) {
+    const n = fs.writeSync(fd, buf, done, buf.length - done, position + done);
+    if (n <= 0) throw Object.assign(new Error('the disk took no more bytes'), { code: 'ENOSPC' });
+    done += n;
   }
 }

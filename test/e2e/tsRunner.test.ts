@@ -200,6 +200,27 @@ describe('the TypeScript runner', () => {
     }
   });
 
+  it('slows a command down while the disk refuses its spool, and loses nothing', async () => {
+    // A file size limit makes every spool segment fail a few MiB in, as a full disk would.
+    const runnerUrl = `http://127.0.0.1:${proxy.port}`;
+    await runner.stop();
+    runner = await startRunner(runnerEnv(runnerUrl, key, example.env, { DJANGOCOMMAND_KILL_GRACE: '1' }), [], runner.stateDir, ['prlimit', `--fsize=${3 * 1048576}`, '--']);
+    try {
+      const args = ['--bytes', '20000000'];
+      const cold = example.manage(['spew', ...args]);
+      const e = await create('spew', args);
+      const final = await ended(e.id, 60_000);
+      expect(final.status).toBe('succeeded');
+      expect(final.output_bytes).toBe(20_000_000);
+      expect(sha(await storedOutput(e.id, 'stdout'))).toBe(sha(cold.stdout.toString('utf8')));
+      expect(runner.logs()).toMatch(/cannot write the output spool .*EFBIG/);
+      expect(runner.logs()).toMatch(/the output spool is written again/);
+    } finally {
+      await runner.stop();
+      runner = await startRunner(runnerEnv(runnerUrl, key, example.env, { DJANGOCOMMAND_KILL_GRACE: '1' }), [], runner.stateDir);
+    }
+  });
+
   it('pushes a cancel: SIGINT first, so the command may clean up', async () => {
     const e = await create('slow', ['--steps', '100', '--delay', '0.1']);
     await waitFor('running', async () => (await execution(e.id)).status === 'running');

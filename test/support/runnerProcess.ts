@@ -15,8 +15,10 @@ export function runnerEnv(serverUrl: string, key: string, exampleEnv: Record<str
 }
 
 /** Starts `djangocommand start` in the foreground and waits until it is connected. */
-export async function startRunner(env: Record<string, string>, args: string[] = [], stateDir = tempDir('dc-runner-')): Promise<RunnerHandle> {
-  const child = spawn(process.execPath, [CLI, 'start', '--python', PYTHON, '--project-dir', EXAMPLE_DIR, '--state-dir', stateDir, ...args], {
+/** `launcher`: a command the runner is started through, e.g. `['prlimit', '--fsize=N', '--']`. */
+export async function startRunner(env: Record<string, string>, args: string[] = [], stateDir = tempDir('dc-runner-'), launcher: string[] = []): Promise<RunnerHandle> {
+  const command = [...launcher, process.execPath, CLI, 'start', '--python', PYTHON, '--project-dir', EXAMPLE_DIR, '--state-dir', stateDir, ...args];
+  const child = spawn(command[0], command.slice(1), {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

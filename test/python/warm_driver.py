@@ -31,6 +31,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import stat
 import statistics
 import subprocess
 import sys
@@ -378,6 +379,23 @@ def protocol_cases(warm, project):
     bad = warm.request({'op': 'run', 'id': 'b1', 'command': 'check', 'stdout': '/nonexistent/fifo', 'stderr': '/nonexistent/fifo'})
     if bad.get('event') != 'error' or bad.get('id') != 'b1':
         problems.append('bad fifo: %s' % bad)
+    # FIFOs made by the warm process for later runs: private FIFOs, or a clear refusal.
+    fifo_dir = tempfile.mkdtemp(prefix='fifos-', dir=warm.workdir)
+    made = warm.request({'op': 'fifos', 'id': 'f1', 'dir': fifo_dir, 'count': 2})
+    paths = [p for pair in made.get('paths') or [] for p in pair]
+    if made.get('event') != 'fifos' or made.get('id') != 'f1' or len(paths) != 4 or len(set(paths)) != 4:
+        problems.append('fifos: %s' % made)
+    for path in paths:
+        st = os.stat(path)
+        if not stat.S_ISFIFO(st.st_mode) or stat.S_IMODE(st.st_mode) != 0o600 or os.path.dirname(path) != fifo_dir:
+            problems.append('fifo %s: mode %o' % (path, st.st_mode))
+    for bad_request in ({'dir': 'relative/dir', 'count': 1}, {'dir': fifo_dir, 'count': 0}, {'dir': fifo_dir, 'count': True},
+                        {'dir': os.path.join(fifo_dir, 'missing'), 'count': 1}):
+        refused = warm.request(dict(bad_request, op='fifos', id='f2'))
+        if refused.get('event') != 'error' or not refused.get('error'):
+            problems.append('fifos %s: %s' % (bad_request, refused))
+    if sorted(os.listdir(fifo_dir)) != sorted(os.path.basename(p) for p in paths):
+        problems.append('fifos left behind: %s' % os.listdir(fifo_dir))
     unknown = warm.request({'op': 'fly'})
     if unknown.get('event') != 'error':
         problems.append('unknown op: %s' % unknown)

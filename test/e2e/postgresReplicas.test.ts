@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freshDatabase, type FreshDatabase } from '../support/databases.js';
-import { runCli, setUpProject, startServer, type ServerHandle } from '../support/serverProcess.js';
+import { runCli, setUpProject, startServer, waitFor, type ServerHandle } from '../support/serverProcess.js';
 import { V1Runner } from '../support/v1Runner.js';
 import { exampleProject } from '../support/example.js';
 
@@ -55,8 +55,17 @@ describe('two server replicas on one PostgreSQL database', () => {
   });
 
   it('shows the same audit log from either replica', async () => {
-    const fromA = JSON.parse((await runCli(['audit', '--json'], env)).stdout).items.map((e: { id: number }) => e.id);
-    const fromB = JSON.parse((await runCli(['audit', '--json'], { ...env, DJANGOCOMMAND_URL: b.url })).stdout).items.map((e: { id: number }) => e.id);
+    // Once the detached `slow` above has ended, nothing adds events between the two reads.
+    await waitFor('every execution to end', async () => {
+      const { items } = JSON.parse((await runCli(['executions', '--json'], env)).stdout) as { items: Array<{ status: string }> };
+      return items.every((e) => !['queued', 'dispatched', 'running'].includes(e.status));
+    }, 30_000, 200);
+    const ids = async (url: string) => JSON.parse((await runCli(['audit', '--json'], { ...env, DJANGOCOMMAND_URL: url })).stdout).items.map((e: { id: number }) => e.id) as number[];
+    // An event written between the two reads (an execution's end is audited just after its status) is no difference.
+    const [fromA, fromB] = await waitFor('both replicas to list the same events', async () => {
+      const [x, y] = [await ids(a.url), await ids(b.url)];
+      return JSON.stringify(x) === JSON.stringify(y) ? [x, y] : undefined;
+    }, 10_000, 200);
     expect(fromA).toEqual(fromB);
     expect(fromA.length).toBeGreaterThan(5);
   });

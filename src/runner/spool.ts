@@ -123,7 +123,10 @@ export class ExecutionSpool {
     let segment = this.segments.get(this.current);
     if (!segment || segment.size >= SEGMENT_BYTES || this.rollOver) {
       this.rollOver = false;
+      const previous = this.current;
       this.current++;
+      // Acknowledged while it was being written: no later ack would free it.
+      this.freeIfDone(previous);
       segment = { fd: fs.openSync(this.segmentFile(this.current), 'a+', 0o600), size: 0, unacked: 0 };
       this.segments.set(this.current, segment);
     }
@@ -160,11 +163,17 @@ export class ExecutionSpool {
     this.unacked--;
     this.unackedFrameBytes -= entry.length;
     const segment = this.segments.get(entry.segment);
-    if (segment && --segment.unacked === 0 && entry.segment !== this.current) {
-      fs.closeSync(segment.fd);
-      fs.rmSync(this.segmentFile(entry.segment), { force: true });
-      this.segments.delete(entry.segment);
-    }
+    if (segment) segment.unacked--;
+    this.freeIfDone(entry.segment);
+  }
+
+  /** Deletes segment `n` once nothing in it waits for an ack and it is no longer written to. */
+  private freeIfDone(n: number): void {
+    const segment = this.segments.get(n);
+    if (!segment || segment.unacked > 0 || n === this.current) return;
+    fs.closeSync(segment.fd);
+    fs.rmSync(this.segmentFile(n), { force: true });
+    this.segments.delete(n);
   }
 
   get count(): number {

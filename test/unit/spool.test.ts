@@ -26,6 +26,20 @@ describe('spool', () => {
     spool.close();
   });
 
+  it('frees a segment acknowledged before the spool moved on from it', () => {
+    const dir = tempDir();
+    const spool = ExecutionSpool.create(dir, ID);
+    const big = 'x'.repeat(3 * 1024 * 1024);
+    for (let seq = 1; seq <= 3; seq++) {
+      spool.append(chunk(seq, big));
+      spool.ack(seq);
+    }
+    expect(segments(dir)).toEqual(['seg-000001.bin']);
+    spool.append(chunk(4, big)); // the first segment is full: a new one starts
+    expect(segments(dir)).toEqual(['seg-000002.bin']);
+    spool.close();
+  });
+
   it('reloads what a crashed runner left, unacknowledged frames only, ignoring a torn last record', () => {
     const dir = tempDir();
     const spool = ExecutionSpool.create(dir, ID);

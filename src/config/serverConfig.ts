@@ -7,7 +7,7 @@ import path from 'node:path';
 import { UserError } from '../shared/errors.js';
 import type { CoreSettings } from '../core/context.js';
 
-type Kind = 'string' | 'port' | 'seconds' | 'count' | 'bytes' | 'bool';
+type Kind = 'string' | 'port' | 'seconds' | 'count' | 'whole' | 'bytes' | 'bool';
 
 interface Setting {
   key: string;
@@ -32,6 +32,9 @@ export const SERVER_SETTINGS = [
   { key: 'replayWindow', env: 'DJANGOCOMMAND_REPLAY_WINDOW', kind: 'seconds', default: '300', doc: 'Accepted clock difference for runner request timestamps.' },
   { key: 'maxRunnerBody', env: 'DJANGOCOMMAND_MAX_RUNNER_BODY', kind: 'bytes', default: String(32 * 1024 * 1024), doc: 'Largest runner request (an output chunk) in bytes.' },
   { key: 'maxApiBody', env: 'DJANGOCOMMAND_MAX_API_BODY', kind: 'bytes', default: String(1024 * 1024), doc: 'Largest REST API request in bytes.' },
+  { key: 'maxOutputChunk', env: 'DJANGOCOMMAND_MAX_OUTPUT_CHUNK', kind: 'bytes', default: String(64 * 1024 ** 3), doc: 'Largest protocol v1 output chunk in bytes. Chunks stream into the database in parts (memory stays flat), so the default (64 GiB) takes what the Python runner sends: 1.5 s of output at once, however large.' },
+  { key: 'receiveTimeout', env: 'DJANGOCOMMAND_RECEIVE_TIMEOUT', kind: 'seconds', default: '120', doc: 'Longest time to receive one request, headers and body; headers must come within 10 s. Slow clients are cut off.' },
+  { key: 'maxConnectionsPerAddress', env: 'DJANGOCOMMAND_MAX_CONNECTIONS_PER_ADDRESS', kind: 'whole', default: '256', doc: 'Open connections one client address may hold (0: no cap). Behind a reverse proxy, cap at the proxy and raise this.' },
   { key: 'trustProxy', env: 'DJANGOCOMMAND_TRUST_PROXY', kind: 'bool', default: 'false', doc: 'Take client addresses from X-Forwarded-For (only behind a proxy you run).' },
   { key: 'sweepInterval', env: 'DJANGOCOMMAND_SWEEP_INTERVAL', kind: 'seconds', default: '1', doc: 'How often to look for lost and timed-out executions.' },
   { key: 'logLevel', env: 'DJANGOCOMMAND_LOG_LEVEL', kind: 'string', default: 'warn', doc: 'fatal, error, warn, info (every request), debug or silent.' },
@@ -49,6 +52,9 @@ export interface ServerConfig {
   trustProxy: boolean;
   maxRunnerBodyBytes: number;
   maxApiBodyBytes: number;
+  maxOutputChunkBytes: number;
+  receiveTimeoutMs: number;
+  maxConnectionsPerAddress: number;
   sweepIntervalMs: number;
   logLevel: string;
   core: CoreSettings;
@@ -85,6 +91,9 @@ export function resolveServerConfig(flags: Partial<Record<ServerSettingKey, stri
     trustProxy: bool('trustProxy'),
     maxRunnerBodyBytes: num('maxRunnerBody'),
     maxApiBodyBytes: num('maxApiBody'),
+    maxOutputChunkBytes: num('maxOutputChunk'),
+    receiveTimeoutMs: num('receiveTimeout') * 1000,
+    maxConnectionsPerAddress: num('maxConnectionsPerAddress'),
     sweepIntervalMs: num('sweepInterval') * 1000,
     logLevel,
     core: {
@@ -110,6 +119,9 @@ function parseNumber(s: Setting, value: string): number {
     case 'count':
       if (Number.isInteger(n) && n >= 1) return n;
       throw settingError(s, value, 'a whole number of at least 1');
+    case 'whole':
+      if (Number.isInteger(n) && n >= 0) return n;
+      throw settingError(s, value, 'a whole number (0 or more)');
     case 'bytes':
       if (Number.isInteger(n) && n >= 1024) return n;
       throw settingError(s, value, 'a whole number of bytes, at least 1024');

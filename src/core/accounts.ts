@@ -5,9 +5,12 @@ import { UserError } from '../shared/errors.js';
 import type { Core } from './context.js';
 import { audit } from './audit.js';
 import { insertUnlessTaken } from './uniqueness.js';
+import { topics } from './notifier.js';
 import { hashPassword, hashSecret, newPassword, newUserToken, verifyPassword, USER_TOKEN_PREFIX } from './secrets.js';
 
-const EMAIL = /^[^\s@]+@[^\s@]+$/;
+const EMAIL = /^[^\s@\u0000-\u001f\u007f]+@[^\s@\u0000-\u001f\u007f]+$/;
+/** No stored name or email has one; a NUL would not even reach PostgreSQL. */
+const CONTROL = /[\u0000-\u001f\u007f]/;
 
 export function normaliseEmail(email: string): string {
   const e = email.trim().toLowerCase();
@@ -49,15 +52,30 @@ export async function ensureFirstAdmin(core: Core, actor: Actor, opts: { email: 
   }
 }
 
+/**
+ * The user whose password this is. An unknown email costs the same scrypt work as a wrong
+ * password (against a hash of a random password, made once), so the time of an answer does
+ * not tell which emails have an account.
+ */
 export async function checkPassword(core: Core, email: string, password: string): Promise<User | undefined> {
-  const user = await core.store.findUserByEmail(email.trim().toLowerCase());
-  if (!user) return undefined;
-  return (await verifyPassword(password, user.passwordHash)) ? user : undefined;
+  const user = CONTROL.test(email) ? undefined : await core.store.findUserByEmail(email.trim().toLowerCase());
+  const matches = await verifyPassword(password, user?.passwordHash ?? (await dummyHash()));
+  return user && matches ? user : undefined;
+}
+
+let dummy: Promise<string> | undefined;
+function dummyHash(): Promise<string> {
+  dummy ??= hashPassword(newPassword()).catch((err: unknown) => {
+    dummy = undefined;
+    throw new Error('cannot make the dummy password hash', { cause: err });
+  });
+  return dummy;
 }
 
 export async function createToken(core: Core, actor: Actor, user: User, name: string): Promise<{ token: ApiToken; secret: string }> {
   const trimmed = name.trim();
   if (trimmed.length === 0 || trimmed.length > 100) throw new UserError('DC_VALIDATION', 'A token name needs 1 to 100 characters.', 400, { field: 'name' });
+  if (CONTROL.test(trimmed)) throw new UserError('DC_VALIDATION', 'A token name may not contain control characters.', 400, { field: 'name' });
   const s = newUserToken();
   const token: ApiToken = {
     id: randomUUID(),
@@ -89,4 +107,13 @@ export async function authenticateToken(core: Core, secret: string): Promise<{ t
 
 export function tokenActor(token: ApiToken, user: User, address: string | null): Actor {
   return { type: 'token', id: token.id, label: `${user.email} (token ${token.name})`, address };
+}
+
+/** Revokes one of the user's tokens; every live stream that authenticated with it ends at once. */
+export async function revokeToken(core: Core, actor: Actor, user: User, id: string): Promise<void> {
+  if (!(await core.store.revokeToken(id, user.id, core.now()))) {
+    throw new UserError('DC_NOT_FOUND', `You have no active API token ${id}.`, 404);
+  }
+  core.notifier.publish(topics.credential('token', id));
+  await audit(core, actor, { action: 'token.revoke', details: { token_id: id } });
 }

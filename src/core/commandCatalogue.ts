@@ -1,5 +1,6 @@
 /** Replacing a project's command catalogue with what a runner reported, for either protocol. */
 import { commandsHash } from '../domain/commandsHash.js';
+import { checkArgparseSchema } from '../domain/argparseSchema.js';
 import { UserError } from '../shared/errors.js';
 import type { Core } from './context.js';
 import type { RunnerCaller } from './runnerV1.js';
@@ -17,10 +18,11 @@ export interface ReportedCommand {
 /** Stores the catalogue and returns its hash: the v1 runner's hash of the commands it allows. */
 export async function replaceCatalogue(core: Core, caller: RunnerCaller, commands: readonly ReportedCommand[]): Promise<string> {
   const names = new Set<string>();
-  for (const c of commands) {
+  commands.forEach((c, i) => {
+    checkReported(c, i);
     if (names.has(c.name)) throw new UserError('DC_VALIDATION', `Command "${c.name}" is listed twice.`, 400, { field: 'commands' });
     names.add(c.name);
-  }
+  });
   const runnable = commands.filter((c) => !c.refused);
   const hash = commandsHash(runnable);
   const now = core.now();
@@ -47,4 +49,31 @@ export async function replaceCatalogue(core: Core, caller: RunnerCaller, command
     });
   }
   return hash;
+}
+
+/** C0 controls and DEL: never in a name (they forge log lines and break terminals), and NUL is never storable. */
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/**
+ * Refuses, before anything is stored, what would break a reader later: a control character in a
+ * name (non-Latin names such as 名前 are fine: a Django command file may be called 名前.py), a NUL
+ * in a text, an argparse schema validateArgv or the dashboard cannot read.
+ */
+function checkReported(c: ReportedCommand, i: number): void {
+  const refuse = (field: string, message: string) => {
+    throw new UserError('DC_VALIDATION', `commands[${i}].${field} ${message}`, 400, { field: `commands[${i}].${field}`, command: c.name });
+  };
+  for (const field of ['name', 'app_label'] as const) {
+    const bad = CONTROL.exec(c[field]);
+    if (bad) refuse(field, `of command ${JSON.stringify(c.name)} contains the control character U+${bad[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}; names may not contain control characters.`);
+  }
+  if (c.help_text.includes('\0')) refuse('help_text', `of command ${JSON.stringify(c.name)} contains a NUL character.`);
+  if (c.refused?.includes('\0')) refuse('refused', `of command ${JSON.stringify(c.name)} contains a NUL character.`);
+  const problem = checkArgparseSchema(c.schema ?? null);
+  if (problem) {
+    throw new UserError('DC_VALIDATION', `The argparse schema of command ${JSON.stringify(c.name)} is not what bootstrap.py describes: ${problem.path} ${problem.message}.`, 400, {
+      field: `commands[${i}].${problem.path}`,
+      command: c.name,
+    });
+  }
 }

@@ -8,6 +8,7 @@ import { UserError } from '../shared/errors.js';
 import type { Core } from './context.js';
 import { audit } from './audit.js';
 import { topics } from './notifier.js';
+import { transition } from './executionState.js';
 
 export const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
 const MAX_ARGV_ITEMS = 1000;
@@ -69,6 +70,11 @@ export async function createExecution(core: Core, actor: Actor, project: Project
     outputBytes: 0,
     outputChunks: 0,
     outputLastSeq: 0,
+    outputExpectedSeq: null,
+    lateStatus: null,
+    lateExitCode: null,
+    runnerLastSeq: 0,
+    runnerChunks: 0,
   };
   const limit = command.maxConcurrency ?? core.settings.defaultConcurrency;
   const result = await core.store.createExecution(execution, limit);
@@ -132,15 +138,15 @@ export async function cancelExecution(core: Core, actor: Actor, id: string, forc
   const now = core.now();
   let updated: Execution | undefined;
   if (e.status === 'queued' || e.status === 'dispatched' || e.status === 'awaiting_approval') {
-    updated = await core.store.updateExecution(id, ['queued', 'dispatched', 'awaiting_approval'], {
-      status: 'cancelled',
+    updated = await transition(core, id, 'cancelled', {
       statusReason: `cancelled by ${actor.label} before it started`,
       finishedAt: now,
       cancelRequestedAt: now,
       cancelForce: force,
       cancelReason: 'user',
-    });
+    }, { from: ['queued', 'dispatched', 'awaiting_approval'], wakeProject: true });
   } else if (e.status === 'running') {
+    // Not a change of status: the runner is asked to stop it, and reports how it ended.
     updated = await core.store.updateExecution(id, ['running'], {
       cancelRequestedAt: e.cancelRequestedAt ?? now,
       cancelForce: e.cancelForce || force,

@@ -34,9 +34,13 @@ export class LocalNotifier implements Notifier {
   }
 }
 
+export type CredentialKind = 'runner_key' | 'token' | 'session' | 'user';
+
 export const topics = {
   execution: (id: string) => `execution:${id}`,
   project: (id: string) => `project:${id}`,
+  /** Published when a credential stops being valid: every live connection that used it ends. */
+  credential: (kind: CredentialKind, id: string) => `credential:${kind}:${id}`,
 };
 
 /** Resolves when the topic is published or after `ms`, whichever is first. */

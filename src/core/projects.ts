@@ -6,6 +6,7 @@ import type { Core } from './context.js';
 import { audit } from './audit.js';
 import { insertUnlessTaken } from './uniqueness.js';
 import { hashSecret, newRunnerKey, RUNNER_KEY_PREFIX } from './secrets.js';
+import { topics } from './notifier.js';
 
 const PROJECT_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
@@ -51,6 +52,8 @@ export async function revokeRunnerKey(core: Core, actor: Actor, ref: string): Pr
     await core.store.revokeRunnerKey(key.id, core.now());
     await audit(core, actor, { action: 'runner_key.revoke', projectId: key.projectId, details: { prefix: key.prefix } });
   }
+  // Also when it was revoked already: a connection another replica missed the news of ends too.
+  core.notifier.publish(topics.credential('runner_key', key.id));
   return { ...key, revokedAt: key.revokedAt ?? core.now() };
 }
 

@@ -9,7 +9,6 @@ import {
   V1_REJECTION_MARKER,
   type CommandsSyncRequest,
   type HeartbeatRequest,
-  type OutputRequest,
   type PendingExecution,
 } from '../shared/protocolV1.js';
 import type { Core } from './context.js';
@@ -18,6 +17,7 @@ import { finishExecution } from './finishExecution.js';
 import { replaceCatalogue } from './commandCatalogue.js';
 import { hashSecret, RUNNER_KEY_PREFIX, USER_TOKEN_PREFIX } from './secrets.js';
 import { topics } from './notifier.js';
+import { transition } from './executionState.js';
 
 /** Who is calling: resolved once per request from the key, the address and the headers. */
 export interface RunnerCaller {
@@ -49,6 +49,16 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PENDING_BATCH = 10;
 
 export async function authenticateRunner(core: Core, c: RunnerCredentials): Promise<RunnerCaller & { repeat?: RepeatedAnswer }> {
+  const caller = await verifyRunnerKey(core, c);
+  const repeat = await claimNonce(core, caller, c.nonce!, c.fingerprint);
+  return repeat ? { ...caller, repeat } : caller;
+}
+
+/**
+ * The first half of authentication, from the headers alone: the key, its project, the clock and
+ * the nonce's form. A large body is read only after this (see claimNonce for the second half).
+ */
+export async function verifyRunnerKey(core: Core, c: Omit<RunnerCredentials, 'fingerprint'>): Promise<RunnerCaller> {
   const secret = c.bearer;
   if (!secret) throw new UserError('DC_UNAUTHENTICATED', 'Send the runner API key as "Authorization: Bearer dc_...".', 401);
   if (secret.startsWith(USER_TOKEN_PREFIX)) {
@@ -74,15 +84,29 @@ export async function authenticateRunner(core: Core, c: RunnerCredentials): Prom
     );
   }
   if (!c.nonce || !UUID.test(c.nonce)) throw new UserError('DC_STALE_REQUEST', 'X-Request-Nonce must be a UUID.', 401);
-  const seen = await core.store.recordNonce(key.id, c.nonce.toLowerCase(), now, c.fingerprint);
-  if (!seen.fresh) {
-    // The Python client retries a request whose answer it lost with the same nonce: the same
-    // request gets the same answer, and nothing happens twice. Anything else is a replay.
-    if (seen.fingerprint === c.fingerprint && seen.response) return { key, project, address: c.address, actor, repeat: seen.response };
-    await audit(core, actor, { action: 'runner.auth', projectId: project.id, outcome: 'denied', details: { reason: 'replayed nonce' } });
-    throw new UserError('DC_REPLAYED_REQUEST', 'This request nonce was already used; each request needs a fresh X-Request-Nonce.', 401);
-  }
   return { key, project, address: c.address, actor };
+}
+
+/** Records a nonce only if it is fresh; false (and nothing recorded) when it was seen before. */
+export async function reserveNonce(core: Core, caller: RunnerCaller, nonce: string, fingerprint: string): Promise<boolean> {
+  return (await core.store.recordNonce(caller.key.id, nonce.toLowerCase(), core.now(), fingerprint)).fresh;
+}
+
+/** Fingerprint of a request whose body is still to be read: a later retry or replay of its nonce is judged once it is. */
+export const PENDING_FINGERPRINT = 'pending';
+
+/**
+ * Records the request's nonce with its fingerprint. Undefined for a fresh nonce; the stored answer
+ * for a retry of a request already answered (send it again: nothing happens twice).
+ */
+export async function claimNonce(core: Core, caller: RunnerCaller, nonce: string, fingerprint: string): Promise<RepeatedAnswer | undefined> {
+  const seen = await core.store.recordNonce(caller.key.id, nonce.toLowerCase(), core.now(), fingerprint);
+  if (seen.fresh) return undefined;
+  // The Python client retries a request whose answer it lost with the same nonce: the same
+  // request gets the same answer, and nothing happens twice. Anything else is a replay.
+  if (seen.fingerprint === fingerprint && seen.response) return seen.response;
+  await audit(core, caller.actor, { action: 'runner.auth', projectId: caller.project.id, outcome: 'denied', details: { reason: 'replayed nonce' } });
+  throw new UserError('DC_REPLAYED_REQUEST', 'This request nonce was already used; each request needs a fresh X-Request-Nonce.', 401);
 }
 
 /**
@@ -94,8 +118,8 @@ export async function releaseNonce(core: Core, caller: RunnerCaller, nonce: stri
 }
 
 /** Keeps the answer to a request, for its retries. */
-export async function rememberAnswer(core: Core, caller: RunnerCaller, nonce: string, answer: RepeatedAnswer): Promise<void> {
-  await core.store.saveNonceResponse(caller.key.id, nonce.toLowerCase(), answer.status, answer.body);
+export async function rememberAnswer(core: Core, caller: RunnerCaller, nonce: string, answer: RepeatedAnswer, fingerprint?: string): Promise<void> {
+  await core.store.saveNonceResponse(caller.key.id, nonce.toLowerCase(), answer.status, answer.body, fingerprint);
 }
 
 async function sight(core: Core, caller: RunnerCaller, versions?: HeartbeatRequest): Promise<Runner> {
@@ -149,8 +173,7 @@ export async function pending(core: Core, caller: RunnerCaller): Promise<{ execu
   for (const e of items) {
     if (e.status === 'queued') {
       // Offered, not started: it stays takeable by any runner of the project until one calls start/.
-      await core.store.updateExecution(e.id, ['queued'], { status: 'dispatched', runnerId: runner.id, dispatchedAt: now });
-      core.notifier.publish(topics.execution(e.id));
+      await transition(core, e.id, 'dispatched', { runnerId: runner.id, dispatchedAt: now }, { from: ['queued'] });
     }
     out.push({ id: e.id, command: e.command, args: e.args, timeout: e.timeoutSeconds, use_metadata_only_mode: e.metadataOnly });
   }
@@ -169,44 +192,54 @@ export async function start(core: Core, caller: RunnerCaller, id: string) {
   const e = await executionOf(core, caller, id);
   // No "already started by you" shortcut: two runners sharing a key and an address (NAT, one
   // host) would both be told to run it. start/ is the claim, and only one claim wins.
-  const started = await core.store.updateExecution(e.id, ['queued', 'dispatched'], { status: 'running', runnerId: runner.id, startedAt: core.now() });
+  const started = await transition(
+    core,
+    e.id,
+    'running',
+    { runnerId: runner.id, startedAt: core.now() },
+    { audit: { actor: caller.actor, action: 'execution.start', details: { command: e.command, args: e.args, runner_id: runner.id } } },
+  );
   if (!started) {
     const current = await executionOf(core, caller, id);
     const why = current.status === 'running' ? 'another runner started it' : `it is ${current.status}`;
     throw new UserError('DC_INVALID_TRANSITION', `Execution ${id} cannot start: ${why}.`, 409, { status: current.status });
   }
-  await audit(core, caller.actor, {
-    action: 'execution.start',
-    projectId: e.projectId,
-    executionId: e.id,
-    details: { command: e.command, args: e.args, runner_id: runner.id },
-  });
-  core.notifier.publish(topics.execution(e.id));
   return { ok: true as const, status: started.status };
 }
 
-export async function output(core: Core, caller: RunnerCaller, id: string, body: OutputRequest) {
+/** A v1 chunk's own fields, and one part of its text (see src/server/v1OutputBody.ts). */
+export interface V1ChunkHeader {
+  chunkNumber: number;
+  isStderr: boolean;
+}
+export interface V1ChunkPart {
+  /** Text, or its UTF-8 bytes (stored as they are). */
+  data: string | Uint8Array;
+  lineTimes: Array<[number, number]>;
+}
+
+/**
+ * Opens an execution's output for one v1 chunk: checks the execution first (before any of a large
+ * body is read), then stores the chunk's parts as they arrive and counts the chunk when whole.
+ * A retry stores nothing twice: parts already stored are skipped, a whole chunk is a duplicate.
+ */
+export async function openOutput(core: Core, caller: RunnerCaller, id: string) {
   await sight(core, caller);
   const e = await executionOf(core, caller, id);
   if (e.startedAt === null) {
     throw new UserError('DC_INVALID_TRANSITION', `Execution ${id} has not started; call start/ first.`, 409, { status: e.status });
   }
-  let data = '';
-  const lineTimes: Array<[number, number]> = [];
-  for (const s of body.segments) {
-    if (s.timestamp !== null) lineTimes.push([data.length, Math.round(s.timestamp * 1000)]);
-    data += s.content;
-  }
-  const stored = await core.store.appendOutput({
-    executionId: e.id,
-    seq: body.chunk_number,
-    stream: body.is_stderr ? 'stderr' : 'stdout',
-    data,
-    lineTimes,
-    receivedAt: core.now(),
-  });
-  if (stored) core.notifier.publish(topics.execution(e.id));
-  return { ok: true as const, duplicate: !stored };
+  return {
+    async part(header: V1ChunkHeader, part: V1ChunkPart, index: number): Promise<void> {
+      const piece = { stream: header.isStderr ? ('stderr' as const) : ('stdout' as const), data: part.data, lineTimes: part.lineTimes, receivedAt: core.now() };
+      if (await core.store.appendV1Part(e.id, header.chunkNumber, index, piece)) core.notifier.publish(topics.execution(e.id));
+    },
+    async complete(header: V1ChunkHeader) {
+      const fresh = await core.store.completeV1Chunk(e.id, header.chunkNumber);
+      if (fresh) core.notifier.publish(topics.execution(e.id));
+      return { ok: true as const, duplicate: !fresh };
+    },
+  };
 }
 
 export async function complete(core: Core, caller: RunnerCaller, id: string, body: { exit_code: number; status: RunnerCompletion }) {

@@ -12,6 +12,7 @@ import { audit } from './audit.js';
 import { finishExecution } from './finishExecution.js';
 import { replaceCatalogue } from './commandCatalogue.js';
 import { topics } from './notifier.js';
+import { transition } from './executionState.js';
 
 export interface HelloResult {
   runner: Runner;
@@ -36,11 +37,11 @@ export async function hello(core: Core, caller: RunnerCaller, msg: Hello): Promi
       cancel.push(id);
       continue;
     }
-    if (e.status === 'dispatched' || e.status === 'lost') {
-      // It is alive after all: a server restart or a network cut, not a dead runner.
-      const back = await core.store.updateExecution(id, ['dispatched', 'lost'], { status: 'running', runnerId: runner.id, startedAt: e.startedAt ?? core.now(), statusReason: null });
-      if (back) core.notifier.publish(topics.execution(id));
+    if (e.status === 'dispatched') {
+      // It started while the runner was cut off from us: a server restart or a network cut.
+      await transition(core, id, 'running', { runnerId: runner.id, startedAt: e.startedAt ?? core.now() }, { from: ['dispatched'] });
     } else if (isTerminal(e.status)) {
+      // Over for the server (cancelled, timed out, or lost: final once reported): stop it on the host.
       cancel.push(id);
     }
   }
@@ -73,9 +74,8 @@ export function syncCommands(core: Core, caller: RunnerCaller, msg: CommandsMess
 
 /** Claims a queued execution for this runner; undefined when another runner or replica took it first. */
 export async function claim(core: Core, runner: Runner, e: Execution): Promise<Execute | undefined> {
-  const claimed = await core.store.updateExecution(e.id, ['queued'], { status: 'dispatched', runnerId: runner.id, dispatchedAt: core.now() });
+  const claimed = await transition(core, e.id, 'dispatched', { runnerId: runner.id, dispatchedAt: core.now() }, { from: ['queued'] });
   if (!claimed) return undefined;
-  core.notifier.publish(topics.execution(e.id));
   return { type: 'execute', execution_id: e.id, command: e.command, argv: e.argv, timeout: e.timeoutSeconds, metadata_only: e.metadataOnly };
 }
 
@@ -85,20 +85,23 @@ async function ownExecution(core: Core, caller: RunnerCaller, id: string): Promi
   return e;
 }
 
-/** Returns false when the execution was cancelled before it could start: the runner must stop it. */
+/** Takes back a claim whose `execute` never left this server: never sent, so never started. */
+export async function unclaim(core: Core, id: string): Promise<void> {
+  await transition(core, id, 'queued', { runnerId: null, dispatchedAt: null }, { from: ['dispatched'], wakeProject: true });
+}
+
+/** Returns false when the execution was cancelled (or lost) before it could start: the runner must stop it. */
 export async function started(core: Core, caller: RunnerCaller, runner: Runner, msg: Started): Promise<boolean> {
   const e = await ownExecution(core, caller, msg.execution_id);
   if (e.status === 'running') return true;
-  const done = await core.store.updateExecution(e.id, ['queued', 'dispatched', 'lost'], { status: 'running', runnerId: runner.id, startedAt: Math.min(core.now(), Math.round(msg.at)) || core.now() });
-  if (!done) return false;
-  await audit(core, caller.actor, {
-    action: 'execution.start',
-    projectId: e.projectId,
-    executionId: e.id,
-    details: { command: e.command, args: e.args, runner_id: runner.id, pid: msg.pid, warm: msg.warm },
-  });
-  core.notifier.publish(topics.execution(e.id));
-  return true;
+  const done = await transition(
+    core,
+    e.id,
+    'running',
+    { runnerId: runner.id, startedAt: Math.min(core.now(), Math.round(msg.at)) || core.now() },
+    { audit: { actor: caller.actor, action: 'execution.start', details: { command: e.command, args: e.args, runner_id: runner.id, pid: msg.pid, warm: msg.warm } } },
+  );
+  return done !== undefined;
 }
 
 /** Stores one chunk; `data` may be the UTF-8 bytes of a binary frame, stored as they are. */
@@ -128,5 +131,5 @@ export async function finished(core: Core, caller: RunnerCaller, runner: Runner,
     default:
       status = msg.status;
   }
-  return finishExecution(core, caller.actor, e, { status, exitCode: msg.exit_code, reason: msg.reason ?? null, runnerId: runner.id, reported: msg.status });
+  return finishExecution(core, caller.actor, e, { status, exitCode: msg.exit_code, reason: msg.reason ?? null, runnerId: runner.id, reported: msg.status, lastSeq: msg.last_seq });
 }

@@ -10,6 +10,7 @@ import type { Core } from './context.js';
 import { audit } from './audit.js';
 import { checkPassword } from './accounts.js';
 import { hashSecret } from './secrets.js';
+import { topics } from './notifier.js';
 
 export const SESSION_COOKIE = 'dc_session';
 export const SESSION_TTL_MS = 12 * 3600 * 1000;
@@ -63,5 +64,6 @@ export function csrfMatches(session: Session, given: string | undefined): boolea
 
 export async function logout(core: Core, session: Session, actor: Actor): Promise<void> {
   await core.store.deleteSession(session.idHash);
+  core.notifier.publish(topics.credential('session', session.idHash));
   await audit(core, actor, { action: 'session.logout' });
 }

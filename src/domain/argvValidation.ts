@@ -5,6 +5,8 @@
  * types and actions, REMAINDER) it lets through, and argparse on the Django host has the last
  * word. Pure: no I/O.
  */
+import { checkArgparseSchema } from './argparseSchema.js';
+
 export interface ArgSchema {
   dest: string;
   option_strings: string[];
@@ -19,7 +21,8 @@ export interface ArgSchema {
 export interface ParserSchema {
   arguments: ArgSchema[];
   groups: Array<{ required: boolean; dests: string[] }>;
-  subcommands: null | { dest: string; required: boolean; metavar?: string | null; choices: Record<string, ParserSchema> };
+  /** A subparser is null when it is nested deeper than bootstrap.py describes. */
+  subcommands: null | { dest: string | null; required: boolean; metavar?: string | string[] | null; choices: Record<string, ParserSchema | null> };
 }
 
 export interface ArgvProblem {
@@ -32,6 +35,7 @@ const FLAG_KINDS = new Set(['store_true', 'store_false', 'store_const', 'append_
 
 class Stop extends Error {}
 
+/** Never throws on a schema that is not well formed: it cannot judge, so argparse will. */
 export function validateArgv(schema: unknown, argv: readonly string[]): ArgvProblem | undefined {
   if (!isParserSchema(schema)) return undefined;
   try {
@@ -43,8 +47,10 @@ export function validateArgv(schema: unknown, argv: readonly string[]): ArgvProb
 }
 
 function isParserSchema(s: unknown): s is ParserSchema {
-  return typeof s === 'object' && s !== null && Array.isArray((s as ParserSchema).arguments);
+  return typeof s === 'object' && s !== null && checkArgparseSchema(s) === undefined;
 }
+
+const KNOWN_NARGS = new Set(['?', '*', '+']);
 
 function check(schema: ParserSchema, argv: string[]): ArgvProblem | undefined {
   const options = new Map<string, ArgSchema>();
@@ -53,6 +59,8 @@ function check(schema: ParserSchema, argv: string[]): ArgvProblem | undefined {
   // Help and version end argparse early; custom actions and REMAINDER are beyond this model.
   if (argv.some((t) => t === '-h' || t === '--help' || t === '--version')) throw new Stop();
   if (schema.arguments.some((a) => a.kind === 'other' || a.nargs === '...')) throw new Stop();
+  // An nargs argparse itself would not accept (a custom Action's own idea) is beyond this model too.
+  if (schema.arguments.some((a) => (typeof a.nargs === 'number' && a.nargs < 0) || (typeof a.nargs === 'string' && !KNOWN_NARGS.has(a.nargs)))) throw new Stop();
 
   const seen = new Set<string>();
   const loose: string[] = [];
@@ -67,7 +75,9 @@ function check(schema: ParserSchema, argv: string[]): ArgvProblem | undefined {
     }
     if (onlyPositionals || !looksLikeOption(token, options)) {
       if (schema.subcommands && Object.hasOwn(schema.subcommands.choices, token) && positionals.length === 0) {
-        return requiredMissing(schema, seen, loose) ?? check(schema.subcommands.choices[token], argv.slice(i));
+        const sub = schema.subcommands.choices[token];
+        if (!sub) throw new Stop(); // nested deeper than bootstrap.py describes
+        return requiredMissing(schema, seen, loose) ?? check(sub, argv.slice(i));
       }
       loose.push(token);
       continue;
@@ -131,7 +141,7 @@ function check(schema: ParserSchema, argv: string[]): ArgvProblem | undefined {
   if (schema.subcommands) {
     // Positionals came first; the subcommand is the next loose token.
     const sub = loose[extra];
-    const name = schema.subcommands.metavar ?? `{${Object.keys(schema.subcommands.choices).join(',')}}`;
+    const name = typeof schema.subcommands.metavar === 'string' ? schema.subcommands.metavar : `{${Object.keys(schema.subcommands.choices).join(',')}}`;
     if (sub === undefined) {
       if (schema.subcommands.required) return { field: schema.subcommands.dest, message: `the following arguments are required: ${name}` };
     } else if (!Object.hasOwn(schema.subcommands.choices, sub)) {

@@ -6,10 +6,12 @@
  *     │            └──▶ queued                         (its runner went away before starting it)
  *     └──▶ cancelled                                   (cancelled before any runner took it)
  *   awaiting_approval ──▶ queued | rejected            (four-eyes approvals)
- *   lost ──▶ running | succeeded | failed | ...        (the runner came back: still running, or ended)
  *
- * A terminal execution never changes again (but for a late report on a lost one), and nothing ever moves an execution back to
- * queued once a runner has started it: a command that may have run is never re-run by itself.
+ * A terminal execution never changes again: a client that has seen an end (a CI job that read
+ * `lost` and exited 75) must never see another. A runner that reports, after all, how a `lost`
+ * execution ended adds that as information (late_status), never as a new status. Nothing ever
+ * moves an execution back to queued once a runner has started it: a command that may have run
+ * is never re-run by itself.
  * Pure functions only: no I/O here.
  */
 export const EXECUTION_STATUSES = [
@@ -56,10 +58,7 @@ const TRANSITIONS: Record<ExecutionStatus, readonly ExecutionStatus[]> = {
   timed_out: [],
   cancelled: [],
   rejected: [],
-  // A runner that comes back after a network partition may still report how the command
-  // ended; recording the truth beats keeping `lost`. Nothing is ever re-run.
-  // A v2 runner that reconnects and says it is still running the command brings it back.
-  lost: ['succeeded', 'failed', 'timed_out', 'cancelled', 'rejected', 'running'],
+  lost: [],
 };
 
 export function canTransition(from: ExecutionStatus, to: ExecutionStatus): boolean {
@@ -97,14 +96,18 @@ export function finalStatus(facts: CompletionFacts): ExecutionStatus {
   }
 }
 
+/** The CLI's exit code for a command that succeeded but whose output did not all reach the server (EX_IOERR). */
+export const OUTPUT_INCOMPLETE_EXIT = 74;
+
 /**
  * What the CLI exits with for an execution that ended. The command's own exit code when it
- * failed with one; otherwise conventional codes a shell user recognises.
+ * failed with one; otherwise conventional codes a shell user recognises. A success whose output
+ * has holes is not reported as a plain success.
  */
-export function cliExitCode(status: ExecutionStatus, exitCode: number | null): number {
+export function cliExitCode(status: ExecutionStatus, exitCode: number | null, outputIncomplete = false): number {
   switch (status) {
     case 'succeeded':
-      return 0;
+      return outputIncomplete ? OUTPUT_INCOMPLETE_EXIT : 0;
     case 'failed':
       return exitCode !== null && exitCode > 0 && exitCode < 256 ? exitCode : 1;
     case 'timed_out':
@@ -118,4 +121,13 @@ export function cliExitCode(status: ExecutionStatus, exitCode: number | null): n
     default:
       return 1;
   }
+}
+
+/**
+ * How many output chunks never reached the server: numbers below the highest one stored (or
+ * below the count a v2 runner reported at the end) that are not stored. The v1 runner drops a
+ * chunk it could not send, so an execution can end with holes; it must never look whole.
+ */
+export function outputMissing(e: { runnerLastSeq: number; runnerChunks: number; outputExpectedSeq: number | null }): number {
+  return Math.max(0, Math.max(e.runnerLastSeq, e.outputExpectedSeq ?? 0) - e.runnerChunks);
 }

@@ -131,6 +131,17 @@ export interface Execution {
   outputChunks: number;
   /** The highest output chunk number stored, 0 before any: where the tail of the output is. */
   outputLastSeq: number;
+  /** How many chunks the runner said it produced (v2 `finished.last_seq`); null when unknown (v1). */
+  outputExpectedSeq: number | null;
+  /**
+   * The runner's own numbering: its highest chunk number received whole, and how many it sent
+   * whole. Stored seqs differ for v1, whose large chunks are stored as several parts.
+   */
+  runnerLastSeq: number;
+  runnerChunks: number;
+  /** How a `lost` execution really ended, when its runner reported it later (the status stays lost). */
+  lateStatus: ExecutionStatus | null;
+  lateExitCode: number | null;
 }
 
 export type OutputStream = 'stdout' | 'stderr';

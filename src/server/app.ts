@@ -4,9 +4,12 @@
  * that is not a UserError is logged with its cause and answered as an internal error.
  */
 import { createHash } from 'node:crypto';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import swagger from '@fastify/swagger';
-import { isUserError } from '../shared/errors.js';
+import { isUserError, UserError } from '../shared/errors.js';
 import type { Core } from '../core/context.js';
 import { registerRunnerV1Routes } from './routes/runnerV1.js';
 import { registerProjectRoutes } from './routes/projects.js';
@@ -32,11 +35,23 @@ export interface AppOptions {
   core: Core;
   maxApiBodyBytes: number;
   maxRunnerBodyBytes: number;
+  /** Largest v1 output/ body (read as a stream); default 512 MiB. */
+  maxOutputChunkBytes?: number;
   trustProxy: boolean;
   logLevel: string;
+  /** Longest time to receive one request, headers and body (slow clients are cut off); default 120 s. */
+  receiveTimeoutMs?: number;
+  /** Open connections one address may hold; 0: no cap. Default 256. */
+  maxConnectionsPerAddress?: number;
 }
 
+/** No real cap: a chunk streams into the store in parts, so its size costs time, not memory. */
+export const DEFAULT_MAX_OUTPUT_CHUNK = 64 * 1024 ** 3;
+/** Headers must arrive this fast, whatever the receive timeout: a slow-loris sends them a byte at a time. */
+const HEADERS_TIMEOUT_MS = 10_000;
+
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const receiveTimeoutMs = opts.receiveTimeoutMs ?? 120_000;
   const app = Fastify({
     logger: opts.logLevel === 'silent' ? false : { level: opts.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie'] },
     bodyLimit: opts.maxApiBodyBytes,
@@ -44,6 +59,26 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     // No coercion: "5" is not a number and "x" is not a list; query strings are parsed by hand.
     ajv: { customOptions: { removeAdditional: false, allErrors: false, coerceTypes: false } },
     routerOptions: { ignoreTrailingSlash: false },
+    // A request whose headers or body never finish is cut off (Node checks every second). Live
+    // output (SSE) and runner WebSockets are not affected: their requests are complete at once.
+    requestTimeout: receiveTimeoutMs,
+    http: { headersTimeout: Math.min(HEADERS_TIMEOUT_MS, receiveTimeoutMs), requestTimeout: receiveTimeoutMs, connectionsCheckingInterval: 1000 },
+    clientErrorHandler: answerClientError,
+    frameworkErrors: (err, _request, reply) => {
+      (reply as FastifyReply).status(400).send({ error: `The URL is malformed (${err.message.slice(0, 200)}).`, code: 'DC_BAD_REQUEST' });
+    },
+  });
+  capConnectionsPerAddress(app, opts.maxConnectionsPerAddress ?? 256);
+  // `Expect: 100-continue` is answered by Node itself; any other expectation cannot be met.
+  app.server.on('checkExpectation', (_req, res) => {
+    const body = JSON.stringify({ error: 'Only "Expect: 100-continue" is understood.', code: 'DC_BAD_REQUEST' });
+    res.writeHead(417, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+  });
+  // Bodies come only as JSON: anything else sent to the API is refused by its content type; the
+  // hook below catches NULs in what every route reads (PostgreSQL text cannot hold one).
+  app.addHook('preValidation', async (request) => {
+    const where = nulIn(request.params, 'params') ?? nulIn(request.query, 'query') ?? nulIn(request.body, '');
+    if (where) throw new UserError('DC_VALIDATION', `${where || 'The body'} contains a NUL (a control character no field may hold).`, 400, { field: where });
   });
 
   // v1 runners POST with "Content-Type: application/json" and no body; that must parse as "no body".
@@ -101,7 +136,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
 
   registerMetaRoutes(app, opts.core);
-  registerRunnerV1Routes(app, opts.core, opts.maxRunnerBodyBytes);
+  registerRunnerV1Routes(app, opts.core, opts.maxRunnerBodyBytes, opts.maxOutputChunkBytes ?? DEFAULT_MAX_OUTPUT_CHUNK);
   registerProjectRoutes(app, opts.core);
   registerExecutionRoutes(app, opts.core);
   registerAuditRoutes(app, opts.core);
@@ -116,4 +151,56 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   app.decorate('runnerSessions', sessions);
   app.addHook('preClose', async () => sessions.close());
   return app;
+}
+
+/**
+ * One address may hold at most `max` open connections (0: no cap): a single client cannot take
+ * every socket the server has. Behind a reverse proxy every connection comes from the proxy:
+ * cap there, and raise or turn off this one.
+ */
+function capConnectionsPerAddress(app: FastifyInstance, max: number): void {
+  if (max <= 0) return;
+  const open = new Map<string, number>();
+  app.server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? 'unknown';
+    const n = (open.get(address) ?? 0) + 1;
+    if (n > max) {
+      app.log.warn({ address, max }, 'too many connections from one address: refused');
+      socket.destroy();
+      return;
+    }
+    open.set(address, n);
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left <= 0) open.delete(address);
+      else open.set(address, left);
+    });
+  });
+}
+
+/**
+ * What Node could not parse as HTTP (a bad header, bare LF line ends, an unknown method, a header
+ * block over 16 KiB, a request too slow to arrive) gets a DC_ error like everything else.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'DC_REQUEST_TIMEOUT', 'The request took too long to arrive (DJANGOCOMMAND_RECEIVE_TIMEOUT).']
+    : err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'DC_HEADERS_TOO_LARGE', 'The request headers are larger than 16 KiB.']
+    : [400, 'DC_BAD_REQUEST', 'The request is not valid HTTP/1.1.'];
+  const body = JSON.stringify({ error: message, code });
+  if (socket.writable) socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${body}`);
+  socket.destroy();
+}
+
+/** Where the first string holding a NUL is (`commands[1].name`, `query.action`), or undefined. */
+function nulIn(value: unknown, path: string, depth = 0): string | undefined {
+  if (typeof value === 'string') return value.includes('\0') ? path : undefined;
+  if (value === null || typeof value !== 'object' || depth > 64) return undefined;
+  for (const [k, v] of Object.entries(value)) {
+    const inner = Array.isArray(value) ? `${path}[${k}]` : path ? `${path}.${k}` : k;
+    const found = k.includes('\0') ? inner : nulIn(v, inner, depth + 1);
+    if (found) return found;
+  }
+  return undefined;
 }

@@ -141,6 +141,14 @@ export class RunnerSessions {
   private safetySweep(): void {
     for (const id of new Set([...this.sessions].filter((s) => s.runner).map((s) => s.caller.project.id))) void this.dispatch(id);
     for (const s of this.sessions) s.checkCancels();
+    void this.checkRevocations();
+  }
+
+  /** Covers a revocation whose wake-up was lost (another replica's NOTIFY while ours reconnected). */
+  private async checkRevocations(): Promise<void> {
+    const keyIds = [...new Set([...this.sessions].map((s) => s.caller.key.id))];
+    const revoked = new Set(await this.core.store.revokedRunnerKeys(keyIds).catch((err) => (this.log.warn({ err }, 'cannot check runner keys'), [] as string[])));
+    for (const s of this.sessions) if (revoked.has(s.caller.key.id)) s.revoke();
   }
 
   /** Numbers for `status` and tests. */
@@ -165,7 +173,10 @@ class Session {
   private chain: Promise<void> = Promise.resolve();
   private lastSight = 0;
   private alive = true;
+  /** Its key was revoked: nothing more it sends is stored, and the socket is closing. */
+  private revoked = false;
   private readonly pinger: NodeJS.Timeout;
+  private readonly unsubscribeKey: () => void;
 
   constructor(
     private readonly core: Core,
@@ -174,6 +185,7 @@ class Session {
     readonly caller: RunnerCaller,
     private readonly registry: RunnerSessions,
   ) {
+    this.unsubscribeKey = core.notifier.subscribe(topics.credential('runner_key', caller.key.id), () => this.revoke());
     ws.on('message', (data, isBinary) => {
       // Handled strictly in order: output before the `finished` that follows it.
       this.chain = this.chain.then(() => this.onMessage(data, isBinary)).catch((err) => this.fail(err));
@@ -191,19 +203,30 @@ class Session {
   }
 
   free(): number {
-    return this.ws.readyState === this.ws.OPEN ? this.maxConcurrency - this.held.size : 0;
+    return this.ws.readyState === this.ws.OPEN && !this.revoked ? this.maxConcurrency - this.held.size : 0;
   }
 
   send(msg: ServerMessage): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(msg));
+    if (this.ws.readyState === this.ws.OPEN && !this.revoked) this.ws.send(JSON.stringify(msg));
   }
 
   close(code: number, reason: string): void {
     this.ws.close(code, reason);
   }
 
+  /** Ends the connection because its runner key no longer works. */
+  revoke(): void {
+    if (this.revoked) return;
+    this.revoked = true;
+    this.log.warn({ runner: this.runner?.id, key: this.caller.key.prefix }, 'runner key revoked: closing its connection');
+    this.close(CLOSE.unauthorized, `Runner API key ${this.caller.key.prefix}… was revoked.`);
+    // A runner that ignores the close handshake is cut off all the same.
+    setTimeout(() => this.ws.terminate(), 1000).unref();
+  }
+
   closed(): void {
     clearInterval(this.pinger);
+    this.unsubscribeKey();
     for (const h of this.held.values()) h.unsubscribe();
     this.held.clear();
   }
@@ -212,9 +235,9 @@ class Session {
     if (!this.runner) return;
     const msg = await v2.claim(this.core, this.runner, e);
     if (!msg) return;
-    if (this.ws.readyState !== this.ws.OPEN) {
+    if (this.ws.readyState !== this.ws.OPEN || this.revoked) {
       // Never sent, so never started: it may go to another runner.
-      await this.core.store.updateExecution(e.id, ['dispatched'], { status: 'queued', runnerId: null, dispatchedAt: null });
+      await v2.unclaim(this.core, e.id);
       return;
     }
     this.hold(e.id);
@@ -240,13 +263,9 @@ class Session {
   private async checkCancel(id: string): Promise<void> {
     const h = this.held.get(id);
     const e = h && (await this.core.store.getExecution(id).catch(() => undefined));
-    if (!h || !e) return;
-    if (e.status === 'lost') {
-      // Marked lost (a replica saw no sign of life for a while), yet its runner is here: not lost.
-      if (await this.core.store.updateExecution(id, ['lost'], { status: 'running', statusReason: null, finishedAt: null })) this.core.notifier.publish(topics.execution(id));
-      return;
-    }
-    // The server gave up on it (cancelled before start, timed out, lost): stop it for sure.
+    // Released meanwhile (its `finished` was acknowledged): nothing to stop.
+    if (!h || !e || this.held.get(id) !== h) return;
+    // The server gave up on it (cancelled before start, timed out, lost: final once reported): stop it for sure.
     const want = isTerminal(e.status) ? 'force' : e.cancelRequestedAt === null ? 'none' : e.cancelForce ? 'force' : 'graceful';
     if (want === 'none' || want === h.cancelSent || h.cancelSent === 'force') return;
     h.cancelSent = want;
@@ -260,7 +279,21 @@ class Session {
     await v2.sightV2(this.core, this.caller).catch((err) => this.log.warn({ err }, 'cannot record runner sighting'));
   }
 
+  /**
+   * Before anything a runner sends is stored: is its key still good? The wake-up on revocation
+   * closes the socket at once, but may come late (another process revoked it without one, or a
+   * NOTIFY was lost); this makes sure nothing sent after a revocation is kept.
+   */
+  private async keyStillValid(): Promise<boolean> {
+    if (this.revoked) return false;
+    const revoked = await this.core.store.revokedRunnerKeys([this.caller.key.id]);
+    if (revoked.length > 0) this.revoke();
+    return !this.revoked;
+  }
+
   private async onMessage(data: RawData, isBinary: boolean): Promise<void> {
+    if (this.revoked) return;
+    if (isBinary && !(await this.keyStillValid())) return;
     if (isBinary) return this.onOutputFrame(Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data));
     let parsed: unknown;
     try {
@@ -269,9 +302,11 @@ class Session {
       parsed = undefined;
     }
     const type = (parsed as { type?: unknown } | undefined)?.type;
-    const checker = typeof type === 'string' ? checkers[type as RunnerMessage['type']] : undefined;
+    // Own keys only: a type of "__proto__" or "constructor" names no checker.
+    const checker = typeof type === 'string' && Object.hasOwn(checkers, type) ? checkers[type as RunnerMessage['type']] : undefined;
     if (!checker) {
-      this.send({ type: 'error', code: 'DC_VALIDATION', message: `Not a protocol v2 message (type ${JSON.stringify(type)}).` });
+      const shown = typeof type === 'string' ? JSON.stringify(type.slice(0, 100)) : typeof type;
+      this.send({ type: 'error', code: 'DC_VALIDATION', message: `Not a protocol v2 message (type ${shown}).` });
       return;
     }
     if (!checker.Check(parsed)) {
@@ -284,6 +319,7 @@ class Session {
       this.send({ type: 'error', code: 'DC_BAD_REQUEST', message: 'Say hello first.' });
       return;
     }
+    if (msg.type !== 'draining' && !(await this.keyStillValid())) return;
     switch (msg.type) {
       case 'hello': {
         this.caller.instance = msg.runner_id;

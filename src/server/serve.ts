@@ -41,6 +41,9 @@ export async function serve(config: ServerConfig, print: (line: string) => void)
     core,
     maxApiBodyBytes: config.maxApiBodyBytes,
     maxRunnerBodyBytes: config.maxRunnerBodyBytes,
+    maxOutputChunkBytes: config.maxOutputChunkBytes,
+    receiveTimeoutMs: config.receiveTimeoutMs,
+    maxConnectionsPerAddress: config.maxConnectionsPerAddress,
     trustProxy: config.trustProxy,
     logLevel: config.logLevel,
   });
@@ -50,11 +53,20 @@ export async function serve(config: ServerConfig, print: (line: string) => void)
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
 
+  // Runners are declared lost only after offline + grace of this server hearing them: a start,
+  // a database outage or a stalled process starts the count again (see sweeper.ts).
+  let hearingSince = core.now();
+  let lastGoodSweep = core.now();
+  const stallMs = Math.max(5_000, 5 * config.sweepIntervalMs);
   let sweeping = false;
   const timer = setInterval(() => {
     if (sweeping) return;
     sweeping = true;
-    sweep(core)
+    if (core.now() - lastGoodSweep > stallMs) hearingSince = core.now();
+    sweep(core, hearingSince)
+      .then(() => {
+        lastGoodSweep = core.now();
+      })
       .catch((err) => app.log.error({ err }, 'sweep failed'))
       .finally(() => {
         sweeping = false;

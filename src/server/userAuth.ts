@@ -26,10 +26,17 @@ export function bearerOf(request: Pick<FastifyRequest, 'headers'>): string | und
   return m ? m[1] : undefined;
 }
 
+/** A cookie's value; undefined when it is absent or not validly %-encoded (no cookie of ours is). */
 export function cookieOf(request: Pick<FastifyRequest, 'headers'>, name: string): string | undefined {
   for (const part of (request.headers.cookie ?? '').split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+    if (eq > 0 && part.slice(0, eq).trim() === name) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim());
+      } catch {
+        return undefined; // URIError: a forged or mangled cookie is no session, not a server error
+      }
+    }
   }
   return undefined;
 }

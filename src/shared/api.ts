@@ -40,6 +40,10 @@ export const ExecutionView = Type.Object({
   cancel_force: Type.Boolean(),
   output_bytes: Type.Integer(),
   output_last_seq: Type.Integer({ description: 'The highest output chunk number stored (0: none yet): read the tail from there.' }),
+  output_missing_chunks: Type.Integer({ description: 'Output chunks that never reached the server (numbers skipped, or fewer than the runner said it sent).' }),
+  output_incomplete: Type.Boolean({ description: 'The execution ended and output_missing_chunks > 0: the stored output is not the whole output.' }),
+  late_status: Nullable(ExecutionStatusSchema),
+  late_exit_code: Nullable(Type.Integer({ description: 'For a lost execution whose runner later reported how it ended: that end (the status stays lost).' })),
 });
 export type ExecutionView = Static<typeof ExecutionView>;
 
@@ -141,4 +145,5 @@ export const CreateTokenRequest = Type.Object({ name: Type.String() }, { additio
 export const CreateKeyRequest = Type.Object({ name: Type.Optional(Type.String({ maxLength: 100 })) }, { additionalProperties: false });
 
 /** Server-Sent Events on /executions/{id}/events: `output` (OutputChunkView), `status` (ExecutionView), `end`. */
-export const SSE_EVENTS = { output: 'output', status: 'status', end: 'end' } as const;
+/** Live output events; `revoked` ends a stream whose credential stopped working (its data is an ErrorBody). */
+export const SSE_EVENTS = { output: 'output', status: 'status', end: 'end', revoked: 'revoked' } as const;

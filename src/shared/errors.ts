@@ -28,6 +28,8 @@ export const ERROR_CODES = {
   DC_INVALID_TRANSITION: 'the execution is not in a state that allows this',
   DC_RATE_LIMITED: 'too many attempts',
   DC_CONFIG: 'a setting has a wrong value',
+  DC_REQUEST_TIMEOUT: 'the request did not arrive in time',
+  DC_HEADERS_TOO_LARGE: 'the request headers are too large',
   DC_INTERNAL: 'a bug: the server logged it',
 } as const;
 

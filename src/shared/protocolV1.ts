@@ -15,11 +15,21 @@ import { Type, type Static } from '@sinclair/typebox';
 
 export const V1_PREFIX = '/api/runner';
 
+/**
+ * Bounds of what a runner sends, so nothing stored can break a reader later: a time is between
+ * the epoch and the end of year 9999 (a date every reader can format), a count fits PostgreSQL's
+ * `integer`, and a short label (a version, a hostname) has no control character.
+ */
+export const LATEST_UNIX_SECONDS = 253_402_300_799; // 9999-12-31T23:59:59Z
+export const MAX_COUNT = 2_000_000_000;
+export const NO_CONTROL_CHARACTERS = '^[^\\u0000-\\u001F\\u007F]*$';
+const Label = (maxLength: number) => Type.String({ maxLength, pattern: NO_CONTROL_CHARACTERS });
+
 export const HeartbeatRequest = Type.Object({
-  runner_version: Type.String({ maxLength: 100 }),
-  python_version: Type.String({ maxLength: 100 }),
-  django_version: Type.String({ maxLength: 100 }),
-  commands_hash: Type.String({ maxLength: 200 }),
+  runner_version: Label(100),
+  python_version: Label(100),
+  django_version: Label(100),
+  commands_hash: Label(200),
 });
 export type HeartbeatRequest = Static<typeof HeartbeatRequest>;
 
@@ -32,7 +42,12 @@ export const HeartbeatResponse = Type.Object({
 });
 export type HeartbeatResponse = Static<typeof HeartbeatResponse>;
 
-/** One command as the runner reports it. `help_text` is the full argparse --help output. */
+/**
+ * One command as the runner reports it. `help_text` is the full argparse --help output. A name
+ * may be any text (a command file may be called 名前.py) but a control character; that, and a
+ * NUL in the help, the server refuses when the catalogue arrives (commandCatalogue.ts), with
+ * the command and field named.
+ */
 export const SyncedCommand = Type.Object({
   name: Type.String({ minLength: 1, maxLength: 200 }),
   app_label: Type.String({ maxLength: 200 }),
@@ -70,13 +85,14 @@ export type PendingResponse = Static<typeof PendingResponse>;
  * previous partial line of the same stream. `content` includes its line ending.
  */
 export const OutputSegment = Type.Object({
-  timestamp: Type.Union([Type.Number(), Type.Null()]),
+  /** Unix seconds. */
+  timestamp: Type.Union([Type.Number({ minimum: 0, maximum: LATEST_UNIX_SECONDS }), Type.Null()]),
   content: Type.String(),
 });
 export type OutputSegment = Static<typeof OutputSegment>;
 
 export const OutputRequest = Type.Object({
-  chunk_number: Type.Integer({ minimum: 1, maximum: 2_000_000_000 }),
+  chunk_number: Type.Integer({ minimum: 1, maximum: MAX_COUNT }),
   is_stderr: Type.Boolean(),
   segments: Type.Array(OutputSegment),
 });

@@ -26,11 +26,16 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { Type, type Static } from '@sinclair/typebox';
+import { LATEST_UNIX_SECONDS, MAX_COUNT, NO_CONTROL_CHARACTERS } from './protocolV1.js';
 
 export const V2_PATH = '/api/runner/v2/connect';
 export const V2_PROTOCOL_VERSION = 2;
 
 const Id = Type.String({ format: 'uuid' });
+/** Unix ms, from the epoch to the end of year 9999 (see protocolV1.ts for why every number is bounded). */
+const UnixMs = Type.Number({ minimum: 0, maximum: LATEST_UNIX_SECONDS * 1000 + 999 });
+const Label = (maxLength: number) => Type.String({ maxLength, pattern: NO_CONTROL_CHARACTERS });
+const ExitCode = Type.Union([Type.Integer({ minimum: -2_147_483_648, maximum: 2_147_483_647 }), Type.Null()]);
 
 // ---- runner → server ---------------------------------------------------------------------------
 
@@ -39,17 +44,22 @@ export const Hello = Type.Object({
   protocol: Type.Literal(V2_PROTOCOL_VERSION),
   /** Stable across restarts of the same runner (kept in its state folder). */
   runner_id: Id,
-  hostname: Type.String({ maxLength: 255 }),
-  runner_version: Type.String({ maxLength: 100 }),
-  python_version: Type.String({ maxLength: 100 }),
-  django_version: Type.String({ maxLength: 100 }),
-  commands_hash: Type.String({ maxLength: 200 }),
+  hostname: Label(255),
+  runner_version: Label(100),
+  python_version: Label(100),
+  django_version: Label(100),
+  commands_hash: Label(200),
   max_concurrency: Type.Integer({ minimum: 1, maximum: 1000 }),
   /** Executions this runner is running now (after a reconnect, or a server restart). */
   running: Type.Array(Id, { maxItems: 1000 }),
 });
 export type Hello = Static<typeof Hello>;
 
+/**
+ * The argparse definition, as bootstrap.py describes it, or null. Checked when the catalogue
+ * arrives (domain/argparseSchema.ts, without recursion: it may be nested arbitrarily deep),
+ * not here; a command whose name holds a control character is refused there too.
+ */
 export const ArgparseSchema = Type.Unknown({ description: 'argparse definition, see bootstrap.py' });
 
 export const CommandsMessage = Type.Object({
@@ -71,10 +81,10 @@ export type CommandsMessage = Static<typeof CommandsMessage>;
 export const Started = Type.Object({
   type: Type.Literal('started'),
   execution_id: Id,
-  pid: Type.Union([Type.Integer(), Type.Null()]),
+  pid: Type.Union([Type.Integer({ minimum: 0, maximum: 2_147_483_647 }), Type.Null()]),
   warm: Type.Boolean(),
   /** Unix ms at which the process started, by the runner's clock. */
-  at: Type.Number(),
+  at: UnixMs,
 });
 export type Started = Static<typeof Started>;
 
@@ -82,11 +92,11 @@ export const Output = Type.Object({
   type: Type.Literal('output'),
   execution_id: Id,
   /** 1, 2, 3... per execution, across stdout and stderr, in the order the runner read them. */
-  seq: Type.Integer({ minimum: 1 }),
+  seq: Type.Integer({ minimum: 1, maximum: MAX_COUNT }),
   stream: Type.Union([Type.Literal('stdout'), Type.Literal('stderr')]),
   data: Type.String(),
   /** [character offset in data, unix ms] for each line that starts in this chunk. */
-  line_times: Type.Array(Type.Tuple([Type.Integer({ minimum: 0 }), Type.Number()])),
+  line_times: Type.Array(Type.Tuple([Type.Integer({ minimum: 0, maximum: 2_147_483_647 }), UnixMs])),
 });
 export type Output = Static<typeof Output>;
 
@@ -138,13 +148,13 @@ export type FinishedStatus = Static<typeof FinishedStatus>;
 export const Finished = Type.Object({
   type: Type.Literal('finished'),
   execution_id: Id,
-  exit_code: Type.Union([Type.Integer(), Type.Null()]),
+  exit_code: ExitCode,
   status: FinishedStatus,
   /** Why, when it is not obvious: the policy that refused it, the argument error. */
   reason: Type.Optional(Type.String({ maxLength: 4000 })),
   /** How many output chunks there are in all, so the server knows when it has every one. */
-  last_seq: Type.Integer({ minimum: 0 }),
-  at: Type.Number(),
+  last_seq: Type.Integer({ minimum: 0, maximum: MAX_COUNT }),
+  at: UnixMs,
 });
 export type Finished = Static<typeof Finished>;
 

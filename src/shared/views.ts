@@ -1,4 +1,5 @@
 /** Domain records → REST views. The only place that knows how the API spells a record. */
+import { isTerminal, outputMissing } from '../domain/execution.js';
 import type { AuditEvent, Command, Execution, OutputChunk, Project, Runner, RunnerKey } from '../domain/model.js';
 import type { AuditEventView, CommandView, ExecutionView, OutputChunkView, RunnerKeyView, RunnerView } from './api.js';
 
@@ -28,6 +29,10 @@ export function executionView(e: Execution, projectName: string): ExecutionView 
     cancel_force: e.cancelForce,
     output_bytes: e.outputBytes,
     output_last_seq: e.outputLastSeq,
+    output_missing_chunks: outputMissing(e),
+    output_incomplete: isTerminal(e.status) && outputMissing(e) > 0,
+    late_status: e.lateStatus,
+    late_exit_code: e.lateExitCode,
   };
 }
 

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, OperationNodeTransformer, PostgresDialect, SqliteDialect, type KyselyPlugin, type PrimitiveValueListNode, type ValueNode } from 'kysely';
 import type { Database } from './schema.js';
 import { UserError } from '../shared/errors.js';
 
@@ -20,11 +20,35 @@ export interface Capabilities {
   serialType: 'integer' | 'bigserial';
   /** Output text is stored with this column compression (PostgreSQL's default pglz is 5× slower). */
   outputCompression: 'lz4' | null;
+  /** Text columns can hold U+0000. PostgreSQL's cannot: a NUL is stored as U+FFFD (see NulFree). */
+  textHoldsNul: boolean;
 }
 
 export const CAPABILITIES: Record<'sqlite' | 'postgres', Capabilities> = {
-  sqlite: { name: 'sqlite', rowLocks: false, listenNotify: false, serialType: 'integer', outputCompression: null },
-  postgres: { name: 'postgres', rowLocks: true, listenNotify: true, serialType: 'bigserial', outputCompression: 'lz4' },
+  sqlite: { name: 'sqlite', rowLocks: false, listenNotify: false, serialType: 'integer', outputCompression: null, textHoldsNul: true },
+  postgres: { name: 'postgres', rowLocks: true, listenNotify: true, serialType: 'bigserial', outputCompression: 'lz4', textHoldsNul: false },
+};
+
+/**
+ * For a database whose text cannot hold U+0000: every string a query sends has its NULs replaced
+ * by U+FFFD, so a NUL from a client (in a name looked up, or in a command's output) is "not found"
+ * or a visible replacement character, never a database error.
+ */
+class NulFree extends OperationNodeTransformer {
+  protected override transformValue(node: ValueNode): ValueNode {
+    return typeof node.value === 'string' && node.value.includes('\0') ? { ...node, value: node.value.replaceAll('\0', '\uFFFD') } : node;
+  }
+
+  protected override transformPrimitiveValueList(node: PrimitiveValueListNode): PrimitiveValueListNode {
+    return node.values.some((v) => typeof v === 'string' && v.includes('\0'))
+      ? { ...node, values: node.values.map((v) => (typeof v === 'string' ? v.replaceAll('\0', '\uFFFD') : v)) }
+      : node;
+  }
+}
+
+const nulFree: KyselyPlugin = {
+  transformQuery: (args) => new NulFree().transformNode(args.node),
+  transformResult: async (args) => args.result,
 };
 
 const require = createRequire(import.meta.url);
@@ -71,5 +95,5 @@ export function openPostgres(url: string): Kysely<Database> {
   pool.on('error', () => {
     // An idle client lost its connection; the pool replaces it. Queries report their own errors.
   });
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins: CAPABILITIES.postgres.textHoldsNul ? [] : [nulFree] });
 }

@@ -23,6 +23,7 @@ import type {
   User,
 } from '../domain/model.js';
 import { ACTIVE_STATUSES, type ExecutionStatus } from '../domain/execution.js';
+import { UserError } from '../shared/errors.js';
 
 export class KyselyStore implements Store {
   readonly dialect: 'sqlite' | 'postgres';
@@ -104,6 +105,11 @@ export class KyselyStore implements Store {
     return rows.map(toToken);
   }
 
+  async getToken(id: string): Promise<ApiToken | undefined> {
+    const r = await this.db.selectFrom('api_tokens').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toToken(r);
+  }
+
   async revokeToken(id: string, userId: string, at: number): Promise<boolean> {
     const res = await this.db.updateTable('api_tokens').set({ revoked_at: at }).where('id', '=', id).where('user_id', '=', userId).where('revoked_at', 'is', null).executeTakeFirst();
     return Number(res.numUpdatedRows) > 0;
@@ -176,6 +182,16 @@ export class KyselyStore implements Store {
     return Number(res.numUpdatedRows) > 0;
   }
 
+  async revokedRunnerKeys(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const found = new Map<string, boolean>();
+    for (let i = 0; i < ids.length; i += 500) {
+      const rows = await this.db.selectFrom('runner_keys').select(['id', 'revoked_at']).where('id', 'in', ids.slice(i, i + 500)).execute();
+      for (const r of rows) found.set(r.id, r.revoked_at !== null);
+    }
+    return ids.filter((id) => found.get(id) !== false);
+  }
+
   async recordNonce(keyId: string, nonce: string, at: number, fingerprint: string): Promise<NonceRecord> {
     const res = await this.db
       .insertInto('request_nonces')
@@ -191,8 +207,10 @@ export class KyselyStore implements Store {
     };
   }
 
-  async saveNonceResponse(keyId: string, nonce: string, status: number, body: string): Promise<void> {
-    await this.db.updateTable('request_nonces').set({ response_status: status, response_body: body }).where('key_id', '=', keyId).where('nonce', '=', nonce).execute();
+  async saveNonceResponse(keyId: string, nonce: string, status: number, body: string, fingerprint?: string): Promise<void> {
+    await this.db
+      .updateTable('request_nonces')
+      .set({ response_status: status, response_body: body, ...(fingerprint !== undefined ? { fingerprint } : {}) }).where('key_id', '=', keyId).where('nonce', '=', nonce).execute();
   }
 
   async forgetNonce(keyId: string, nonce: string): Promise<void> {
@@ -412,6 +430,7 @@ export class KyselyStore implements Store {
     if (patch.cancelRequestedAt !== undefined) set.cancel_requested_at = patch.cancelRequestedAt;
     if (patch.cancelForce !== undefined) set.cancel_force = patch.cancelForce ? 1 : 0;
     if (patch.cancelReason !== undefined) set.cancel_reason = patch.cancelReason;
+    if (patch.outputExpectedSeq !== undefined) set.output_expected_seq = patch.outputExpectedSeq;
     const res = await this.db
       .updateTable('executions')
       .set(set)
@@ -420,6 +439,17 @@ export class KyselyStore implements Store {
       .executeTakeFirst();
     if (Number(res.numUpdatedRows) === 0) return undefined;
     return this.getExecution(id);
+  }
+
+  async recordLateEnd(id: string, end: { status: ExecutionStatus; exitCode: number | null; at: number }): Promise<boolean> {
+    const res = await this.db
+      .updateTable('executions')
+      .set({ late_status: end.status, late_exit_code: end.exitCode })
+      .where('id', '=', id)
+      .where('status', '=', 'lost')
+      .where('late_status', 'is', null)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
   }
 
   async listHeldByRunnersSeenBefore(cutoff: number): Promise<Execution[]> {
@@ -447,12 +477,8 @@ export class KyselyStore implements Store {
   // ---- output ----------------------------------------------------------------------------
 
   async appendOutput(c: NewOutputChunk): Promise<boolean> {
-    const bytes = typeof c.data === 'string' ? Buffer.byteLength(c.data, 'utf8') : c.data.byteLength;
-    // UTF-8 bytes go to SQLite as they are (a BLOB cast to TEXT is not re-encoded); PostgreSQL takes a string.
-    const data =
-      typeof c.data === 'string' ? c.data
-      : this.caps.name === 'sqlite' ? sql<string>`CAST(${c.data} AS TEXT)`
-      : Buffer.from(c.data.buffer, c.data.byteOffset, c.data.byteLength).toString('utf8');
+    const bytes = byteLength(c.data);
+    const data = this.textValue(c.data);
     return this.db.transaction().execute(async (trx) => {
       const res = await trx
         .insertInto('output_chunks')
@@ -473,11 +499,81 @@ export class KyselyStore implements Store {
           output_bytes: eb('output_bytes', '+', bytes),
           output_chunks: eb('output_chunks', '+', 1),
           output_last_seq: sql<number>`CASE WHEN output_last_seq > ${c.seq} THEN output_last_seq ELSE ${c.seq} END`,
+          // v2 stores the runner's seqs as they are: its numbering and ours are one.
+          runner_chunks: eb('runner_chunks', '+', 1),
+          runner_last_seq: sql<number>`CASE WHEN runner_last_seq > ${c.seq} THEN runner_last_seq ELSE ${c.seq} END`,
         }))
         .where('id', '=', c.executionId)
         .execute();
       return true;
     });
+  }
+
+  async appendV1Part(executionId: string, chunkNumber: number, part: number, piece: Omit<NewOutputChunk, 'executionId' | 'seq'>): Promise<boolean> {
+    const data = this.textValue(piece.data);
+    return this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('v1_chunks')
+        .values({ execution_id: executionId, chunk_number: chunkNumber, parts_stored: 0, complete: 0 })
+        .onConflict((oc) => oc.columns(['execution_id', 'chunk_number']).doNothing())
+        .execute();
+      // The claim on this part: only one writer (a request and its retry racing) stores it.
+      const claimed = await trx
+        .updateTable('v1_chunks')
+        .set((eb) => ({ parts_stored: eb('parts_stored', '+', 1) }))
+        .where('execution_id', '=', executionId)
+        .where('chunk_number', '=', chunkNumber)
+        .where('parts_stored', '=', part)
+        .where('complete', '=', 0)
+        .executeTakeFirst();
+      if (Number(claimed.numUpdatedRows) === 0) return false;
+      let q = trx.selectFrom('executions').select('output_last_seq').where('id', '=', executionId);
+      if (this.caps.rowLocks) q = q.forUpdate();
+      const { output_last_seq: last } = await q.executeTakeFirstOrThrow();
+      await trx
+        .insertInto('output_chunks')
+        .values({ execution_id: executionId, seq: last + 1, stream: piece.stream, data, line_times_json: JSON.stringify(piece.lineTimes), received_at: piece.receivedAt })
+        .execute();
+      await trx
+        .updateTable('executions')
+        .set((eb) => ({ output_bytes: eb('output_bytes', '+', byteLength(piece.data)), output_chunks: eb('output_chunks', '+', 1), output_last_seq: last + 1 }))
+        .where('id', '=', executionId)
+        .execute();
+      return true;
+    });
+  }
+
+  async completeV1Chunk(executionId: string, chunkNumber: number): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('v1_chunks')
+        .values({ execution_id: executionId, chunk_number: chunkNumber, parts_stored: 0, complete: 0 })
+        .onConflict((oc) => oc.columns(['execution_id', 'chunk_number']).doNothing())
+        .execute();
+      const done = await trx
+        .updateTable('v1_chunks')
+        .set({ complete: 1 })
+        .where('execution_id', '=', executionId)
+        .where('chunk_number', '=', chunkNumber)
+        .where('complete', '=', 0)
+        .executeTakeFirst();
+      if (Number(done.numUpdatedRows) === 0) return false;
+      await trx
+        .updateTable('executions')
+        .set((eb) => ({
+          runner_chunks: eb('runner_chunks', '+', 1),
+          runner_last_seq: sql<number>`CASE WHEN runner_last_seq > ${chunkNumber} THEN runner_last_seq ELSE ${chunkNumber} END`,
+        }))
+        .where('id', '=', executionId)
+        .execute();
+      return true;
+    });
+  }
+
+  /** Text for an output column: UTF-8 bytes go to SQLite as they are (a BLOB cast to TEXT is not re-encoded); PostgreSQL takes a string. */
+  private textValue(data: string | Uint8Array) {
+    if (typeof data === 'string') return data;
+    return this.caps.name === 'sqlite' ? sql<string>`CAST(${data} AS TEXT)` : Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
   }
 
   async readOutput(executionId: string, afterSeq: number, limit: number): Promise<OutputChunk[]> {
@@ -523,8 +619,8 @@ export class KyselyStore implements Store {
     if (f.actorType) q = q.where('actor_type', '=', f.actorType);
     if (f.after !== undefined) q = q.where('at', '>=', f.after);
     if (f.before !== undefined) q = q.where('at', '<', f.before);
-    const beforeId = cursor ? Number(decodeCursor(cursor)) : NaN;
-    if (Number.isFinite(beforeId)) q = q.where('id', '<', beforeId);
+    const beforeId = decodeAuditCursor(cursor);
+    if (beforeId !== undefined) q = q.where('id', '<', beforeId);
     const rows = await q.orderBy('id', 'desc').limit(limit + 1).execute();
     const items = rows.slice(0, limit).map(toAudit);
     const last = items[items.length - 1];
@@ -533,6 +629,10 @@ export class KyselyStore implements Store {
 }
 
 // ---- row mapping -----------------------------------------------------------------------------
+
+function byteLength(data: string | Uint8Array): number {
+  return typeof data === 'string' ? Buffer.byteLength(data, 'utf8') : data.byteLength;
+}
 
 function toUser(r: Selectable<Database['users']>): User {
   return { id: r.id, email: r.email, passwordHash: r.password_hash, isAdmin: r.is_admin === 1, createdAt: r.created_at };
@@ -617,6 +717,11 @@ function toExecution(r: Selectable<ExecutionsTable>): Execution {
     outputBytes: Number(r.output_bytes),
     outputChunks: r.output_chunks,
     outputLastSeq: r.output_last_seq,
+    outputExpectedSeq: r.output_expected_seq,
+    lateStatus: r.late_status as ExecutionStatus | null,
+    lateExitCode: r.late_exit_code,
+    runnerLastSeq: r.runner_last_seq,
+    runnerChunks: r.runner_chunks,
   };
 }
 
@@ -646,6 +751,11 @@ function fromExecution(e: Execution): ExecutionsTable {
     output_bytes: e.outputBytes,
     output_chunks: e.outputChunks,
     output_last_seq: e.outputLastSeq,
+    output_expected_seq: e.outputExpectedSeq,
+    late_status: e.lateStatus,
+    late_exit_code: e.lateExitCode,
+    runner_last_seq: e.runnerLastSeq,
+    runner_chunks: e.runnerChunks,
   };
 }
 
@@ -680,15 +790,22 @@ function encodeCursor(raw: string): string {
   return Buffer.from(raw, 'utf8').toString('base64url');
 }
 
-function decodeCursor(cursor: string): string {
-  return Buffer.from(cursor, 'base64url').toString('utf8');
+/** What encodeCursor made of `shape`-matching text; anything else is refused, never read as page one. */
+function decodeCursor(cursor: string, shape: RegExp): string {
+  const raw = /^[A-Za-z0-9_-]{1,200}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
+  if (!shape.test(raw) || encodeCursor(raw) !== cursor) {
+    throw new UserError('DC_VALIDATION', 'cursor is not one this server gave out; pass next_cursor of the previous page as it is.', 400, { field: 'cursor' });
+  }
+  return raw;
 }
 
 function decodeExecutionCursor(cursor: string | undefined): { at: number; id: string } | undefined {
   if (!cursor) return undefined;
-  const raw = decodeCursor(cursor);
+  const raw = decodeCursor(cursor, /^\d{1,15}:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
   const sep = raw.indexOf(':');
-  const at = Number(raw.slice(0, sep));
-  if (sep < 0 || !Number.isFinite(at)) return undefined;
-  return { at, id: raw.slice(sep + 1) };
+  return { at: Number(raw.slice(0, sep)), id: raw.slice(sep + 1) };
+}
+
+function decodeAuditCursor(cursor: string | undefined): number | undefined {
+  return cursor ? Number(decodeCursor(cursor, /^[1-9]\d{0,14}$/)) : undefined;
 }

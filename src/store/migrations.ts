@@ -178,5 +178,33 @@ export function migrations(caps: Capabilities): Record<string, Migration> {
           .execute();
       },
     },
+    '0004_output_gaps_and_late_ends': {
+      async up(db: Kysely<any>) {
+        // How many output chunks a v2 runner said it sent, to see a gap at the end of the output;
+        // and how a lost execution really ended when its runner told us later (lost stays final).
+        await db.schema.alterTable('executions').addColumn('output_expected_seq', 'integer').execute();
+        await db.schema.alterTable('executions').addColumn('late_status', 'text').execute();
+        await db.schema.alterTable('executions').addColumn('late_exit_code', 'integer').execute();
+      },
+    },
+    '0005_v1_chunk_parts': {
+      async up(db: Kysely<any>) {
+        // A v1 chunk can be hundreds of megabytes (the Python runner sends 1.5 s of output at
+        // once): it is stored as parts under consecutive stored seqs, written as the body streams
+        // in. This table maps the runner's chunk number to them and says when all have arrived.
+        await db.schema
+          .createTable('v1_chunks')
+          .addColumn('execution_id', 'text', (c) => c.notNull().references('executions.id'))
+          .addColumn('chunk_number', 'integer', (c) => c.notNull())
+          .addColumn('parts_stored', 'integer', (c) => c.notNull())
+          .addColumn('complete', 'integer', (c) => c.notNull())
+          .addPrimaryKeyConstraint('v1_chunks_pk', ['execution_id', 'chunk_number'])
+          .execute();
+        // The runner's own numbering (v1 chunk numbers, v2 seqs): where holes are seen.
+        await db.schema.alterTable('executions').addColumn('runner_last_seq', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema.alterTable('executions').addColumn('runner_chunks', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+        await sql`UPDATE executions SET runner_last_seq = output_last_seq, runner_chunks = output_chunks`.execute(db);
+      },
+    },
   };
 }

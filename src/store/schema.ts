@@ -108,6 +108,18 @@ export interface ExecutionsTable {
   output_bytes: number;
   output_chunks: number;
   output_last_seq: number;
+  output_expected_seq: number | null;
+  late_status: string | null;
+  late_exit_code: number | null;
+  runner_last_seq: number;
+  runner_chunks: number;
+}
+
+export interface V1ChunksTable {
+  execution_id: string;
+  chunk_number: number;
+  parts_stored: number;
+  complete: number;
 }
 
 export interface OutputChunksTable {
@@ -146,6 +158,7 @@ export interface Database {
   output_chunks: OutputChunksTable;
   audit_events: AuditEventsTable;
   login_attempts: LoginAttemptsTable;
+  v1_chunks: V1ChunksTable;
 }
 
 export interface LoginAttemptsTable {

@@ -69,6 +69,7 @@ export interface ExecutionPatch {
   cancelRequestedAt?: number | null;
   cancelForce?: boolean;
   cancelReason?: CancelReason | null;
+  outputExpectedSeq?: number | null;
 }
 
 export type NonceRecord =
@@ -91,6 +92,7 @@ export interface Store {
   touchToken(id: string, at: number): Promise<void>;
   listTokens(userId: string): Promise<ApiToken[]>;
   revokeToken(id: string, userId: string, at: number): Promise<boolean>;
+  getToken(id: string): Promise<ApiToken | undefined>;
   createSession(session: Session): Promise<void>;
   findSession(idHash: string): Promise<Session | undefined>;
   deleteSession(idHash: string): Promise<void>;
@@ -114,13 +116,16 @@ export interface Store {
   findRunnerKeyByPrefix(prefix: string): Promise<RunnerKey | undefined>;
   listRunnerKeys(projectId: string): Promise<RunnerKey[]>;
   revokeRunnerKey(id: string, at: number): Promise<boolean>;
+  /** Of these key ids, those revoked (or gone): one query for every connected runner. */
+  revokedRunnerKeys(ids: readonly string[]): Promise<string[]>;
 
   /**
    * Records a request nonce with the request's fingerprint. When the key already used it, returns
    * what was recorded then (a retry of the same request gets the answer it was given).
    */
   recordNonce(keyId: string, nonce: string, at: number, fingerprint: string): Promise<NonceRecord>;
-  saveNonceResponse(keyId: string, nonce: string, status: number, body: string): Promise<void>;
+  /** Keeps the answer for retries; `fingerprint` replaces the recorded one (known only once a streamed body is read). */
+  saveNonceResponse(keyId: string, nonce: string, status: number, body: string, fingerprint?: string): Promise<void>;
   forgetNonce(keyId: string, nonce: string): Promise<void>;
   pruneNonces(olderThan: number): Promise<number>;
 
@@ -150,6 +155,8 @@ export interface Store {
    * or undefined when it was not in one of those states (someone else moved it first).
    */
   updateExecution(id: string, from: readonly ExecutionStatus[], patch: ExecutionPatch): Promise<Execution | undefined>;
+  /** Keeps how a lost execution really ended; false when it is not lost or already has one. */
+  recordLateEnd(id: string, end: { status: ExecutionStatus; exitCode: number | null; at: number }): Promise<boolean>;
   /** Running/dispatched executions held by runners last seen before `cutoff`. */
   listHeldByRunnersSeenBefore(cutoff: number): Promise<Execution[]>;
   /** Running executions whose timeout (plus `graceMs`) has passed at `now`. */
@@ -158,6 +165,14 @@ export interface Store {
   // Output
   /** Stores the chunk unless its number is already stored; true when it was new. */
   appendOutput(chunk: NewOutputChunk): Promise<boolean>;
+  /**
+   * v1: stores part `part` (0, 1, ...) of runner chunk `chunkNumber` under the next stored seq,
+   * unless that part is stored already or the chunk is complete (a retry): parts of one chunk are
+   * written as its body streams in. False when it was stored before.
+   */
+  appendV1Part(executionId: string, chunkNumber: number, part: number, piece: Omit<NewOutputChunk, 'executionId' | 'seq'>): Promise<boolean>;
+  /** v1: every part of the chunk arrived; counts it in the runner's numbering. False when it was complete already. */
+  completeV1Chunk(executionId: string, chunkNumber: number): Promise<boolean>;
   readOutput(executionId: string, afterSeq: number, limit: number): Promise<OutputChunk[]>;
 
   // Audit

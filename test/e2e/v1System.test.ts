@@ -104,6 +104,12 @@ describe('server + v1 runner + Django + CLI (SQLite)', () => {
     expect(JSON.parse(res.stdout)).toMatchObject({ target: 'target one', extra: ['x', "it's"], count: 3, tag: ['a b', '$HOME'], mode: 'fast', dry_run: true });
   });
 
+  it('takes `--` before arguments as the help says, without passing it to Django', async () => {
+    const res = await run(['run', 'rich_args', '--', 'target', '--count', '2']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(JSON.parse(res.stdout)).toMatchObject({ target: 'target', extra: [], count: 2 });
+  });
+
   it('reports an argparse error as a failure with the usage text', async () => {
     const res = await run(['run', 'rich_args', 'x', '--mode', 'reckless']);
     expect(res.code).toBe(2);
@@ -157,6 +163,8 @@ describe('server + v1 runner + Django + CLI (SQLite)', () => {
     expect(res.code).toBe(0);
     expect(res.stdout.length).toBe(40_000_000);
     expect(sha(res.stdout)).toBe(sha(cold.stdout));
+    // A listener per write on a slow reader once warned here.
+    expect(server.logs()).not.toContain('MaxListenersExceededWarning');
   });
 
   it('keeps streaming through a server crash and restart', async () => {

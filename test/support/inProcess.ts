@@ -24,7 +24,11 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function testApp(kind: DbKind = 'sqlite', settings: Partial<CoreSettings> = {}, limits = { api: 1024 * 1024, runner: 4 * 1024 * 1024 }): Promise<TestApp> {
+export async function testApp(
+  kind: DbKind = 'sqlite',
+  settings: Partial<CoreSettings> = {},
+  limits: { api: number; runner: number; output?: number } = { api: 1024 * 1024, runner: 4 * 1024 * 1024 },
+): Promise<TestApp> {
   const { store, close } = await freshStore(kind);
   const clock = { now: Date.UTC(2026, 10, 22, 12, 0, 0) };
   const core: Core = { store, notifier: new LocalNotifier(), now: () => clock.now, settings: { ...DEFAULT_CORE_SETTINGS, ...settings } };
@@ -37,7 +41,14 @@ export async function testApp(kind: DbKind = 'sqlite', settings: Partial<CoreSet
     const p = await createProject(core, SYSTEM_ACTOR, name);
     projects[name] = { id: p.project.id, key: p.secret };
   }
-  const app = await buildApp({ core, maxApiBodyBytes: limits.api, maxRunnerBodyBytes: limits.runner, trustProxy: false, logLevel: 'silent' });
+  const app = await buildApp({
+    core,
+    maxApiBodyBytes: limits.api,
+    maxRunnerBodyBytes: limits.runner,
+    maxOutputChunkBytes: limits.output ?? limits.runner,
+    trustProxy: false,
+    logLevel: 'silent',
+  });
   return {
     app,
     core,

@@ -146,8 +146,7 @@ export class V1Client {
   }
 
   async output(id: string, chunk: OutputRequest): Promise<Record<string, unknown>> {
-    const { chunk_number, segments, is_stderr } = chunk;
-    return this.call('POST', executionPath(id, 'output'), { chunk_number, segments, is_stderr });
+    return this.call('POST', executionPath(id, 'output'), undefined, encodeOutputBody(chunk));
   }
 
   async complete(id: string, result: CompleteRequest): Promise<Record<string, unknown>> {
@@ -177,10 +176,10 @@ export class V1Client {
   // ---- internals ----
 
   /** One typed call: retries, then turns anything but a 2xx JSON object into a V1HttpError. */
-  private async call<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
+  private async call<T = Record<string, unknown>>(method: string, path: string, body?: unknown, rawBody?: Uint8Array): Promise<T> {
     let res: V1RawResponse;
     try {
-      res = await this.request(method, path, { body, retry: true });
+      res = await this.request(method, path, rawBody ? { rawBody, retry: true } : { body, retry: true });
     } catch (err) {
       throw new V1HttpError(0, `Connection failed: ${method} ${path}: ${describe(err)}`, undefined, undefined, { cause: err });
     }
@@ -236,7 +235,9 @@ export class V1Client {
   }
 
   private async sendOnce(method: string, url: string, headers: Headers, body: string | Uint8Array | undefined): Promise<V1RawResponse> {
-    const timeout = AbortSignal.timeout(this.timeoutMs);
+    // requests' timeout bounds each socket read, not a whole upload: a big chunk gets its time
+    // to travel (at 10 MB/s) on top.
+    const timeout = AbortSignal.timeout(this.timeoutMs + (body === undefined ? 0 : Math.ceil(body.length / 10_000)));
     const signal = this.signal ? AbortSignal.any([timeout, this.signal]) : timeout;
     // A Uint8Array over any ArrayBufferLike is a valid body at run time; the DOM typing is narrower.
     const response = await fetch(url, { method, headers, body: body as RequestInit['body'], signal });
@@ -316,4 +317,27 @@ export function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> 
     const timer = setTimeout(done, ms);
     signal?.addEventListener('abort', done, { once: true });
   });
+}
+
+/**
+ * An output/ body as Python's json.dumps writes it (ASCII only, ", " and ": " separators), built as
+ * bytes: one chunk may be far larger than a JavaScript string can be (the Python runner sends 1.5 s
+ * of a fast command's output at once).
+ */
+export function encodeOutputBody(chunk: OutputRequest): Buffer {
+  const ascii = (v: unknown) => JSON.stringify(v).replace(/[\u007f-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+  const pieces: Buffer[] = [Buffer.from(`{"chunk_number": ${chunk.chunk_number}, "is_stderr": ${chunk.is_stderr}, "segments": [`)];
+  let batch: string[] = [];
+  const flush = () => {
+    if (batch.length > 0) pieces.push(Buffer.from(batch.join(', ')));
+    batch = [];
+  };
+  chunk.segments.forEach((seg, i) => {
+    if (i > 0 && batch.length === 0) pieces.push(Buffer.from(', '));
+    batch.push(`{"timestamp": ${seg.timestamp === null ? 'null' : seg.timestamp}, "content": ${ascii(seg.content)}}`);
+    if (batch.length >= 10_000) flush();
+  });
+  flush();
+  pieces.push(Buffer.from(']}'));
+  return Buffer.concat(pieces);
 }

@@ -123,6 +123,8 @@ export interface V1RunnerStats {
   chunksDropped: number;
   /** UTF-8 bytes of segment content delivered (not HTTP bytes). */
   bytesSent: number;
+  /** The content bytes of the largest chunk delivered. */
+  largestChunkBytes: number;
 }
 
 export type V1AuthState = 'unknown' | 'valid' | 'backoff';
@@ -217,6 +219,7 @@ export class V1Runner {
     completed: 0,
     rejected: 0,
     chunksSent: 0,
+    largestChunkBytes: 0,
     chunksDropped: 0,
     bytesSent: 0,
   };
@@ -689,7 +692,10 @@ export class V1Runner {
       return false;
     }
     this.stats.chunksSent++;
-    for (const segment of chunk.segments) this.stats.bytesSent += Buffer.byteLength(segment.content);
+    let bytes = 0;
+    for (const segment of chunk.segments) bytes += Buffer.byteLength(segment.content);
+    this.stats.bytesSent += bytes;
+    this.stats.largestChunkBytes = Math.max(this.stats.largestChunkBytes, bytes);
     return true;
   }
 

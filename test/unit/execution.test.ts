@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canTransition, cliExitCode, finalStatus, isTerminal, TERMINAL_STATUSES } from '../../src/domain/execution.js';
+import { canTransition, cliExitCode, EXECUTION_STATUSES, finalStatus, isTerminal, TERMINAL_STATUSES } from '../../src/domain/execution.js';
 
 describe('execution state machine', () => {
   it('never moves a started execution back to queued', () => {
@@ -8,9 +8,11 @@ describe('execution state machine', () => {
     for (const s of TERMINAL_STATUSES) expect(canTransition(s, 'queued')).toBe(false);
   });
 
-  it('keeps terminal states terminal, but lets a lost execution learn how it ended', () => {
+  it('keeps every terminal state final, lost included: an end a client has seen never changes', () => {
     expect(canTransition('succeeded', 'failed')).toBe(false);
-    expect(canTransition('lost', 'succeeded')).toBe(true);
+    for (const from of TERMINAL_STATUSES) {
+      for (const to of EXECUTION_STATUSES) expect(canTransition(from, to), `${from} → ${to}`).toBe(false);
+    }
     expect(isTerminal('lost')).toBe(true);
   });
 

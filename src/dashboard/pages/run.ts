@@ -101,7 +101,16 @@ export async function runPage(main: HTMLElement, route: Route): Promise<void> {
       metaItem('Output', bytes(e.output_bytes)),
       metaItem('Timeout', `${e.timeout} s`),
     );
-    replace(reason, e.status_reason ? notice(e.status === 'succeeded' ? 'info' : ended ? 'warning' : 'info', e.status_reason) : '');
+    replace(
+      reason,
+      e.status_reason ? notice(e.status === 'succeeded' ? 'info' : ended ? 'warning' : 'info', e.status_reason) : '',
+      e.output_incomplete
+        ? h('div', { 'data-testid': 'output-incomplete' }, notice('warning', `The output is incomplete: ${e.output_missing_chunks} chunk(s) never reached the server (the runner could not send them). What is shown and downloaded is not everything the command printed.`))
+        : '',
+      e.late_status
+        ? notice('info', `Its runner reported later that the command ended ${e.late_status.replace('_', ' ')}${e.late_exit_code === null ? '' : ` with exit code ${e.late_exit_code}`}; it stays lost, and was not re-run.`)
+        : '',
+    );
     cancel.disabled = ended || e.cancel_requested;
     cancel.textContent = e.cancel_requested && !ended ? 'Cancelling…' : 'Cancel';
     kill.disabled = ended;
@@ -185,6 +194,12 @@ export async function runPage(main: HTMLElement, route: Route): Promise<void> {
       paint();
       source?.close();
       live.textContent = terminal.written === 0 ? 'ended · no output' : 'ended';
+    });
+    source.addEventListener('revoked', () => {
+      // Signed out elsewhere, or the session expired: the stream ended for good.
+      source?.close();
+      live.textContent = 'signed out';
+      actionError.replaceChildren(notice('error', 'Your session ended (signed out or revoked). Sign in again to follow this run.'));
     });
     source.addEventListener('open', () => {
       if (!isEnded(e)) live.textContent = 'live';

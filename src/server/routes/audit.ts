@@ -7,7 +7,7 @@ import { resolveProject } from '../../core/projects.js';
 import { AuditEventView, ErrorBody, pageOf } from '../../shared/api.js';
 import { auditView } from '../../shared/views.js';
 import { requireUser } from '../userAuth.js';
-import { parseLimit, parseTime } from './query.js';
+import { parseLimit, parseText, parseTime } from './query.js';
 
 const AuditQuery = Type.Object(
   {
@@ -27,19 +27,26 @@ const AuditQuery = Type.Object(
 const ExportQuery = Type.Composite([Type.Omit(AuditQuery, ['limit', 'cursor']), Type.Object({ format: Type.Union([Type.Literal('csv'), Type.Literal('jsonl')]) })], { additionalProperties: false });
 const CSV_COLUMNS = ['id', 'at', 'actor_type', 'actor', 'actor_id', 'address', 'action', 'outcome', 'project_id', 'execution_id', 'details'] as const;
 
-/** A CSV field: quoted when it must be, and never starting with a formula character a spreadsheet would run. */
+/**
+ * What a spreadsheet may run as a formula (OWASP, CSV injection): a cell whose first character,
+ * after any leading whitespace or control characters a spreadsheet skips, is = + - @ (or their
+ * full-width forms), or that starts with a tab or a line break.
+ */
+const FORMULA_START = /^[\s\u0000-\u001f\u007f\u00a0\u2000-\u200b\u3000\ufeff]*[=+\-@\uff1d\uff0b\uff0d\uff20]|^[\t\r\n]/;
+
+/** A CSV field: quoted when it must be, and never read as a formula (prefixed with a quote). */
 function csvField(value: unknown): string {
   let text = value === null || value === undefined ? '' : typeof value === 'string' ? value : JSON.stringify(value);
-  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  if (FORMULA_START.test(text)) text = `'${text}`;
+  return /[",\r\n]/.test(text) || text !== text.trim() ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
 export function registerAuditRoutes(app: FastifyInstance, core: Core): void {
   const filterOf = async (q: Record<string, string | undefined>) => ({
-    projectId: q.project ? (await resolveProject(core, q.project)).id : undefined,
+    projectId: q.project ? (await resolveProject(core, parseText(q.project, 'project')!)).id : undefined,
     executionId: q.execution,
-    action: q.action,
-    actorId: q.actor,
+    action: parseText(q.action, 'action'),
+    actorId: parseText(q.actor, 'actor'),
     actorType: q.actor_type,
     after: parseTime(q.since, 'since'),
     before: parseTime(q.until, 'until'),

@@ -43,11 +43,16 @@ export function registerDashboardRoutes(app: FastifyInstance): void {
   });
   const dir = dashboardDir();
   app.get('/*', { schema: { hide: true } }, async (request, reply) => {
-    const urlPath = decodeURIComponent(request.url.split('?')[0]);
+    let urlPath: string;
+    try {
+      urlPath = decodeURIComponent(request.url.split('?')[0]);
+    } catch {
+      return reply.status(400).send({ error: 'The URL is malformed (a bad %-escape).', code: 'DC_BAD_REQUEST' });
+    }
     if (urlPath.startsWith('/api/')) {
       return reply.status(404).send({ error: `No route GET ${urlPath}.`, code: 'DC_NOT_FOUND' });
     }
-    if (!dir) return reply.status(404).type('text/plain').send('The dashboard is not built: run `npm run build`.');
+    if (!dir) return reply.status(404).send({ error: 'The dashboard is not built: run `npm run build`.', code: 'DC_NOT_FOUND' });
     const file = path.resolve(dir, '.' + path.posix.normalize(urlPath));
     const inside = file.startsWith(dir + path.sep);
     const target = inside && fs.existsSync(file) && fs.statSync(file).isFile() ? file : path.join(dir, 'index.html');

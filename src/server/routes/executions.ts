@@ -18,7 +18,9 @@ import {
   SSE_EVENTS,
 } from '../../shared/api.js';
 import { chunkView, executionView } from '../../shared/views.js';
-import { requireUser } from '../userAuth.js';
+import { requireUser, type Caller } from '../userAuth.js';
+import { watchCredential } from '../liveCredential.js';
+import { SECURITY_HEADERS } from './dashboard.js';
 import { parseLimit, parseTime } from './query.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -119,7 +121,7 @@ export function registerExecutionRoutes(app: FastifyInstance, core: Core): void 
     const e = await load(request);
     const q = request.query as { after?: string; limit?: string };
     const after = q.after === undefined ? 0 : Number(q.after);
-    if (!Number.isInteger(after) || after < 0) throw new UserError('DC_VALIDATION', 'after must be a chunk number (0 or more).', 400, { field: 'after' });
+    if (!Number.isSafeInteger(after) || after < 0 || after > 2 ** 31) throw new UserError('DC_VALIDATION', 'after must be a chunk number (0 or more).', 400, { field: 'after' });
     const limit = parseLimit(q.limit, 100);
     const chunks = await core.store.readOutput(e.id, after, limit);
     const last = chunks[chunks.length - 1];
@@ -127,16 +129,19 @@ export function registerExecutionRoutes(app: FastifyInstance, core: Core): void 
   });
 
   app.get('/api/v1/executions/:id/output', { schema: { tags, params: IdParams, querystring: OutputQuery } }, async (request, reply) => {
-    await requireUser(core, request);
+    const caller = await requireUser(core, request);
     const e = await load(request);
     const q = request.query as { stream?: 'stdout' | 'stderr'; format?: 'text' | 'jsonl' };
     const jsonl = q.format === 'jsonl';
     reply.header('content-type', jsonl ? 'application/x-ndjson; charset=utf-8' : 'text/plain; charset=utf-8');
-    reply.header('content-disposition', `attachment; filename="${e.command}-${e.id}.${jsonl ? 'jsonl' : 'log'}"`);
+    reply.header('content-disposition', attachment(`${e.command}-${e.id}.${jsonl ? 'jsonl' : 'log'}`));
     const store = core.store;
+    const credential = watchCredential(core, caller);
     async function* pieces() {
       let after = 0;
       for (;;) {
+        // A download of a huge output stops when its credential is revoked, like a live stream.
+        if (!(await credential.valid())) throw new Error('the credential of this download was revoked');
         const chunks = await store.readOutput(e.id, after, CHUNKS_PER_READ);
         for (const c of chunks) {
           after = c.seq;
@@ -146,20 +151,31 @@ export function registerExecutionRoutes(app: FastifyInstance, core: Core): void 
         if (chunks.length < CHUNKS_PER_READ) return;
       }
     }
-    return reply.send(Readable.from(pieces(), { objectMode: false, highWaterMark: 1 }));
+    const body = Readable.from(pieces(), { objectMode: false, highWaterMark: 1 });
+    body.once('close', () => credential.stop());
+    credential.signal.addEventListener('abort', () => body.destroy(), { once: true });
+    return reply.send(body);
   });
 
   app.get('/api/v1/executions/:id/events', { schema: { tags, params: IdParams, description: 'Server-Sent Events: output, status, end. Resume with Last-Event-ID (a chunk number).' } }, async (request, reply) => {
-    await requireUser(core, request);
+    const caller = await requireUser(core, request);
     const e = await load(request);
     const lastId = request.headers['last-event-id'];
     const after = Number((Array.isArray(lastId) ? lastId[0] : lastId) ?? (request.query as { after?: string }).after ?? 0);
-    await streamEvents(core, e, Number.isInteger(after) && after >= 0 ? after : 0, request, reply, view);
+    await streamEvents(core, caller, e, Number.isSafeInteger(after) && after >= 0 && after <= 2 ** 31 ? after : 0, request, reply, view);
   });
+}
+
+/** A Content-Disposition for a download, any command name: an ASCII fallback and the UTF-8 name (RFC 6266, 5987). */
+export function attachment(filename: string): string {
+  const ascii = filename.replace(/[^A-Za-z0-9._-]/g, '_');
+  const encoded = encodeURIComponent(filename).replace(/['()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
 }
 
 async function streamEvents(
   core: Core,
+  caller: Caller,
   first: Execution,
   afterSeq: number,
   request: FastifyRequest,
@@ -168,16 +184,29 @@ async function streamEvents(
 ): Promise<void> {
   reply.hijack();
   const res = reply.raw;
+  // A hijacked reply skips the onSend hook that adds these to every other response.
   res.writeHead(200, {
+    ...SECURITY_HEADERS,
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache, no-transform',
     connection: 'keep-alive',
     'x-accel-buffering': 'no',
   });
   const abort = new AbortController();
+  const credential = watchCredential(core, caller);
   request.raw.on('close', () => abort.abort());
+  credential.signal.addEventListener('abort', () => abort.abort(), { once: true });
   const write = async (text: string) => {
-    if (!res.write(text)) await new Promise<void>((resolve) => { res.once('drain', resolve); abort.signal.addEventListener('abort', () => resolve()); });
+    if (res.write(text) || abort.signal.aborted) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        res.off('drain', done);
+        abort.signal.removeEventListener('abort', done);
+        resolve();
+      };
+      res.once('drain', done);
+      abort.signal.addEventListener('abort', done, { once: true });
+    });
   };
   const event = (name: string, data: unknown, id?: number) => write(`${id !== undefined ? `id: ${id}\n` : ''}event: ${name}\ndata: ${JSON.stringify(data)}\n\n`);
 
@@ -186,7 +215,7 @@ async function streamEvents(
   let lastPing = Date.now();
   try {
     let current = first;
-    while (!abort.signal.aborted) {
+    while (!abort.signal.aborted && (await credential.valid())) {
       const chunks = await core.store.readOutput(first.id, after, CHUNKS_PER_READ);
       for (const c of chunks) {
         await event(SSE_EVENTS.output, chunkView(c), c.seq);
@@ -212,9 +241,14 @@ async function streamEvents(
       await waitForTopic(core.notifier, topics.execution(first.id), LIVE_POLL_MS, abort.signal);
       current = (await core.store.getExecution(first.id)) ?? current;
     }
+    if (credential.signal.aborted && !res.destroyed) {
+      // The client's reconnect gets the 401 that says why; this tells a reader at once.
+      res.write(`event: ${SSE_EVENTS.revoked}\ndata: ${JSON.stringify({ error: 'The credential of this stream was revoked or expired; sign in again.', code: 'DC_UNAUTHENTICATED' })}\n\n`);
+    }
   } catch (err) {
     request.log.error({ err }, 'live output stream failed');
   } finally {
+    credential.stop();
     res.end();
   }
 }

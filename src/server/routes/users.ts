@@ -2,8 +2,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Core } from '../../core/context.js';
-import { createToken, createUser } from '../../core/accounts.js';
-import { audit } from '../../core/audit.js';
+import { createToken, createUser, revokeToken } from '../../core/accounts.js';
 import { login, logout, SESSION_COOKIE, SESSION_TTL_MS } from '../../core/sessions.js';
 import { UserError } from '../../shared/errors.js';
 import { CreateTokenRequest, ErrorBody } from '../../shared/api.js';
@@ -91,11 +90,7 @@ export function registerUserRoutes(app: FastifyInstance, core: Core): void {
 
   app.post('/api/v1/tokens/:id/revoke', { schema: { tags, params: IdParams, response: errors } }, async (request) => {
     const caller = await requireUser(core, request);
-    const { id } = request.params as { id: string };
-    if (!(await core.store.revokeToken(id, caller.user.id, core.now()))) {
-      throw new UserError('DC_NOT_FOUND', `You have no active API token ${id}.`, 404);
-    }
-    await audit(core, caller.actor, { action: 'token.revoke', details: { token_id: id } });
+    await revokeToken(core, caller.actor, caller.user, (request.params as { id: string }).id);
     return { ok: true };
   });
 }

@@ -1,0 +1,42 @@
+/**
+ * The one way an execution changes status: checked against the transition table in
+ * domain/execution.ts, written as a conditional update (so two replicas or two runners racing
+ * for the same change make it once), audited when asked, and announced to listeners.
+ * Callers name the status they want; the table says from which statuses that is allowed.
+ */
+import type { Actor, Execution } from '../domain/model.js';
+import { statusesThatCanBecome, type ExecutionStatus } from '../domain/execution.js';
+import type { ExecutionPatch } from '../store/store.js';
+import type { Core } from './context.js';
+import { audit, type AuditInput } from './audit.js';
+import { topics } from './notifier.js';
+
+export interface TransitionOptions {
+  /** Narrows the table's "from" statuses (e.g. only a queued execution may be claimed). */
+  from?: readonly ExecutionStatus[];
+  /** Recorded when the change is made (and only then). */
+  audit?: { actor: Actor } & Omit<AuditInput, 'projectId' | 'executionId'>;
+  /** Also wake up the project's listeners (dispatchers), e.g. when capacity frees up. */
+  wakeProject?: boolean;
+}
+
+/** Moves the execution to `to`; undefined when it is no longer in a status that allows it. */
+export async function transition(
+  core: Core,
+  id: string,
+  to: ExecutionStatus,
+  patch: Omit<ExecutionPatch, 'status'>,
+  opts: TransitionOptions = {},
+): Promise<Execution | undefined> {
+  const allowed = statusesThatCanBecome(to).filter((s) => !opts.from || opts.from.includes(s));
+  if (allowed.length === 0) return undefined;
+  const updated = await core.store.updateExecution(id, allowed, { ...patch, status: to });
+  if (!updated) return undefined;
+  if (opts.audit) {
+    const { actor, ...input } = opts.audit;
+    await audit(core, actor, { ...input, projectId: updated.projectId, executionId: id });
+  }
+  core.notifier.publish(topics.execution(id));
+  if (opts.wakeProject) core.notifier.publish(topics.project(updated.projectId));
+  return updated;
+}

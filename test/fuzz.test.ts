@@ -368,6 +368,8 @@ describe.each(DB_KINDS)('fuzz on %s', (kind) => {
       stream: fc.oneof(fc.constantFrom('stdout', 'stderr', 'both'), urlText),
       execution: ids,
       actor_type: fc.oneof(fc.constantFrom('user', 'token', 'runner', 'system'), urlText),
+      // A wait that could succeed holds the request that long: keep it to a second.
+      wait: fc.constantFrom('0', '1', '-1', '1.5', 'x', '3601'),
     };
     const hints: Record<string, fc.Arbitrary<unknown>> = {
       command: names,

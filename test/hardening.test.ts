@@ -140,3 +140,50 @@ describe.each(DB_KINDS)('hardening on %s', (kind) => {
     expect(await get(id)).toMatchObject({ status: 'running', output_bytes: 0 });
   });
 });
+
+describe.each(DB_KINDS)('start deadlines on %s', (kind) => {
+  let t: TestApp;
+  beforeEach(async () => {
+    t = await testApp(kind, { defaultStartTimeoutSeconds: 600 });
+    await syncCommands(t, 'shop', ['migrate']);
+  });
+  afterEach(async () => t.close());
+
+  it('ends an execution no runner started by its deadline as expired, for good, and frees its command', async () => {
+    const e = (await t.api('POST', '/api/v1/projects/shop/executions', { command: 'migrate', start_timeout: 30 })).json();
+    expect(e.start_deadline).toBe(new Date(t.clock.now + 30_000).toISOString());
+    t.clock.now += 29_000;
+    expect((await sweep(t.core)).expired).toBe(0);
+    t.clock.now += 2_000;
+    expect((await sweep(t.core)).expired).toBe(1);
+    const after = (await t.api('GET', `/api/v1/executions/${e.id}`)).json();
+    expect(after).toMatchObject({ status: 'expired', status_reason: expect.stringMatching(/no runner started it within 30 s/) });
+    // A runner that turns up later is offered nothing, and cannot start it.
+    expect((await t.runner('shop', 'GET', '/pending/')).json().executions).toEqual([]);
+    expect((await t.runner('shop', 'POST', `/executions/${e.id}/start/`)).statusCode).toBe(409);
+    // The next run of the command is not blocked by it.
+    expect((await t.api('POST', '/api/v1/projects/shop/executions', { command: 'migrate' })).statusCode).toBe(201);
+    const audit = (await t.api('GET', `/api/v1/audit?execution=${e.id}&action=execution.expired`)).json().items;
+    expect(audit).toHaveLength(1);
+  });
+
+  it('takes back an offer a v1 runner never claimed, but never what a runner started', async () => {
+    const offered = (await t.api('POST', '/api/v1/projects/shop/executions', { command: 'migrate', start_timeout: 10 })).json();
+    expect((await t.runner('shop', 'GET', '/pending/')).json().executions).toHaveLength(1);
+    t.clock.now += 11_000;
+    expect((await sweep(t.core)).expired).toBe(1);
+    await t.api('PATCH', '/api/v1/projects/shop/commands/migrate', { max_concurrency: 5 });
+    const started = (await t.api('POST', '/api/v1/projects/shop/executions', { command: 'migrate', start_timeout: 10 })).json();
+    await t.runner('shop', 'POST', `/executions/${started.id}/start/`);
+    t.clock.now += 11_000;
+    expect((await sweep(t.core)).expired).toBe(0);
+    expect((await t.api('GET', `/api/v1/executions/${offered.id}`)).json().status).toBe('expired');
+    expect((await t.api('GET', `/api/v1/executions/${started.id}`)).json().status).toBe('running');
+  });
+
+  it('refuses a start_timeout out of range with a specific error', async () => {
+    const res = await t.api('POST', '/api/v1/projects/shop/executions', { command: 'migrate', start_timeout: 0 });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ code: 'DC_VALIDATION', details: { field: 'body.start_timeout' } });
+  });
+});

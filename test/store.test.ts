@@ -39,6 +39,7 @@ function execution(project: Project, over: Partial<Execution> = {}): Execution {
     lateExitCode: null,
     runnerLastSeq: 0,
     runnerChunks: 0,
+    startDeadline: null,
     ...over,
   };
 }

@@ -20,13 +20,7 @@ export class ApiClient {
     const token = opts.token ?? env.DJANGOCOMMAND_TOKEN;
     if (!url) throw new UserError('DC_CONFIG', 'Set DJANGOCOMMAND_URL (or --url) to the server address, e.g. https://djangocommand.example.com.', 2);
     if (!token) throw new UserError('DC_CONFIG', 'Set DJANGOCOMMAND_TOKEN (or --token) to a personal API token (dct_...); an admin creates one with `djangocommand admin create-token`.', 2);
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      throw new UserError('DC_CONFIG', `DJANGOCOMMAND_URL "${url}" is not a URL.`, 2);
-    }
-    this.base = parsed.toString().replace(/\/+$/, '');
+    this.base = serverBase(url, opts.url !== undefined ? '--url' : 'DJANGOCOMMAND_URL');
     this.token = token;
   }
 
@@ -87,6 +81,44 @@ export class ApiClient {
   }
 }
 
+/**
+ * The server's address from what the user set, without a trailing slash. The two usual slips
+ * get the fix spelled out: no scheme ("localhost:8600" even parses, as scheme "localhost:"), and
+ * the API's own path (the CLI adds /api/v1 itself).
+ */
+export function serverBase(url: string, setting: string): string {
+  const trimmed = url.trim();
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(trimmed);
+  } catch {
+    // no scheme, or not a URL at all: see below
+  }
+  if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+    const guess = /^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed) ? undefined : withScheme(trimmed);
+    throw new UserError('DC_CONFIG', `${setting} "${url}" is not an http:// or https:// URL${guess ? `: did you mean ${guess}?` : ', e.g. https://djangocommand.example.com.'}`, 2);
+  }
+  const base = parsed.toString().replace(/\/+$/, '');
+  const api = /\/api\/v1$/.exec(base);
+  if (api) {
+    throw new UserError('DC_CONFIG', `${setting} "${url}" ends in ${api[0]}: did you mean ${base.slice(0, api.index)}? (the server's address; the CLI adds ${api[0]} itself)`, 2);
+  }
+  return base;
+}
+
+/** "localhost:8600" → "http://localhost:8600": plain http for this machine, https elsewhere (unless the URL still does not parse). */
+function withScheme(address: string): string | undefined {
+  const host = address.replace(/^\/+/, '');
+  const local = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?(\/|$)/i.test(host) || /:8600(\/|$)/.test(host);
+  const guess = `${local ? 'http' : 'https'}://${host}`.replace(/\/+$/, '').replace(/\/api\/v1$/, '');
+  try {
+    new URL(guess);
+    return guess;
+  } catch {
+    return undefined;
+  }
+}
+
 function safeJson(text: string): unknown {
   try {
     return JSON.parse(text);
@@ -102,39 +134,61 @@ function apiError(status: number, body: unknown, text: string): UserError {
   return new UserError(code, message, status >= 500 ? 1 : status, b?.details);
 }
 
-interface SseEvent {
+export interface SseEvent {
   event: string;
   data: string;
   id: string | undefined;
 }
 
-async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent> {
+/**
+ * The lines of a body (without their "\n" or "\r\n"), the last one even without a newline.
+ * Each network read is decoded and scanned once: a line longer than a read (an 8 MiB output
+ * event arrives in 64 KiB reads) is kept as its pieces and joined once, so reading costs time
+ * in proportion to the bytes. Scanning the whole buffer again on every read made it quadratic.
+ */
+export async function* readLines(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
   const decoder = new TextDecoder();
-  let buffer = '';
+  let pending: string[] = [];
+  const take = (last: string): string => {
+    const line = pending.length === 0 ? last : pending.join('') + last;
+    pending = [];
+    return line.endsWith('\r') ? line.slice(0, -1) : line;
+  };
+  for await (const bytes of body as unknown as AsyncIterable<Uint8Array>) {
+    const text = decoder.decode(bytes, { stream: true });
+    let start = 0;
+    let nl: number;
+    while ((nl = text.indexOf('\n', start)) >= 0) {
+      yield take(text.slice(start, nl));
+      start = nl + 1;
+    }
+    if (start < text.length) pending.push(start === 0 ? text : text.slice(start));
+  }
+  const rest = decoder.decode();
+  if (rest) pending.push(rest);
+  if (pending.length > 0) yield take('');
+}
+
+/** Server-Sent Events as the spec reads them: `event`, `data` (several joined by newlines), `id`; comments skipped. */
+export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent> {
   let event = 'message';
   let data: string[] = [];
   let id: string | undefined;
-  for await (const bytes of body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(bytes, { stream: true });
-    let nl: number;
-    while ((nl = buffer.indexOf('\n')) >= 0) {
-      const line = buffer.slice(0, nl).replace(/\r$/, '');
-      buffer = buffer.slice(nl + 1);
-      if (line === '') {
-        if (data.length > 0) yield { event, data: data.join('\n'), id };
-        event = 'message';
-        data = [];
-        id = undefined;
-      } else if (line.startsWith(':')) {
-        continue;
-      } else {
-        const colon = line.indexOf(':');
-        const field = colon < 0 ? line : line.slice(0, colon);
-        const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-        if (field === 'event') event = value;
-        else if (field === 'data') data.push(value);
-        else if (field === 'id') id = value;
-      }
+  for await (const line of readLines(body)) {
+    if (line === '') {
+      if (data.length > 0) yield { event, data: data.join('\n'), id };
+      event = 'message';
+      data = [];
+      id = undefined;
+    } else if (line.startsWith(':')) {
+      continue;
+    } else {
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? '' : line.slice(line[colon + 1] === ' ' ? colon + 2 : colon + 1);
+      if (field === 'event') event = value;
+      else if (field === 'data') data.push(value);
+      else if (field === 'id') id = value;
     }
   }
 }

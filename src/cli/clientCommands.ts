@@ -1,6 +1,7 @@
 /** The CLI's client commands: they talk to a server's REST API with a personal API token. */
 import type { Command } from 'commander';
-import { ApiClient, type ClientOptions } from './apiClient.js';
+import { ApiClient, readLines, type ClientOptions } from './apiClient.js';
+import { correctedCommandLine, misplacedOptions } from './misplacedOptions.js';
 import type { AuditEventView, CommandView, ExecutionView, OutputChunkView, PageView, ProjectView, RunnerView } from '../shared/api.js';
 import { cliExitCode, isTerminal } from '../domain/execution.js';
 import { UserError } from '../shared/errors.js';
@@ -23,20 +24,39 @@ async function write(stream: NodeJS.WriteStream, text: string): Promise<void> {
 
 /** Picks the project: --project, or the only one the server has. */
 async function projectName(api: ApiClient, flag: string | undefined): Promise<string> {
-  if (flag) return flag;
+  return flag ?? (await projectView(api, undefined)).name;
+}
+
+/** The project of --project, or the only one the server has, with its runners online. */
+async function projectView(api: ApiClient, flag: string | undefined): Promise<ProjectView> {
+  if (flag) return api.request<ProjectView>('GET', `/api/v1/projects/${enc(flag)}`);
   const { items } = await api.request<{ items: ProjectView[] }>('GET', '/api/v1/projects');
-  if (items.length === 1) return items[0].name;
+  if (items.length === 1) return items[0];
   if (items.length === 0) throw new UserError('DC_UNKNOWN_PROJECT', 'The server has no project yet.', 2);
   throw new UserError('DC_VALIDATION', `Name a project with --project: there are ${items.length} (${items.map((p) => p.name).join(', ')}).`, 2);
 }
 
-/** Streams an execution's output (stdout to stdout, stderr to stderr) until it ends; returns the final view. */
-async function follow(api: ApiClient, id: string, onStatus?: (e: ExecutionView) => void): Promise<ExecutionView> {
+/** Whole seconds from 1 to 7 days, as the server takes them; a wrong value is refused before anything runs. */
+function seconds(option: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n < 1 || n > MAX_SECONDS) {
+    throw new UserError('DC_VALIDATION', `${option} must be a whole number of seconds from 1 to ${MAX_SECONDS} (7 days), not "${value}".`, 2);
+  }
+  return n;
+}
+const MAX_SECONDS = 604_800;
+
+/**
+ * Streams an execution's output until it ends (stdout to stdout, stderr to stderr; both to
+ * stderr with `allToStderr`, when stdout carries JSON); returns the final view.
+ */
+async function follow(api: ApiClient, id: string, onStatus?: (e: ExecutionView) => void, allToStderr = false): Promise<ExecutionView> {
   let final: ExecutionView | undefined;
   await api.events(`/api/v1/executions/${id}/events`, async (name, data) => {
     if (name === 'output') {
       const c = data as OutputChunkView;
-      await write(c.stream === 'stderr' ? process.stderr : process.stdout, c.data);
+      await write(c.stream === 'stderr' || allToStderr ? process.stderr : process.stdout, c.data);
     } else if (name === 'status') {
       onStatus?.(data as ExecutionView);
     } else if (name === 'end') {
@@ -64,48 +84,194 @@ function reasonLine(e: ExecutionView): string {
       return `djangocommand: ${e.command} failed with exit code ${e.exit_code}${why}`;
     case 'timed_out':
       return `djangocommand: ${e.command} timed out after ${e.timeout} s${why}`;
+    case 'expired':
+      return (
+        `djangocommand: ${e.command} expired: ${e.status_reason ?? 'no runner started it before its start deadline; it will never start'}. ` +
+        `Check the runners of ${e.project} (djangocommand runners --project ${e.project}), then run it again (--start-timeout gives it longer)`
+      );
     default:
       return `djangocommand: ${e.command} ${e.status}${why}`;
   }
 }
 
+/** "Nobody will run it yet": said at once, with how long it waits. */
+function noRunnerLine(e: ExecutionView): string {
+  const deadline = e.start_deadline ? Date.parse(e.start_deadline) : NaN;
+  const wait = Number.isNaN(deadline)
+    ? 'it waits for one'
+    : `it waits for one until ${new Date(deadline).toLocaleTimeString()} (${Math.max(0, Math.round((deadline - Date.now()) / 1000))} s; --start-timeout sets it), then ends expired`;
+  return `djangocommand: no runner of ${e.project} is online: ${wait}\n`;
+}
+
+/**
+ * `run check --project shop`: `--project` went to Django, whose "unrecognized arguments" does
+ * not say what happened. Refused before anything runs, with the command line that works. Only
+ * when a word looks like one of our options is the command's schema fetched (the check costs
+ * a normal run nothing), and an option of the command's own (its `--timeout`) is left alone.
+ */
+async function refuseMisplacedOptions(api: ApiClient, project: string, command: string, args: string[], cmd: Command): Promise<void> {
+  const ours = cmd.options.filter((o) => o.long).map((o) => ({ name: o.long!, takesValue: o.required || o.optional }));
+  if (misplacedOptions(args, ours, null).length === 0) return;
+  let schema: unknown = null;
+  try {
+    schema = (await api.request<CommandView>('GET', `/api/v1/projects/${enc(project)}/commands/${enc(command)}`)).schema;
+  } catch (err) {
+    if (err instanceof UserError && err.code === 'DC_UNKNOWN_COMMAND') return; // creating it says so, with suggestions
+    throw err;
+  }
+  const misplaced = misplacedOptions(args, ours, schema);
+  if (misplaced.length === 0) return;
+  const names = [...new Set(misplaced.map((m) => m.option.name))];
+  throw new UserError(
+    'DC_VALIDATION',
+    `${names.join(', ')} ${names.length > 1 ? 'are options' : 'is an option'} of djangocommand run, not of ${command}: ours go before the command name, e.g.\n  ${correctedCommandLine(command, args, misplaced)}\n` +
+      `(to pass ${names.length > 1 ? 'them' : 'it'} to ${command} itself, put -- before its arguments: djangocommand run ${command} -- ...)`,
+    2,
+  );
+}
+
+/** How long `run` waits, after SIGTERM or SIGHUP, for the server to take the cancel before it exits anyway. */
+const CANCEL_ACK_MS = 10_000;
+const SIGNAL_EXIT = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 } as const;
+type CancelSignal = keyof typeof SIGNAL_EXIT;
+
+/**
+ * SIGINT, SIGTERM and SIGHUP cancel the execution: nothing is left running on the host when a
+ * user presses Ctrl-C, a CI job times out or a terminal closes. The first asks for a graceful
+ * cancel, a second one force-kills. After SIGINT the output keeps streaming until the command
+ * ends; after SIGTERM or SIGHUP `run` exits as soon as the server has taken the cancel (bounded):
+ * whoever sent it wants this process gone. A signal that arrives before the execution exists
+ * is acted on as soon as it does.
+ */
+function cancelOnSignals(api: ApiClient): { exitIfSignalled(): void; created(id: string): void; stop(): void } {
+  let id: string | undefined;
+  const pending: CancelSignal[] = [];
+  let signals = 0;
+  const act = (signal: CancelSignal) => {
+    const force = ++signals > 1;
+    const leave = signal !== 'SIGINT';
+    if (signal === 'SIGHUP') {
+      // The terminal is gone: writing to it fails, and that must not stop the cancel.
+      process.stdout.on('error', () => undefined);
+      process.stderr.on('error', () => undefined);
+    }
+    process.stderr.write(
+      `\ndjangocommand: ${signal}: ${force ? 'force-killing' : 'cancelling'} ${id}…${force || leave ? '' : ' (Ctrl-C again to kill)'}\n`,
+    );
+    const request = api.fetch('POST', `/api/v1/executions/${id}/cancel`, { force }, {}, AbortSignal.timeout(CANCEL_ACK_MS)).then(async (res) => {
+      if (res.ok) return (await res.json()) as ExecutionView;
+      const body = (await res.json().catch(() => undefined)) as { error?: string; code?: string } | undefined;
+      // Already ended: nothing is left to cancel.
+      if (body?.code === 'DC_INVALID_TRANSITION') return undefined;
+      throw new Error(body?.error ?? `HTTP ${res.status}`);
+    });
+    request.then(
+      (e) => {
+        if (!leave && !force) return;
+        if (leave) {
+          const what = e && isTerminal(e.status) ? `it is ${e.status}` : `its runner stops the command (SIGINT, SIGTERM, then SIGKILL)`;
+          process.stderr.write(`djangocommand: the server has the cancel of ${id}: ${what}; exiting (djangocommand logs ${id} shows the rest)\n`);
+          process.exit(SIGNAL_EXIT[signal]);
+        }
+      },
+      (err: Error) => {
+        process.stderr.write(`djangocommand: could not cancel ${id}: ${err.name === 'TimeoutError' ? `no answer from the server in ${CANCEL_ACK_MS / 1000} s` : err.message}\n`);
+        if (leave) process.exit(SIGNAL_EXIT[signal]);
+      },
+    );
+  };
+  const handlers = (Object.keys(SIGNAL_EXIT) as CancelSignal[]).map((signal) => {
+    const handler = () => {
+      if (id === undefined) {
+        pending.push(signal);
+        process.stderr.write(`\ndjangocommand: ${signal}: cancelling as soon as the execution exists\n`);
+      } else act(signal);
+    };
+    process.on(signal, handler);
+    return () => process.off(signal, handler);
+  });
+  return {
+    exitIfSignalled() {
+      // Signalled before anything was created: nothing to cancel, so create nothing.
+      const signal = pending[0];
+      if (signal === undefined) return;
+      process.stderr.write(`djangocommand: ${signal}: stopped before creating the execution; nothing runs\n`);
+      process.exit(SIGNAL_EXIT[signal]);
+    },
+    created(created) {
+      id = created;
+      for (const signal of pending.splice(0)) act(signal);
+    },
+    stop() {
+      for (const off of handlers) off();
+    },
+  };
+}
+
 export function registerClientCommands(program: Command): void {
   clientOptions(program.command('run'))
-    .description('Run a management command on a project and stream its output; exits with the command\'s exit code.')
+    .description("Run a management command on a project and stream its output; exits with the command's exit code.")
     .argument('<command>', 'management command, e.g. migrate')
     .argument('[args...]', 'its arguments (put -- before them if they start with -)')
     .option('--project <name>', 'project (default: the only one)')
     .option('--timeout <seconds>', 'stop the command after this many seconds')
+    .option('--start-timeout <seconds>', "give up when no runner has started it after this many seconds: it ends expired, exit 69 (default: the server's, 600)")
     .option('--detach', 'return at once, printing the execution id')
     .option('--wait', 'wait for the command to finish (the default)')
     .passThroughOptions()
-    .action(async (command: string, args: string[], flags: Flags & { timeout?: string; detach?: boolean }) => {
+    .addHelpText(
+      'after',
+      `
+Our options go before the command name: everything after it is the command's own.
+
+Output: the command's stdout to stdout, its stderr to stderr. With --json, stdout carries
+exactly one JSON document, the final execution (with --detach: the created one), and all
+of the command's output goes to stderr.
+
+Signals: SIGINT (Ctrl-C) cancels the execution gracefully and keeps showing its output until
+it ends; SIGTERM and SIGHUP cancel it the same way and exit as soon as the server has the
+cancel (at most 10 s). A second signal force-kills it. The runner stops a cancelled command
+with SIGINT, then SIGTERM, then SIGKILL after its grace period (DJANGOCOMMAND_KILL_GRACE).
+
+Exit codes: the command's own, 124 timed out, 130 cancelled, 126 refused by the runner's
+policy, 75 lost, 69 expired (no runner started it before its start deadline), 74 output
+incomplete; 128 + the signal when SIGTERM (143) or SIGHUP (129) made it exit early.`,
+    )
+    .action(async (command: string, args: string[], flags: Flags & { timeout?: string; startTimeout?: string; detach?: boolean }, cmd: Command) => {
       // `run migrate -- --fake` (as the help advises for arguments starting with -): the `--`
       // only ends our options; Django must not see it (it would make every later word positional).
-      if (args[0] === '--') args = args.slice(1);
+      const explicit = args[0] === '--';
+      if (explicit) args = args.slice(1);
+      const timeout = seconds('--timeout', flags.timeout);
+      const startTimeout = seconds('--start-timeout', flags.startTimeout);
       const api = new ApiClient(flags);
-      const project = await projectName(api, flags.project);
-      const timeout = flags.timeout === undefined ? undefined : Number(flags.timeout);
-      if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1)) throw new UserError('DC_VALIDATION', '--timeout must be a whole number of seconds.', 2);
-      const e = await api.request<ExecutionView>('POST', `/api/v1/projects/${enc(project)}/executions`, { command, argv: args, ...(timeout ? { timeout } : {}) });
-      if (flags.detach) {
-        out(flags.json ? JSON.stringify(e) : e.id);
-        return;
+      // Installed before the request that creates it: a CI job's timeout may come at any moment.
+      const cancel = flags.detach ? undefined : cancelOnSignals(api);
+      try {
+        const project = await projectView(api, flags.project);
+        if (!explicit) await refuseMisplacedOptions(api, project.name, command, args, cmd);
+        cancel?.exitIfSignalled();
+        const e = await api.request<ExecutionView>('POST', `/api/v1/projects/${enc(project.name)}/executions`, {
+          command,
+          argv: args,
+          ...(timeout ? { timeout } : {}),
+          ...(startTimeout ? { start_timeout: startTimeout } : {}),
+        });
+        if (flags.detach) {
+          out(flags.json ? JSON.stringify(e) : e.id);
+          if (project.runners_online === 0) process.stderr.write(noRunnerLine(e));
+          return;
+        }
+        process.stderr.write(`djangocommand: ${command} queued on ${project.name} as ${e.id}\n`);
+        if (project.runners_online === 0) process.stderr.write(noRunnerLine(e));
+        cancel!.created(e.id);
+        const final = await follow(api, e.id, undefined, flags.json);
+        if (flags.json) out(JSON.stringify(final));
+        process.stderr.write(endLines(final));
+        process.exitCode = cliExitCode(final.status, final.exit_code, final.output_incomplete);
+      } finally {
+        cancel?.stop();
       }
-      process.stderr.write(`djangocommand: ${command} queued on ${project} as ${e.id}\n`);
-      let interrupts = 0;
-      const onInterrupt = () => {
-        interrupts++;
-        const force = interrupts > 1;
-        process.stderr.write(force ? '\ndjangocommand: force-killing…\n' : '\ndjangocommand: cancelling… (Ctrl-C again to kill)\n');
-        api.request('POST', `/api/v1/executions/${e.id}/cancel`, { force }).catch((err: Error) => process.stderr.write(`djangocommand: ${err.message}\n`));
-      };
-      process.on('SIGINT', onInterrupt);
-      const final = await follow(api, e.id);
-      process.off('SIGINT', onInterrupt);
-      if (flags.json) out(JSON.stringify(final));
-      process.stderr.write(endLines(final));
-      process.exitCode = cliExitCode(final.status, final.exit_code, final.output_incomplete);
     });
 
   clientOptions(program.command('logs'))
@@ -126,16 +292,10 @@ export function registerClientCommands(program: Command): void {
         for await (const piece of res.body as unknown as AsyncIterable<Uint8Array>) await write(process.stdout, Buffer.from(piece).toString('utf8'));
         return;
       }
-      let buffer = '';
-      const decoder = new TextDecoder();
-      for await (const piece of res.body as unknown as AsyncIterable<Uint8Array>) {
-        buffer += decoder.decode(piece, { stream: true });
-        let nl: number;
-        while ((nl = buffer.indexOf('\n')) >= 0) {
-          const c = JSON.parse(buffer.slice(0, nl)) as OutputChunkView;
-          buffer = buffer.slice(nl + 1);
-          await write(c.stream === 'stderr' ? process.stderr : process.stdout, c.data);
-        }
+      for await (const line of readLines(res.body!)) {
+        if (line === '') continue;
+        const c = JSON.parse(line) as OutputChunkView;
+        await write(c.stream === 'stderr' ? process.stderr : process.stdout, c.data);
       }
     });
 
@@ -176,8 +336,11 @@ export function registerClientCommands(program: Command): void {
       const api = new ApiClient(flags);
       const project = await projectName(api, flags.project);
       const { items } = await api.request<{ items: CommandView[] }>('GET', `/api/v1/projects/${enc(project)}/commands`);
+      if (items.length === 0) {
+        process.stderr.write(`djangocommand: no runner has reported commands for project ${project} yet: start a runner with its API key (djangocommand start in the Django project folder, DJANGOCOMMAND_API_KEY in its settings)\n`);
+      }
       if (flags.json) return out(JSON.stringify(items));
-      for (const c of items) out(`${c.name.padEnd(28)} ${c.app_label}`);
+      for (const c of items) out(`${c.name.padEnd(28)} ${c.app_label}${c.refused ? '  (refused by the runner\'s policy)' : ''}`);
     });
 
   clientOptions(program.command('projects'))

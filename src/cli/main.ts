@@ -7,9 +7,7 @@
 import { Command } from 'commander';
 import { isUserError } from '../shared/errors.js';
 import { VERSION } from '../version.js';
-import { registerServerCommands } from './serverCommands.js';
-import { registerClientCommands } from './clientCommands.js';
-import { registerRunnerCommands } from './runnerCommands.js';
+import { groupsFor } from './commandGroups.js';
 
 const program = new Command();
 program
@@ -20,11 +18,14 @@ program
   .enablePositionalOptions()
   .configureOutput({ outputError: (str, write) => write(str) });
 
-registerServerCommands(program);
-registerClientCommands(program);
-registerRunnerCommands(program);
+// Only the module of the command named: `run` must not load the server nor the runner.
+async function main(): Promise<void> {
+  const registers = await Promise.all(groupsFor(process.argv.slice(2)).map((g) => g.load()));
+  for (const register of registers) register(program); // in order: help lists them as before
+  await program.parseAsync(process.argv);
+}
 
-program.parseAsync(process.argv).catch((err: unknown) => {
+main().catch((err: unknown) => {
   if (isUserError(err)) {
     process.stderr.write(`error: ${err.message}${err.code ? ` [${err.code}]` : ''}\n`);
     process.exitCode = err.status >= 1 && err.status <= 255 ? (err.status >= 100 ? 1 : err.status) : 1;

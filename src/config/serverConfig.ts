@@ -25,6 +25,7 @@ export const SERVER_SETTINGS = [
   { key: 'adminEmail', env: 'DJANGOCOMMAND_ADMIN_EMAIL', kind: 'string', default: 'admin@localhost', doc: 'Email of the admin created on first start.' },
   { key: 'adminPassword', env: 'DJANGOCOMMAND_ADMIN_PASSWORD', kind: 'string', default: undefined, doc: 'Password of the first admin; default: generated and written to a 0600 file in the data folder.' },
   { key: 'defaultTimeout', env: 'DJANGOCOMMAND_DEFAULT_TIMEOUT', kind: 'seconds', default: '3600', doc: 'Timeout of an execution whose request names none.' },
+  { key: 'defaultStartTimeout', env: 'DJANGOCOMMAND_START_TIMEOUT', kind: 'seconds', default: '600', doc: 'How long an execution may wait for a runner to start it (a run request may name its own, start_timeout); then it ends expired and never starts.' },
   { key: 'defaultConcurrency', env: 'DJANGOCOMMAND_DEFAULT_CONCURRENCY', kind: 'count', default: '1', doc: 'Active executions allowed per command and project, unless the command sets its own.' },
   { key: 'runnerOfflineAfter', env: 'DJANGOCOMMAND_RUNNER_OFFLINE_AFTER', kind: 'seconds', default: '90', doc: 'A runner not heard from for this long is offline (3 missed 30 s heartbeats).' },
   { key: 'lostGrace', env: 'DJANGOCOMMAND_LOST_GRACE', kind: 'seconds', default: '60', doc: 'After a runner goes offline, how long before what it was running becomes lost.' },
@@ -98,6 +99,7 @@ export function resolveServerConfig(flags: Partial<Record<ServerSettingKey, stri
     logLevel,
     core: {
       defaultTimeoutSeconds: Math.round(num('defaultTimeout')),
+      defaultStartTimeoutSeconds: Math.round(num('defaultStartTimeout')),
       defaultConcurrency: num('defaultConcurrency'),
       runnerOfflineAfterMs: num('runnerOfflineAfter') * 1000,
       lostGraceMs: num('lostGrace') * 1000,

@@ -5,6 +5,8 @@ import type { Notifier } from './notifier.js';
 export interface CoreSettings {
   /** Default per-execution timeout when a request names none. */
   defaultTimeoutSeconds: number;
+  /** Default time a runner has to start an execution before it ends `expired`. */
+  defaultStartTimeoutSeconds: number;
   /** Default number of active executions allowed per command and project. */
   defaultConcurrency: number;
   /** A runner not heard from for this long is shown offline. */
@@ -19,6 +21,7 @@ export interface CoreSettings {
 
 export const DEFAULT_CORE_SETTINGS: CoreSettings = {
   defaultTimeoutSeconds: 3600,
+  defaultStartTimeoutSeconds: 600,
   defaultConcurrency: 1,
   runnerOfflineAfterMs: 90_000,
   lostGraceMs: 60_000,

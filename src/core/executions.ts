@@ -4,6 +4,7 @@ import type { Actor, Execution, Project } from '../domain/model.js';
 import { isTerminal } from '../domain/execution.js';
 import { joinShellWords, splitShellWords } from '../domain/shellWords.js';
 import { validateArgv } from '../domain/argvValidation.js';
+import { closestNames } from '../domain/suggest.js';
 import { UserError } from '../shared/errors.js';
 import type { Core } from './context.js';
 import { audit } from './audit.js';
@@ -19,18 +20,23 @@ export interface CreateExecutionInput {
   argv?: string[];
   args?: string;
   timeoutSeconds?: number;
+  /** Seconds a runner has to start it; then it ends `expired`. */
+  startTimeoutSeconds?: number;
 }
 
 export async function createExecution(core: Core, actor: Actor, project: Project, input: CreateExecutionInput): Promise<Execution> {
   const command = await core.store.getCommand(project.id, input.command);
   if (!command) {
     const known = await core.store.listCommands(project.id);
+    const close = closestNames(input.command, known.map((c) => c.name));
     const hint =
       known.length === 0
         ? ' No runner has reported commands for this project yet: start a runner with its API key.'
-        : ` Known commands: ${known.map((c) => c.name).slice(0, 30).join(', ')}${known.length > 30 ? ', …' : ''}.`;
+        : close.length > 0
+          ? ` Did you mean ${close.map((n) => `"${n}"`).join(' or ')}?`
+          : ` Known commands: ${known.map((c) => c.name).slice(0, 30).join(', ')}${known.length > 30 ? ', …' : ''}.`;
     await audit(core, actor, { action: 'execution.create', projectId: project.id, outcome: 'denied', details: { command: input.command, reason: 'unknown command' } });
-    throw new UserError('DC_UNKNOWN_COMMAND', `Project "${project.name}" has no command "${input.command}".${hint}`, 404);
+    throw new UserError('DC_UNKNOWN_COMMAND', `Project "${project.name}" has no command "${input.command}".${hint}`, 404, close.length > 0 ? { did_you_mean: close } : undefined);
   }
   if (command.refused) {
     await audit(core, actor, { action: 'execution.create', projectId: project.id, outcome: 'denied', details: { command: command.name, reason: 'refused by runner policy' } });
@@ -45,6 +51,10 @@ export async function createExecution(core: Core, actor: Actor, project: Project
   if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > MAX_TIMEOUT_SECONDS) {
     throw new UserError('DC_VALIDATION', `timeout must be a whole number of seconds from 1 to ${MAX_TIMEOUT_SECONDS}.`, 400, { field: 'timeout' });
   }
+  const startTimeoutSeconds = input.startTimeoutSeconds ?? core.settings.defaultStartTimeoutSeconds;
+  if (!Number.isInteger(startTimeoutSeconds) || startTimeoutSeconds < 1 || startTimeoutSeconds > MAX_TIMEOUT_SECONDS) {
+    throw new UserError('DC_VALIDATION', `start_timeout must be a whole number of seconds from 1 to ${MAX_TIMEOUT_SECONDS}.`, 400, { field: 'start_timeout' });
+  }
   const execution: Execution = {
     id: randomUUID(),
     projectId: project.id,
@@ -55,6 +65,7 @@ export async function createExecution(core: Core, actor: Actor, project: Project
     statusReason: null,
     exitCode: null,
     timeoutSeconds,
+    startDeadline: core.now() + startTimeoutSeconds * 1000,
     metadataOnly: false,
     createdAt: core.now(),
     createdByType: actor.type,
@@ -98,7 +109,7 @@ export async function createExecution(core: Core, actor: Actor, project: Project
     action: 'execution.create',
     projectId: project.id,
     executionId: execution.id,
-    details: { command: command.name, args, argv, timeout: timeoutSeconds },
+    details: { command: command.name, args, argv, timeout: timeoutSeconds, start_timeout: startTimeoutSeconds },
   });
   core.notifier.publish(topics.project(project.id));
   return execution;

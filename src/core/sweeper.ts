@@ -6,6 +6,7 @@
  *    Silence counts only while this server could hear: after a start (or a database outage, or a
  *    stalled process) runners get the whole offline + grace period again, so a server outage
  *    never makes healthy executions lost;
+ *  - queued (or offered, not started) executions past their start deadline: expired, never started;
  *  - running executions past their timeout: ask the runner to stop them; when it does not
  *    report within the grace period, mark them timed_out;
  *  - forget request nonces older than the replay window (stale timestamps are refused anyway).
@@ -16,6 +17,7 @@ import { topics } from './notifier.js';
 import { transition } from './executionState.js';
 
 export interface SweepReport {
+  expired: number;
   lost: number;
   requeued: number;
   timeoutRequested: number;
@@ -29,7 +31,23 @@ export interface SweepReport {
 export async function sweep(core: Core, hearingSince = -Infinity): Promise<SweepReport> {
   const now = core.now();
   const s = core.settings;
-  const report: SweepReport = { lost: 0, requeued: 0, timeoutRequested: 0, timedOut: 0 };
+  const report: SweepReport = { expired: 0, lost: 0, requeued: 0, timeoutRequested: 0, timedOut: 0 };
+
+  for (const e of await core.store.listPastStartDeadline(now)) {
+    // A v2 runner that was sent it may be starting it this very moment: only an offer to a v1
+    // runner (which claims with start/ before running) is taken back.
+    if (e.status === 'dispatched' && (e.runnerId === null || (await core.store.getRunner(e.runnerId))?.protocol !== 'v1')) continue;
+    const waited = Math.round((e.startDeadline! - e.createdAt) / 1000);
+    const reason = `no runner started it within ${waited} s (its start deadline); it will never start`;
+    const done = await transition(
+      core,
+      e.id,
+      'expired',
+      { statusReason: reason, finishedAt: now, runnerId: null },
+      { wakeProject: true, audit: { actor: SYSTEM_ACTOR, action: 'execution.expired', outcome: 'error', details: { reason } } },
+    );
+    if (done) report.expired++;
+  }
   const silentSince = now - s.runnerOfflineAfterMs - s.lostGraceMs;
 
   for (const e of hearingSince < silentSince ? await core.store.listHeldByRunnersSeenBefore(silentSince) : []) {

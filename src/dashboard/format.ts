@@ -2,9 +2,9 @@
 import type { ExecutionView } from '../shared/api.js';
 import { h } from './dom.js';
 
-export const TERMINAL = ['succeeded', 'failed', 'timed_out', 'cancelled', 'rejected', 'lost'];
+export const TERMINAL = ['succeeded', 'failed', 'timed_out', 'cancelled', 'rejected', 'lost', 'expired'];
 export const ACTIVE = ['queued', 'awaiting_approval', 'dispatched', 'running'];
-export const FAILED = ['failed', 'timed_out', 'rejected', 'lost'];
+export const FAILED = ['failed', 'timed_out', 'rejected', 'lost', 'expired'];
 export const ALL_STATUSES = [...ACTIVE, ...TERMINAL];
 
 export const isEnded = (e: Pick<ExecutionView, 'status'>) => TERMINAL.includes(e.status);

@@ -4,7 +4,8 @@
  *   queued ──▶ dispatched ──▶ running ──▶ succeeded | failed | timed_out | cancelled | rejected
  *     │            │             └──────▶ lost        (its runner stopped heartbeating)
  *     │            └──▶ queued                         (its runner went away before starting it)
- *     └──▶ cancelled                                   (cancelled before any runner took it)
+ *     ├──▶ cancelled                                   (cancelled before any runner took it)
+ *     └──▶ expired (also from dispatched)              (no runner started it before its start deadline)
  *   awaiting_approval ──▶ queued | rejected            (four-eyes approvals)
  *
  * A terminal execution never changes again: a client that has seen an end (a CI job that read
@@ -25,6 +26,7 @@ export const EXECUTION_STATUSES = [
   'cancelled',
   'rejected',
   'lost',
+  'expired',
 ] as const;
 export type ExecutionStatus = (typeof EXECUTION_STATUSES)[number];
 
@@ -35,6 +37,7 @@ export const TERMINAL_STATUSES: readonly ExecutionStatus[] = [
   'cancelled',
   'rejected',
   'lost',
+  'expired',
 ];
 /** Statuses that count against a command's concurrency limit. */
 export const ACTIVE_STATUSES: readonly ExecutionStatus[] = ['queued', 'awaiting_approval', 'dispatched', 'running'];
@@ -49,9 +52,9 @@ export function isExecutionStatus(value: string): value is ExecutionStatus {
 
 const TRANSITIONS: Record<ExecutionStatus, readonly ExecutionStatus[]> = {
   awaiting_approval: ['queued', 'rejected', 'cancelled'],
-  queued: ['dispatched', 'running', 'cancelled'],
+  queued: ['dispatched', 'running', 'cancelled', 'expired'],
   // A v2 runner that ran it while cut off from the server reports the end without a start.
-  dispatched: ['running', 'queued', 'cancelled', 'lost', 'succeeded', 'failed', 'timed_out', 'rejected'],
+  dispatched: ['running', 'queued', 'cancelled', 'lost', 'succeeded', 'failed', 'timed_out', 'rejected', 'expired'],
   running: ['succeeded', 'failed', 'timed_out', 'cancelled', 'rejected', 'lost'],
   succeeded: [],
   failed: [],
@@ -59,6 +62,7 @@ const TRANSITIONS: Record<ExecutionStatus, readonly ExecutionStatus[]> = {
   cancelled: [],
   rejected: [],
   lost: [],
+  expired: [],
 };
 
 export function canTransition(from: ExecutionStatus, to: ExecutionStatus): boolean {
@@ -96,6 +100,9 @@ export function finalStatus(facts: CompletionFacts): ExecutionStatus {
   }
 }
 
+/** The CLI's exit code for an execution no runner started before its start deadline (EX_UNAVAILABLE). */
+export const EXPIRED_EXIT = 69;
+
 /** The CLI's exit code for a command that succeeded but whose output did not all reach the server (EX_IOERR). */
 export const OUTPUT_INCOMPLETE_EXIT = 74;
 
@@ -118,6 +125,8 @@ export function cliExitCode(status: ExecutionStatus, exitCode: number | null, ou
       return 126;
     case 'lost':
       return 75;
+    case 'expired':
+      return EXPIRED_EXIT;
     default:
       return 1;
   }

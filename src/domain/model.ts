@@ -115,6 +115,8 @@ export interface Execution {
   statusReason: string | null;
   exitCode: number | null;
   timeoutSeconds: number;
+  /** Unix ms after which, if no runner has started it, it ends `expired` and never starts. */
+  startDeadline: number | null;
   metadataOnly: boolean;
   createdAt: number;
   createdByType: ActorType;

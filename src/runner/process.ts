@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
+import { bootstrapPath } from './bootstrap.js';
 
 export interface Launched {
   pid: number | null;
@@ -24,7 +25,10 @@ export interface LaunchSpec {
 }
 
 export function launchCold(spec: LaunchSpec): Launched {
-  const child = spawn(spec.python, ['manage.py', spec.command, ...spec.argv], {
+  // Through bootstrap.py `exec`, which asks to die with the runner (a parent-death signal) and
+  // then becomes `python manage.py CMD ARGS` itself: same pid, command line and environment.
+  const program = [spec.python, 'manage.py', spec.command, ...spec.argv];
+  const child = spawn(spec.python, ['-S', bootstrapPath(), 'exec', String(process.pid), ...program], {
     cwd: spec.projectDir,
     env: { ...spec.env, PYTHONUNBUFFERED: '1' },
     // stdin is /dev/null: a command that asks for input fails instead of hanging.

@@ -17,6 +17,7 @@ import { registerExecutionRoutes } from './routes/executions.js';
 import { registerAuditRoutes } from './routes/audit.js';
 import { registerMetaRoutes } from './routes/meta.js';
 import { registerUserRoutes } from './routes/users.js';
+import { registerManageRoutes } from './routes/manage.js';
 import { registerDashboardRoutes } from './routes/dashboard.js';
 import { VERSION } from '../version.js';
 import { RunnerSessions } from './runnerSessions.js';
@@ -141,6 +142,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   registerExecutionRoutes(app, opts.core);
   registerAuditRoutes(app, opts.core);
   registerUserRoutes(app, opts.core);
+  registerManageRoutes(app, opts.core);
   registerDashboardRoutes(app);
 
   const sessions = new RunnerSessions(opts.core, app.log, opts.maxRunnerBodyBytes);

@@ -29,6 +29,7 @@ export const ExecutionView = Type.Object({
   status_reason: Nullable(Type.String()),
   exit_code: Nullable(Type.Integer()),
   timeout: Type.Integer({ description: 'Seconds.' }),
+  start_deadline: Nullable(Type.String({ format: 'date-time', description: 'When it ends expired if no runner has started it.' })),
   created_at: Time,
   created_by: Type.String(),
   runner_id: Nullable(Type.String()),
@@ -47,12 +48,17 @@ export const ExecutionView = Type.Object({
 });
 export type ExecutionView = Static<typeof ExecutionView>;
 
+/** What a create with `?wait=` answers: the execution, with its last lines once it has ended. */
+export const WaitedExecutionView = Type.Composite([ExecutionView, Type.Object({ output_tail: Type.Optional(Type.String({ description: 'The last lines of output (none for metadata-only commands).' })) })]);
+export type WaitedExecutionView = Static<typeof WaitedExecutionView>;
+
 export const CreateExecutionRequest = Type.Object(
   {
     command: Type.String({ minLength: 1, maxLength: 200 }),
     argv: Type.Optional(Type.Array(Type.String({ maxLength: 10_000 }), { maxItems: 1000 })),
     args: Type.Optional(Type.String({ maxLength: 65_536, description: 'Arguments as one string, split with POSIX shell rules.' })),
     timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 604_800, description: 'Seconds.' })),
+    start_timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 604_800, description: 'Seconds a runner has to start it; then it ends expired and never starts (default: DJANGOCOMMAND_START_TIMEOUT).' })),
   },
   { additionalProperties: false },
 );

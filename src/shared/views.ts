@@ -18,6 +18,7 @@ export function executionView(e: Execution, projectName: string): ExecutionView 
     status_reason: e.statusReason,
     exit_code: e.exitCode,
     timeout: e.timeoutSeconds,
+    start_deadline: isoOrNull(e.startDeadline),
     created_at: iso(e.createdAt),
     created_by: e.createdByLabel,
     runner_id: e.runnerId,

@@ -463,6 +463,17 @@ export class KyselyStore implements Store {
     return rows.map(toExecution);
   }
 
+  async listPastStartDeadline(now: number): Promise<Execution[]> {
+    const rows = await this.db
+      .selectFrom('executions')
+      .selectAll()
+      .where('status', 'in', ['queued', 'dispatched'])
+      .where('start_deadline', '<', now)
+      .limit(500)
+      .execute();
+    return rows.map(toExecution);
+  }
+
   async listOverdue(now: number, graceMs: number): Promise<Execution[]> {
     const rows = await this.db
       .selectFrom('executions')
@@ -722,6 +733,7 @@ function toExecution(r: Selectable<ExecutionsTable>): Execution {
     lateExitCode: r.late_exit_code,
     runnerLastSeq: r.runner_last_seq,
     runnerChunks: r.runner_chunks,
+    startDeadline: r.start_deadline === null ? null : Number(r.start_deadline),
   };
 }
 
@@ -756,6 +768,7 @@ function fromExecution(e: Execution): ExecutionsTable {
     late_exit_code: e.lateExitCode,
     runner_last_seq: e.runnerLastSeq,
     runner_chunks: e.runnerChunks,
+    start_deadline: e.startDeadline,
   };
 }
 

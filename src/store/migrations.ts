@@ -206,5 +206,12 @@ export function migrations(caps: Capabilities): Record<string, Migration> {
         await sql`UPDATE executions SET runner_last_seq = output_last_seq, runner_chunks = output_chunks`.execute(db);
       },
     },
+    '0006_start_deadline': {
+      async up(db: Kysely<any>) {
+        // An execution no runner started by then ends `expired`: a migrate nobody waits for any
+        // more never starts by itself hours later. Older executions have none.
+        await db.schema.alterTable('executions').addColumn('start_deadline', 'bigint').execute();
+      },
+    },
   };
 }

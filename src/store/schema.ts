@@ -113,6 +113,7 @@ export interface ExecutionsTable {
   late_exit_code: number | null;
   runner_last_seq: number;
   runner_chunks: number;
+  start_deadline: number | null;
 }
 
 export interface V1ChunksTable {

@@ -159,6 +159,8 @@ export interface Store {
   recordLateEnd(id: string, end: { status: ExecutionStatus; exitCode: number | null; at: number }): Promise<boolean>;
   /** Running/dispatched executions held by runners last seen before `cutoff`. */
   listHeldByRunnersSeenBefore(cutoff: number): Promise<Execution[]>;
+  /** Queued or offered executions whose start deadline has passed at `now` (at most 500 a call). */
+  listPastStartDeadline(now: number): Promise<Execution[]>;
   /** Running executions whose timeout (plus `graceMs`) has passed at `now`. */
   listOverdue(now: number, graceMs: number): Promise<Execution[]>;
 

@@ -16,6 +16,7 @@ import { REPO, setUpProject, startServer, waitFor, type ServerHandle } from '../
 import { exampleProject } from '../support/example.js';
 import { runnerEnv, startRunner, type RunnerHandle } from '../support/runnerProcess.js';
 import { launchBrowser, screenshot, type BrowserHandle } from '../support/browser.js';
+import { V1Client } from '../support/v1Client.js';
 
 const EMAIL = 'admin@localhost';
 const PASSWORD = 'correct horse battery staple';
@@ -390,6 +391,25 @@ describe('the dashboard', () => {
     await page.locator('[data-testid="users-table"] tr', { hasText: 'dev@example.com' }).waitFor();
     const login = await fetch(`${server.url}/api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: 'dev@example.com', password: 'a long enough password' }) });
     expect(login.status).toBe(200);
+  });
+
+  it('says when an output has holes (a v1 runner dropped a chunk), never showing it as whole', async () => {
+    const created = await server.admin(['create-project', 'v1-legacy', '--json']);
+    const v1 = new V1Client({ serverUrl: server.url, apiKey: JSON.parse(created.stdout).key });
+    await v1.syncCommands([{ name: 'check', app_label: 'django.core', help_text: 'usage: manage.py check' }]);
+    const res = await fetch(`${server.url}/api/v1/projects/v1-legacy/executions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ command: 'check' }),
+    });
+    const { id } = (await res.json()) as { id: string };
+    await v1.start(id);
+    await v1.output(id, { chunk_number: 1, is_stderr: false, segments: [{ timestamp: Date.now() / 1000, content: 'first part\n' }] });
+    await v1.output(id, { chunk_number: 3, is_stderr: false, segments: [{ timestamp: Date.now() / 1000, content: 'third part\n' }] });
+    await v1.complete(id, { exit_code: 0, status: 'success' });
+    await page.goto(`${server.url}/#/executions/${id}`);
+    await expect.poll(() => terminalText(page), { timeout: 20_000 }).toContain('third part');
+    await expect.poll(() => page.getByTestId('output-incomplete').textContent()).toMatch(/The output is incomplete: 1 chunk\(s\) never reached the server/);
   });
 
   it('signs out, and the session is gone', async () => {

@@ -30,6 +30,7 @@ describe('execution state machine', () => {
     expect(cliExitCode('succeeded', 0)).toBe(0);
     expect(cliExitCode('failed', 3)).toBe(3);
     expect(cliExitCode('failed', -9)).toBe(1);
-    expect(new Set(['timed_out', 'cancelled', 'rejected', 'lost'].map((s) => cliExitCode(s as never, null))).size).toBe(4);
+    expect(new Set(['timed_out', 'cancelled', 'rejected', 'lost', 'expired'].map((s) => cliExitCode(s as never, null))).size).toBe(5);
+    expect(cliExitCode('succeeded', 0, true)).toBe(74);
   });
 });

@@ -8,6 +8,25 @@ Django 3.2-5.x, Linux.
     python bootstrap.py settings            one JSON object on stdout, exit 0 (1 on error)
     python bootstrap.py commands            one JSON object on stdout, exit 0 (1 on error)
     python bootstrap.py warm SOCKET_PATH    a long-lived, pre-loaded Django process
+    python bootstrap.py exec PARENT_PID PROGRAM [ARG...]
+                                            becomes PROGRAM (execvp), dying with PARENT_PID
+
+Commands never outlive the runner. On Linux every process the runner starts asks for a
+parent-death signal (prctl PR_SET_PDEATHSIG, through ctypes):
+    runner (node) --spawn--> warm process (own group)  --fork--> command (setsid: own group)
+                  --spawn--> exec shim (own group) --execvp--> cold command (same pid)
+    the warm process gets SIGTERM when the runner dies (it then kills its children), a
+    forked command SIGKILL when the warm process dies, a cold command SIGKILL when the
+    runner dies. The signal reaches only that process, not what the command started itself;
+    where prctl is unavailable the warm process still leaves (stdin EOF, ppid watch) and kills
+    its children. The runner's next start kills whatever is left (src/runner/leftovers.ts).
+
+exec PARENT_PID PROGRAM [ARG...] -- what the runner starts a cold command through: arms the
+    parent-death signal (SIGKILL) for PARENT_PID, puts SIGPIPE and SIGXFSZ back to their
+    defaults (Python ignores them; a spawn would not), and execvp()s PROGRAM with ARGs: the
+    same pid, command line, environment and fds as if the runner had spawned PROGRAM itself.
+    Runs before this file's imports (start with -S to skip site too): a few ms per command.
+    Exit status 127 and a line on stderr when PROGRAM cannot be executed.
 
 DJANGO_SETTINGS_MODULE comes from the environment; when absent it is read from manage.py's
 ``os.environ.setdefault('DJANGO_SETTINGS_MODULE', '...')`` (or ``os.environ[...] = '...'``).
@@ -102,9 +121,12 @@ warm SOCKET_PATH -- the warm process
         the parent pid is watched instead): draining, and gone as soon as no child is left
         OR no connection is left open (a dead runner's connections close with it), so a
         runner may close stdin of a warm process it replaces and still get "exited" for
-        what runs there. Gone at once on SIGTERM/SIGINT/SIGHUP (children keep running,
-        unreported). The last stdout line is {"event": "exiting", "pid", "reason":
-        "drained"|"stdin_closed"|"parent_died"|"signal SIGTERM"|...}, exit status 0.
+        what runs there. Gone at once on SIGTERM/SIGINT/SIGHUP. Children still running
+        when it goes are killed (SIGKILL to their groups): nobody could report their end.
+        The last stdout line is {"event": "exiting", "pid", "reason":
+        "drained"|"stdin_closed"|"parent_died"|"signal SIGTERM"|..., "killed": [run ids]},
+        exit status 0. It asks for SIGTERM when its parent (the runner) dies, each child
+        for SIGKILL when the warm process dies (see "Commands never outlive the runner").
     "started" always comes before "exited" for the same id.
 
     Environment: give the warm process the environment a cold run would get (the runner
@@ -140,6 +162,55 @@ import sys
 import time
 
 _T0 = time.monotonic()
+
+
+# --------------------------------------------------------------------------- parent death
+# Before the imports below: `exec` runs in front of every cold command and needs none of them.
+
+PR_SET_PDEATHSIG = 1
+
+
+def set_parent_death_signal(signum, parent_pid):
+    """Ask Linux to send `signum` to this process when its parent dies (PR_SET_PDEATHSIG).
+
+    True when armed. False where it cannot be (not Linux, no ctypes, prctl refused): the
+    caller's fallback applies. When the parent is already gone (it died before the request
+    was made, so nobody would ever send the signal), the signal is sent at once.
+    """
+    if not sys.platform.startswith('linux'):
+        return False
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        ulong = ctypes.c_ulong
+        if libc.prctl(ctypes.c_int(PR_SET_PDEATHSIG), ulong(signum), ulong(0), ulong(0), ulong(0)) != 0:
+            return False
+    except Exception:  # ImportError, OSError, AttributeError: a Python without ctypes or prctl
+        return False
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), signum)
+    return True
+
+
+def mode_exec(args):
+    """exec PARENT_PID PROGRAM [ARG...]: see the module documentation."""
+    import signal as signals
+    if len(args) < 2 or not args[0].isdigit():
+        sys.stderr.write('usage: bootstrap.py exec PARENT_PID PROGRAM [ARG...]\n')
+        return 2
+    set_parent_death_signal(signals.SIGKILL, int(args[0]))
+    for name in ('SIGPIPE', 'SIGXFSZ'):
+        if hasattr(signals, name):
+            signals.signal(getattr(signals, name), signals.SIG_DFL)
+    try:
+        os.execvp(args[1], args[1:])
+    except OSError as exc:
+        sys.stderr.write('cannot execute %s: %s\n' % (args[1], exc.strerror or exc))
+    return 127
+
+
+if __name__ == '__main__' and sys.argv[1:2] == ['exec']:
+    sys.exit(mode_exec(sys.argv[2:]))
 
 import argparse  # noqa: E402  (after _T0 on purpose: start-up time includes imports)
 import gc  # noqa: E402
@@ -1309,6 +1380,17 @@ class WarmServer:
                 pass
             self._close(conn)
 
+    def kill_children(self):
+        """Leaving while children run: nobody could report their end, so they go too."""
+        killed = []
+        for pid, child in self.children.items():
+            try:
+                os.killpg(pid, signal.SIGKILL)  # not reaped yet: pid cannot be another's
+            except OSError:
+                pass
+            killed.append(child.id)
+        return killed
+
     def close_in_child(self):
         """Drop every resource of the warm process in a forked child (no unlink!)."""
         signal.set_wakeup_fd(-1)
@@ -1487,6 +1569,8 @@ def run_child(forked, server):
     status_fd = forked.status_fd
     try:
         os.setsid()  # own session and process group: pid == pgid == sid
+        # Dies with the warm process: a command must not run on where nobody sees it.
+        set_parent_death_signal(signal.SIGKILL, server.pid)
         os.write(status_fd, b'S')
         server.close_in_child()
         _restore_signals()
@@ -1567,6 +1651,8 @@ def mode_warm(args, proto_fd):
     if len(args) != 1:
         raise BootstrapError('bad_usage', 'usage: bootstrap.py warm SOCKET_PATH')
     server = WarmServer(args[0], proto_fd)
+    # Leaves (and kills its children) when the runner dies, even before its loop watches stdin.
+    set_parent_death_signal(signal.SIGTERM, server.ppid)
     try:
         server.start()
     except BaseException:
@@ -1578,9 +1664,11 @@ def mode_warm(args, proto_fd):
         # We are a child now; the return value becomes the interpreter's exit status
         # and the interpreter then finalizes normally, like a cold run.
         return run_child(forked, server)
+    killed = server.kill_children()
     server.shutdown()
     try:
-        write_all(proto_fd, encode_line({'event': 'exiting', 'pid': server.pid, 'reason': server.exit_reason}))
+        write_all(proto_fd, encode_line({'event': 'exiting', 'pid': server.pid, 'reason': server.exit_reason,
+                                         'killed': killed}))
     except OSError:
         pass  # the runner is gone
     return 0

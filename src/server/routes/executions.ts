@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Core } from '../../core/context.js';
 import { cancelExecution, createExecution, getExecutionIn } from '../../core/executions.js';
+import { outputTail, waitForEnd } from '../../core/executionWait.js';
 import { resolveProject } from '../../core/projects.js';
 import { topics, waitForTopic } from '../../core/notifier.js';
 import { isExecutionStatus, isTerminal, type ExecutionStatus } from '../../domain/execution.js';
@@ -14,6 +15,7 @@ import {
   ErrorBody,
   ExecutionView,
   OutputChunkView,
+  WaitedExecutionView,
   pageOf,
   SSE_EVENTS,
 } from '../../shared/api.js';
@@ -69,17 +71,32 @@ export function registerExecutionRoutes(app: FastifyInstance, core: Core): void 
     return getExecutionIn(core, id.toLowerCase());
   };
 
+  /** Creates, and with `?wait=SECONDS` answers once it has ended (or the wait is over), with its last lines. */
+  const create = async (request: FastifyRequest, reply: FastifyReply, projectRef: string | undefined) => {
+    const caller = await requireUser(core, request);
+    const waitSeconds = parseWait((request.query as { wait?: string }).wait);
+    const project = await resolveProject(core, projectRef);
+    const body = request.body as CreateExecutionRequest;
+    const e = await createExecution(core, caller.actor, project, { command: body.command, argv: body.argv, args: body.args, timeoutSeconds: body.timeout, startTimeoutSeconds: body.start_timeout });
+    reply.status(201);
+    if (waitSeconds === undefined) return view(e);
+    const gone = new AbortController();
+    request.raw.once('close', () => gone.abort());
+    const final = (await waitForEnd(core, e.id, waitSeconds * 1000, gone.signal)) ?? e;
+    return { ...(await view(final)), ...(isTerminal(final.status) ? { output_tail: final.metadataOnly ? '' : await outputTail(core, final) } : {}) };
+  };
+  const createSchema = { 201: WaitedExecutionView, ...errors };
+  const WaitQuery = Type.Object({ wait: Type.Optional(Type.String({ description: 'Seconds (1 to 3600) to wait for the end before answering; the answer then has output_tail.' })) }, { additionalProperties: false });
+
   app.post(
     '/api/v1/projects/:project/executions',
-    { schema: { tags, params: ProjectParams, body: CreateExecutionRequest, response: { 201: ExecutionView, ...errors } } },
-    async (request, reply) => {
-      const caller = await requireUser(core, request);
-      const project = await resolveProject(core, (request.params as { project: string }).project);
-      const body = request.body as CreateExecutionRequest;
-      const e = await createExecution(core, caller.actor, project, { command: body.command, argv: body.argv, args: body.args, timeoutSeconds: body.timeout });
-      reply.status(201);
-      return view(e);
-    },
+    { schema: { tags, params: ProjectParams, querystring: WaitQuery, body: CreateExecutionRequest, response: createSchema } },
+    (request, reply) => create(request, reply, (request.params as { project: string }).project),
+  );
+  app.post(
+    '/api/v1/executions',
+    { schema: { tags, querystring: WaitQuery, body: Type.Composite([CreateExecutionRequest, Type.Object({ project: Type.Optional(Type.String({ maxLength: 200 })) })], { additionalProperties: false }), response: createSchema, description: 'Like POST /projects/{project}/executions, with the project in the body (or the only one there is).' } },
+    (request, reply) => create(request, reply, (request.body as { project?: string }).project),
   );
 
   app.get('/api/v1/executions', { schema: { tags, querystring: ListQuery, response: { 200: pageOf(ExecutionView), ...errors } } }, async (request) => {
@@ -251,6 +268,13 @@ async function streamEvents(
     credential.stop();
     res.end();
   }
+}
+
+function parseWait(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1 || n > 3600) throw new UserError('DC_VALIDATION', 'wait must be a whole number of seconds from 1 to 3600.', 400, { field: 'wait' });
+  return n;
 }
 
 /** The cancel body is optional (a bare POST cancels gracefully), which a route schema cannot say. */

@@ -126,6 +126,9 @@ export function registerRunnerV1Routes(app: FastifyInstance, core: Core, maxBody
         if (!(await claimNonce(request, reply, v1.PENDING_FINGERPRINT, true))) {
           const digest = await digestBody(request.raw, maxOutputChunkBytes);
           if (await claimNonce(request, reply, fingerprint(digest))) return reply;
+          // The earlier attempt let go of the nonce meanwhile (its body broke off), and this
+          // body has been read: the client's retry of a 503 carries the chunk again.
+          throw new UserError('DC_RETRY', 'This request raced with an earlier attempt of it; send it again.', 503);
         }
         const output = await v1.openOutput(core, caller(request), (request.params as IdParams).id);
         try {

@@ -1,0 +1,41 @@
+/**
+ * Which module registers which top-level command. main.ts loads only the group a command line
+ * names: `run` and the other client commands load the REST client, not the server (Fastify, the
+ * database drivers) nor the runner, and `--version` loads none. Importing everything took
+ * ~400 ms before any command began; `node` itself starts in ~60 ms.
+ * test/unit/cliCommandGroups.test.ts checks these lists against what each module registers.
+ */
+import type { Command } from 'commander';
+
+export interface CommandGroup {
+  commands: readonly string[];
+  /** Imports the module; resolves with its register function. */
+  load(): Promise<(program: Command) => void>;
+}
+
+export const COMMAND_GROUPS: readonly CommandGroup[] = [
+  {
+    commands: ['server', 'admin'],
+    load: async () => (await import('./serverCommands.js')).registerServerCommands,
+  },
+  {
+    commands: ['run', 'logs', 'cancel', 'executions', 'commands', 'projects', 'runners', 'audit'],
+    load: async () => (await import('./clientCommands.js')).registerClientCommands,
+  },
+  {
+    commands: ['start', 'stop', 'status', 'restart'],
+    load: async () => (await import('./runnerCommands.js')).registerRunnerCommands,
+  },
+];
+
+/**
+ * The groups `args` (the words after `djangocommand`) needs: the one holding its command; none
+ * for the version; every group otherwise (no command, help, a typo: commander then lists every
+ * command or suggests the closest).
+ */
+export function groupsFor(args: readonly string[]): readonly CommandGroup[] {
+  const first = args[0];
+  if (args.length === 1 && (first === '--version' || first === '-V')) return [];
+  const group = COMMAND_GROUPS.find((g) => first !== undefined && g.commands.includes(first));
+  return group ? [group] : COMMAND_GROUPS;
+}

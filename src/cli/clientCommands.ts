@@ -340,7 +340,7 @@ incomplete; 128 + the signal when SIGTERM (143) or SIGHUP (129) made it exit ear
         process.stderr.write(`djangocommand: no runner has reported commands for project ${project} yet: start a runner with its API key (djangocommand start in the Django project folder, DJANGOCOMMAND_API_KEY in its settings)\n`);
       }
       if (flags.json) return out(JSON.stringify(items));
-      for (const c of items) out(`${c.name.padEnd(28)} ${c.app_label}${c.refused ? '  (refused by the runner\'s policy)' : ''}`);
+      for (const c of items) out(`${c.name.padEnd(28)} ${c.app_label}`);
     });
 
   clientOptions(program.command('projects'))

@@ -133,3 +133,10 @@ export async function finished(core: Core, caller: RunnerCaller, runner: Runner,
   }
   return finishExecution(core, caller.actor, e, { status, exitCode: msg.exit_code, reason: msg.reason ?? null, runnerId: runner.id, reported: msg.status, lastSeq: msg.last_seq });
 }
+
+/** The runner said it is stopping and closed its connection: show it offline at once, and say so. */
+export async function stopped(core: Core, caller: RunnerCaller, runner: Runner): Promise<void> {
+  await core.store.markRunnerStopped(runner.id, core.now());
+  await audit(core, caller.actor, { action: 'runner.disconnect', projectId: caller.project.id, details: { runner_id: runner.id, reason: 'runner stopping' } });
+  core.notifier.publish(topics.project(caller.project.id));
+}

@@ -86,6 +86,8 @@ export interface Runner {
   commandsHash: string;
   firstSeenAt: number;
   lastSeenAt: number;
+  /** When it last said it was stopping; it is offline from then until it is seen again. */
+  stoppedAt: number | null;
 }
 
 export interface Command {
@@ -176,3 +178,8 @@ export interface AuditEvent {
 }
 
 export type NewAuditEvent = Omit<AuditEvent, 'id'>;
+
+/** Online: heard from within `offlineAfterMs`, and not stopped since (a runner says when it stops). */
+export function runnerOnline(r: Pick<Runner, 'lastSeenAt' | 'stoppedAt'>, now: number, offlineAfterMs: number): boolean {
+  return now - r.lastSeenAt < offlineAfterMs && (r.stoppedAt === null || r.stoppedAt < r.lastSeenAt);
+}

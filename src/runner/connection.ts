@@ -21,9 +21,14 @@ const MAX_BACKOFF_MS = 30_000;
 /** No ping from the server for this long: the connection is dead even if TCP has not noticed. */
 const SILENCE_MS = 35_000;
 
+/** How long a stopping runner waits for the server to answer its close frame. */
+const CLOSE_WAIT_MS = 2000;
+
 export class Connection extends EventEmitter<ConnectionEvents> {
   state: ConnectionState = 'disconnected';
   lastError: string | undefined;
+  /** The server refused the key on the last attempt (HTTP 401/403, close 4401), in its words. */
+  refusal: { message: string; code: string | undefined } | undefined;
   private ws: WebSocket | undefined;
   private attempt = 0;
   private authFailures = 0;
@@ -65,12 +70,29 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     this.ws?.terminate();
   }
 
-  stop(): void {
+  /**
+   * Closes with a normal close (1000, "runner stopping"), after everything sent before, and
+   * resolves once the server answered the close (or after CLOSE_WAIT_MS), so the close frame
+   * is on the wire before the process exits: the server then knows at once that it is gone.
+   */
+  stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
     clearTimeout(this.silence);
-    this.ws?.close(1000, 'runner stopping');
+    const ws = this.ws;
     this.setState('stopped', undefined);
+    if (!ws || ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        ws.terminate();
+        resolve();
+      }, CLOSE_WAIT_MS);
+      ws.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      ws.close(1000, 'runner stopping');
+    });
   }
 
   private setState(state: ConnectionState, detail: string | undefined): void {
@@ -96,18 +118,25 @@ export class Connection extends EventEmitter<ConnectionEvents> {
     });
     this.ws = ws;
     let refused = false;
+    /** The server answered the upgrade with an error: its words, not the socket's, are the reason. */
+    let answered = false;
     ws.on('unexpected-response', (_req, res) => {
+      answered = true;
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (body += d.slice(0, 2000)));
       res.on('end', () => {
         let message = `HTTP ${res.statusCode}`;
+        let code: string | undefined;
         try {
-          message = (JSON.parse(body) as { error?: string }).error ?? message;
+          const parsed = JSON.parse(body) as { error?: string; code?: string };
+          message = parsed.error ?? message;
+          code = parsed.code;
         } catch {
           // not JSON: keep the status line
         }
         refused = res.statusCode === 401 || res.statusCode === 403;
+        if (refused) this.refusal = { message, code };
         this.setState(refused ? 'unauthorized' : 'disconnected', message);
         ws.terminate();
       });
@@ -116,6 +145,7 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       this.attempt = 0;
       this.authFailures = 0;
       this.lastError = undefined;
+      this.refusal = undefined;
       this.setState('connected', undefined);
       this.watchSilence();
       this.emit('open');
@@ -132,16 +162,20 @@ export class Connection extends EventEmitter<ConnectionEvents> {
       this.emit('message', msg);
     });
     ws.on('error', (err) => {
-      this.lastError = err.message;
+      if (!answered) this.lastError = err.message;
     });
     ws.on('close', (code, reason) => {
       clearTimeout(this.silence);
       if (this.ws !== ws) return;
       this.ws = undefined;
       if (this.stopped) return;
-      if (code === 4401) refused = true;
+      if (code === 4401) {
+        refused = true;
+        this.refusal = { message: reason.toString() || 'the runner API key was refused', code: 'DC_UNAUTHENTICATED' };
+      }
       if (reason.length > 0) this.lastError = reason.toString();
       if (!refused) this.setState('disconnected', this.lastError);
+      else if (code === 4401) this.setState('unauthorized', this.lastError);
       this.scheduleReconnect(refused);
     });
   }

@@ -86,6 +86,32 @@ export async function startDetached(stateDir: string, args: string[], waitMs = 6
   throw new UserError('DC_CONFIG', `The runner did not start.${tail ? `\n${tail}` : ''}`, 1);
 }
 
+export type FirstConnection =
+  | { outcome: 'connected' }
+  | { outcome: 'refused'; message: string; code: string | null }
+  | { outcome: 'unreached'; error: string | null }
+  | { outcome: 'exited' };
+
+/**
+ * After a detached start: how the runner's first connection to the server went, from its
+ * status file. `refused` as soon as the server refuses the key; `unreached` after `waitMs`
+ * (the runner keeps trying by itself).
+ */
+export async function waitForFirstConnection(stateDir: string, pid: number, waitMs = 15_000): Promise<FirstConnection> {
+  const deadline = Date.now() + waitMs;
+  let status = readStatus(stateDir);
+  while (Date.now() < deadline) {
+    if (!alive(pid)) return { outcome: 'exited' };
+    status = readStatus(stateDir) ?? status;
+    if (status?.pid === pid) {
+      if (status.connection === 'connected') return { outcome: 'connected' };
+      if (status.refused) return { outcome: 'refused', message: status.refused.message, code: status.refused.code };
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { outcome: 'unreached', error: status?.pid === pid ? status.last_error : null };
+}
+
 /** Stops the runner: SIGTERM (graceful) or SIGUSR2 (`--force`: kill its commands at once). */
 export async function stopRunner(stateDir: string, force: boolean, waitMs: number): Promise<{ pid: number; killed: boolean } | undefined> {
   const pid = readPid(stateDir);

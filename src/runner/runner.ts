@@ -18,6 +18,7 @@ import { Connection } from './connection.js';
 import { ExecutionSpool } from './spool.js';
 import { OutputChunker, type Chunk } from './outputChunker.js';
 import { launchCold, stopGroup, type Launched } from './process.js';
+import { forgetProcess, recordProcess } from './leftovers.js';
 import { judge, isMetadataOnly } from './policy.js';
 import type { RunnerSettings } from './settings.js';
 import type { DiscoveredCommand, PythonProject } from './bootstrap.js';
@@ -216,6 +217,8 @@ export class Runner {
       launchCold({ python: this.opts.project.python, projectDir: this.opts.project.projectDir, command: msg.command, argv: msg.argv, env: this.opts.project.env });
     l.proc = proc;
     l.startedAt = Date.now();
+    // Written down until it is seen to end: a runner killed meanwhile finds it on its next start.
+    if (proc.pid) recordProcess(s.stateDir, { pid: proc.pid, group: true, kind: 'command', execution_id: l.id, command: msg.command });
     this.opts.log('info', `execution ${l.id}: ${msg.command} ${msg.argv.join(' ')} started (${proc.warm ? 'warm' : 'cold'}, pid ${proc.pid})`);
     this.connection.send(JSON.stringify({ type: 'started', execution_id: l.id, pid: proc.pid, warm: proc.warm, at: l.startedAt }));
     this.writeStatus();
@@ -230,6 +233,7 @@ export class Runner {
     }, msg.timeout * 1000) : undefined;
 
     const code = await proc.exited;
+    if (proc.pid) forgetProcess(s.stateDir, proc.pid);
     // Gone: what it left in its pipes is at most their buffers, and must be read to be kept.
     l.exited = true;
     setReading(proc, true);
@@ -366,13 +370,16 @@ export class Runner {
   }
 
   /**
-   * Stops: takes no new work; lets running commands finish for `graceMs`, then stops them
-   * (reported `cancelled`); waits a little for the server to acknowledge everything.
-   * `force` kills every command at once.
+   * Stops: tells the server (`draining`: no new work, it may show the runner as stopping), lets
+   * running commands finish for `graceMs`, then stops them (reported `cancelled`); waits a
+   * little for the server to acknowledge everything; then closes the socket with a normal
+   * close (1000, "runner stopping"), after every message before it. `force` kills every
+   * command at once. Not connected meanwhile: `draining` follows `hello` on a reconnect.
    */
   async stop(opts: { force?: boolean; graceMs?: number } = {}): Promise<void> {
     this.draining = true;
     this.connection.send(JSON.stringify({ type: 'draining' }));
+    this.writeStatus();
     if (opts.force) for (const id of this.running) this.cancel(id, true);
     await this.waitUntil(() => this.running.length === 0, opts.force ? 3000 : (opts.graceMs ?? 30_000));
     for (const id of this.running) this.cancel(id, false);
@@ -380,7 +387,7 @@ export class Runner {
     // Give the server a moment to acknowledge; what it does not is kept for the next start.
     await this.waitUntil(() => this.live.size === 0, opts.force ? 1000 : 5000);
     clearInterval(this.statusTimer);
-    this.connection.stop();
+    await this.connection.stop();
     await this.opts.warm?.stop();
     for (const l of this.live.values()) l.spool.close();
     removeStatus(this.opts.settings.stateDir);
@@ -410,6 +417,7 @@ export class Runner {
       server: this.opts.settings.serverUrl,
       connection: this.connection.state,
       last_error: this.connection.lastError ?? null,
+      refused: this.connection.refusal ? { message: this.connection.refusal.message, code: this.connection.refusal.code ?? null } : null,
       runner_id: this.runnerId,
       version: this.opts.version,
       draining: this.draining,
@@ -428,6 +436,8 @@ export interface RunnerStatus {
   server: string;
   connection: string;
   last_error: string | null;
+  /** The server refused the runner's key on its last attempt, in the server's words. */
+  refused: { message: string; code: string | null } | null;
   runner_id: string;
   version: string;
   draining: boolean;

@@ -14,7 +14,8 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { bootstrapPath, type PythonProject } from './bootstrap.js';
-import type { Launched } from './process.js';
+import { signalGroup, type Launched } from './process.js';
+import { forgetProcess, recordProcess } from './leftovers.js';
 import type { Log, WarmLauncher } from './runner.js';
 
 interface Reply {
@@ -40,6 +41,8 @@ export class WarmProcess implements WarmLauncher {
   private stopped = false;
   private readonly waiting = new Map<string, (r: Reply) => void>();
   private readonly exits = new Map<string, (code: number) => void>();
+  /** Pids of the runs started and not seen to exit, by run id. */
+  private readonly pids = new Map<string, number>();
   private readonly dir: string;
   private restarts = 0;
   private readonly spares: Array<{ out: string; err: string }> = [];
@@ -47,7 +50,7 @@ export class WarmProcess implements WarmLauncher {
 
   constructor(
     private readonly project: PythonProject,
-    stateDir: string,
+    private readonly stateDir: string,
     private readonly log: Log,
   ) {
     this.dir = path.join(stateDir, 'warm');
@@ -60,16 +63,27 @@ export class WarmProcess implements WarmLauncher {
   }
 
   private async spawnWarm(): Promise<void> {
+    // Sockets and FIFOs a killed runner left behind are nobody's now.
+    if (this.restarts === 0) fs.rmSync(this.dir, { recursive: true, force: true });
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const socketPath = path.join(this.dir, `control-${process.pid}-${this.restarts++}.sock`);
     fs.rmSync(socketPath, { force: true });
     const child = spawn(this.project.python, [bootstrapPath(), 'warm', socketPath], {
       cwd: this.project.projectDir,
       env: { ...this.project.env, PYTHONUNBUFFERED: '1' },
-      // stdin stays open: the warm process exits when it reaches EOF, i.e. when we die.
+      // stdin stays open: the warm process exits when it reaches EOF, i.e. when we die (it also
+      // asks for a parent-death signal, see bootstrap.py).
       stdio: ['pipe', 'pipe', 'pipe'],
+      // Its own process group: Ctrl-C on the runner's terminal is the runner's to handle
+      // (graceful stop); it must not kill the warm process and the commands forked from it.
+      detached: true,
     });
     this.child = child;
+    const warmPid = child.pid;
+    if (warmPid) {
+      recordProcess(this.stateDir, { pid: warmPid, group: true, kind: 'warm' });
+      child.once('exit', () => forgetProcess(this.stateDir, warmPid));
+    }
     createInterface({ input: child.stderr! }).on('line', (line) => this.log('info', `warm: ${line}`));
     const readyLine = await new Promise<Reply | undefined>((resolve) => {
       const timer = setTimeout(() => resolve(undefined), READY_TIMEOUT_MS);
@@ -134,6 +148,7 @@ export class WarmProcess implements WarmLauncher {
     if (r.event === 'exited') {
       this.exits.get(r.id)?.(r.exit_code ?? 1);
       this.exits.delete(r.id);
+      this.pids.delete(r.id);
       return;
     }
     this.waiting.get(r.id)?.(r);
@@ -143,9 +158,16 @@ export class WarmProcess implements WarmLauncher {
   private failAll(): void {
     for (const [id, resolve] of this.waiting) resolve({ id, event: 'error', error: 'warm process gone' });
     this.waiting.clear();
-    // A fork whose parent died cannot report its exit; the group is still signalled by pid.
-    for (const [, resolve] of this.exits) resolve(-9);
+    // A fork whose parent died cannot report its exit. It dies with its parent (a parent-death
+    // signal, or the warm process kills it on its way out); where neither happened, it is
+    // killed here, so that what is reported (-9) is what happened.
+    for (const [id, resolve] of this.exits) {
+      const pid = this.pids.get(id);
+      if (pid) signalGroup(pid, 'SIGKILL');
+      resolve(-9);
+    }
     this.exits.clear();
+    this.pids.clear();
   }
 
   async launch(command: string, argv: string[]): Promise<Launched | undefined> {
@@ -183,6 +205,7 @@ export class WarmProcess implements WarmLauncher {
       }
       return undefined;
     }
+    if (this.exits.has(id)) this.pids.set(id, reply.pid); // "exited" may have come already
     void this.refill();
     // The child opens the FIFOs after "started"; their names may go once it has exited.
     void exited.then(cleanup);

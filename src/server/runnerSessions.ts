@@ -81,9 +81,9 @@ export class RunnerSessions {
   private open(ws: WebSocket, caller: RunnerCaller): void {
     const session = new Session(this.core, this.log, ws, caller, this);
     this.sessions.add(session);
-    ws.on('close', () => {
+    ws.on('close', (code) => {
       this.sessions.delete(session);
-      session.closed();
+      session.closed(code);
       this.watchProjects();
     });
   }
@@ -175,6 +175,8 @@ class Session {
   private alive = true;
   /** Its key was revoked: nothing more it sends is stored, and the socket is closing. */
   private revoked = false;
+  /** It said it is stopping (no new work); a normal close after that means it stopped. */
+  private draining = false;
   private readonly pinger: NodeJS.Timeout;
   private readonly unsubscribeKey: () => void;
 
@@ -224,9 +226,13 @@ class Session {
     setTimeout(() => this.ws.terminate(), 1000).unref();
   }
 
-  closed(): void {
+  closed(code: number): void {
     clearInterval(this.pinger);
     this.unsubscribeKey();
+    // It said it was stopping and closed normally: offline now, not after the offline period.
+    if (this.draining && code === 1000 && this.runner && !this.revoked) {
+      v2.stopped(this.core, this.caller, this.runner).catch((err) => this.log.warn({ err }, 'cannot record a runner stopping'));
+    }
     for (const h of this.held.values()) h.unsubscribe();
     this.held.clear();
   }
@@ -337,6 +343,7 @@ class Session {
         return;
       case 'draining':
         this.maxConcurrency = 0;
+        this.draining = true;
         return;
       case 'started':
         this.hold(msg.execution_id);

@@ -267,6 +267,7 @@ export class KyselyStore implements Store {
         commands_hash: v?.commandsHash ?? '',
         first_seen_at: s.at,
         last_seen_at: s.at,
+        stopped_at: null,
       })
       .onConflict((oc) =>
         oc.columns(['key_id', 'address', 'protocol', 'instance']).doUpdateSet(
@@ -298,6 +299,10 @@ export class KyselyStore implements Store {
   async getRunner(id: string): Promise<Runner | undefined> {
     const r = await this.db.selectFrom('runners').selectAll().where('id', '=', id).executeTakeFirst();
     return r && toRunner(r);
+  }
+
+  async markRunnerStopped(id: string, at: number): Promise<void> {
+    await this.db.updateTable('runners').set({ stopped_at: at }).where('id', '=', id).execute();
   }
 
   async listRunners(projectId: string): Promise<Runner[]> {
@@ -686,6 +691,7 @@ function toRunner(r: Selectable<RunnersTable>): Runner {
     commandsHash: r.commands_hash,
     firstSeenAt: r.first_seen_at,
     lastSeenAt: r.last_seen_at,
+    stoppedAt: r.stopped_at === null ? null : Number(r.stopped_at),
   };
 }
 

@@ -213,5 +213,11 @@ export function migrations(caps: Capabilities): Record<string, Migration> {
         await db.schema.alterTable('executions').addColumn('start_deadline', 'bigint').execute();
       },
     },
+    '0007_runner_stopped': {
+      async up(db: Kysely<any>) {
+        // A runner that said it was stopping: offline at once, not after the offline period.
+        await db.schema.alterTable('runners').addColumn('stopped_at', 'bigint').execute();
+      },
+    },
   };
 }

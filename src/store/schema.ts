@@ -70,6 +70,7 @@ export interface RunnersTable {
   commands_hash: string;
   first_seen_at: number;
   last_seen_at: number;
+  stopped_at: number | null;
 }
 
 export interface CommandsTable {

@@ -132,6 +132,8 @@ export interface Store {
   // Runners and their commands
   sightRunner(sighting: RunnerSighting): Promise<Runner>;
   getRunner(id: string): Promise<Runner | undefined>;
+  /** The runner said it is stopping: offline from `at` until it is seen again. */
+  markRunnerStopped(id: string, at: number): Promise<void>;
   listRunners(projectId: string): Promise<Runner[]>;
   /** Replaces the project's catalogue in one transaction and stores its hash. */
   replaceCommands(projectId: string, commands: Command[], hash: string): Promise<void>;

@@ -18,7 +18,7 @@ import {
 } from '../../shared/api.js';
 import { commandView, projectSummary, runnerKeyView, runnerView } from '../../shared/views.js';
 import { requireAdmin, requireUser } from '../userAuth.js';
-import type { Project } from '../../domain/model.js';
+import { runnerOnline, type Project, type Runner } from '../../domain/model.js';
 
 const ProjectParams = Type.Object({ project: Type.String({ maxLength: 200 }) });
 const CommandParams = Type.Object({ project: Type.String({ maxLength: 200 }), name: Type.String({ maxLength: 200 }) });
@@ -28,12 +28,12 @@ const items = <T extends import('@sinclair/typebox').TSchema>(t: T) => Type.Obje
 
 export function registerProjectRoutes(app: FastifyInstance, core: Core): void {
   const tags = ['projects'];
-  const online = (lastSeenAt: number) => core.now() - lastSeenAt < core.settings.runnerOfflineAfterMs;
+  const online = (r: Runner) => runnerOnline(r, core.now(), core.settings.runnerOfflineAfterMs);
 
   async function summary(p: Project) {
     const runners = await core.store.listRunners(p.id);
     const active = await core.store.countExecutions(p.id, [...ACTIVE_STATUSES]);
-    return projectSummary(p, runners.filter((r) => online(r.lastSeenAt)).length, active);
+    return projectSummary(p, runners.filter(online).length, active);
   }
 
   app.get('/api/v1/projects', { schema: { tags, response: { 200: items(ProjectView), ...errors } } }, async (request) => {
@@ -58,7 +58,7 @@ export function registerProjectRoutes(app: FastifyInstance, core: Core): void {
   app.get('/api/v1/projects/:project/runners', { schema: { tags, params: ProjectParams, response: { 200: items(RunnerView), ...errors } } }, async (request) => {
     await requireUser(core, request);
     const p = await resolveProject(core, (request.params as { project: string }).project);
-    return { items: (await core.store.listRunners(p.id)).map((r) => runnerView(r, online(r.lastSeenAt))) };
+    return { items: (await core.store.listRunners(p.id)).map((r) => runnerView(r, online(r))) };
   });
 
   app.get('/api/v1/projects/:project/keys', { schema: { tags, params: ProjectParams, response: { 200: items(RunnerKeyView), ...errors } } }, async (request) => {

@@ -40,6 +40,7 @@ function execution(project: Project, over: Partial<Execution> = {}): Execution {
     runnerLastSeq: 0,
     runnerChunks: 0,
     startDeadline: null,
+    scheduleId: null,
     ...over,
   };
 }

@@ -5,11 +5,12 @@
  * Callers name the status they want; the table says from which statuses that is allowed.
  */
 import type { Actor, Execution } from '../domain/model.js';
-import { statusesThatCanBecome, type ExecutionStatus } from '../domain/execution.js';
+import { isTerminal, statusesThatCanBecome, type ExecutionStatus } from '../domain/execution.js';
 import type { ExecutionPatch } from '../store/store.js';
 import type { Core } from './context.js';
 import { audit, type AuditInput } from './audit.js';
 import { topics } from './notifier.js';
+import { raise } from './notify.js';
 
 export interface TransitionOptions {
   /** Narrows the table's "from" statuses (e.g. only a queued execution may be claimed). */
@@ -38,5 +39,24 @@ export async function transition(
   }
   core.notifier.publish(topics.execution(id));
   if (opts.wakeProject) core.notifier.publish(topics.project(updated.projectId));
+  if (isTerminal(to)) {
+    // Who hears of it is the notification rules' business; the event goes to the outbox now.
+    await raise(core, {
+      type: 'execution.ended',
+      projectId: updated.projectId,
+      executionId: id,
+      scheduleId: updated.scheduleId,
+      details: {
+        command: updated.command,
+        args: updated.args,
+        status: to,
+        exit_code: updated.exitCode,
+        reason: updated.statusReason,
+        created_by: updated.createdByLabel,
+        duration_ms: updated.startedAt !== null && updated.finishedAt !== null ? updated.finishedAt - updated.startedAt : null,
+        metadata_only: updated.metadataOnly,
+      },
+    });
+  }
   return updated;
 }

@@ -22,6 +22,8 @@ export interface CreateExecutionInput {
   timeoutSeconds?: number;
   /** Seconds a runner has to start it; then it ends `expired`. */
   startTimeoutSeconds?: number;
+  /** The schedule creating it (its occurrence), if any. */
+  scheduleId?: string;
 }
 
 export async function createExecution(core: Core, actor: Actor, project: Project, input: CreateExecutionInput): Promise<Execution> {
@@ -66,6 +68,7 @@ export async function createExecution(core: Core, actor: Actor, project: Project
     exitCode: null,
     timeoutSeconds,
     startDeadline: core.now() + startTimeoutSeconds * 1000,
+    scheduleId: input.scheduleId ?? null,
     metadataOnly: false,
     createdAt: core.now(),
     createdByType: actor.type,

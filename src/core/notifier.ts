@@ -39,6 +39,10 @@ export type CredentialKind = 'runner_key' | 'token' | 'session' | 'user';
 export const topics = {
   execution: (id: string) => `execution:${id}`,
   project: (id: string) => `project:${id}`,
+  /** Published when an event was raised: the notification deliverer looks at the outbox. */
+  notifications: 'notifications',
+  /** Published when a schedule was created or changed: schedulers look at their next due times. */
+  schedules: 'schedules',
   /** Published when a credential stops being valid: every live connection that used it ends. */
   credential: (kind: CredentialKind, id: string) => `credential:${kind}:${id}`,
 };

@@ -119,6 +119,8 @@ export interface Execution {
   timeoutSeconds: number;
   /** Unix ms after which, if no runner has started it, it ends `expired` and never starts. */
   startDeadline: number | null;
+  /** The schedule that created it; null when a person or token asked for it. */
+  scheduleId: string | null;
   metadataOnly: boolean;
   createdAt: number;
   createdByType: ActorType;

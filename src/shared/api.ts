@@ -30,6 +30,7 @@ export const ExecutionView = Type.Object({
   exit_code: Nullable(Type.Integer()),
   timeout: Type.Integer({ description: 'Seconds.' }),
   start_deadline: Nullable(Type.String({ format: 'date-time', description: 'When it ends expired if no runner has started it.' })),
+  schedule_id: Nullable(Type.String({ description: 'The schedule that created it, if any.' })),
   created_at: Time,
   created_by: Type.String(),
   runner_id: Nullable(Type.String()),

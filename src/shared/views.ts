@@ -19,6 +19,7 @@ export function executionView(e: Execution, projectName: string): ExecutionView 
     exit_code: e.exitCode,
     timeout: e.timeoutSeconds,
     start_deadline: isoOrNull(e.startDeadline),
+    schedule_id: e.scheduleId,
     created_at: iso(e.createdAt),
     created_by: e.createdByLabel,
     runner_id: e.runnerId,

@@ -3,10 +3,12 @@
  * from the Capabilities flags only.
  */
 import { randomUUID } from 'node:crypto';
-import { Kysely, Migrator, sql, type Selectable, type Migration, type MigrationProvider } from 'kysely';
+import { Kysely, Migrator, sql, type Selectable, type Migration, type MigrationProvider, type Transaction } from 'kysely';
 import type { Database, ExecutionsTable, OutputChunksTable, AuditEventsTable, RunnersTable, CommandsTable } from './schema.js';
 import type { Capabilities } from './dialects.js';
 import { migrations } from './migrations.js';
+import { ScheduleSql } from './scheduleSql.js';
+import { NotificationSql } from './notificationSql.js';
 import type { AuditFilter, ExecutionFilter, ExecutionPatch, NonceRecord, Page, RunnerSighting, Store } from './store.js';
 import type {
   ApiToken,
@@ -27,12 +29,16 @@ import { UserError } from '../shared/errors.js';
 
 export class KyselyStore implements Store {
   readonly dialect: 'sqlite' | 'postgres';
+  readonly schedules: ScheduleSql;
+  readonly notifications: NotificationSql;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly caps: Capabilities,
   ) {
     this.dialect = caps.name;
+    this.schedules = new ScheduleSql(db, caps);
+    this.notifications = new NotificationSql(db, caps);
   }
 
   async migrate(): Promise<void> {
@@ -528,11 +534,7 @@ export class KyselyStore implements Store {
   async appendV1Part(executionId: string, chunkNumber: number, part: number, piece: Omit<NewOutputChunk, 'executionId' | 'seq'>): Promise<boolean> {
     const data = this.textValue(piece.data);
     return this.db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('v1_chunks')
-        .values({ execution_id: executionId, chunk_number: chunkNumber, parts_stored: 0, complete: 0 })
-        .onConflict((oc) => oc.columns(['execution_id', 'chunk_number']).doNothing())
-        .execute();
+      await ensureV1Chunk(trx, executionId, chunkNumber);
       // The claim on this part: only one writer (a request and its retry racing) stores it.
       const claimed = await trx
         .updateTable('v1_chunks')
@@ -561,11 +563,7 @@ export class KyselyStore implements Store {
 
   async completeV1Chunk(executionId: string, chunkNumber: number): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('v1_chunks')
-        .values({ execution_id: executionId, chunk_number: chunkNumber, parts_stored: 0, complete: 0 })
-        .onConflict((oc) => oc.columns(['execution_id', 'chunk_number']).doNothing())
-        .execute();
+      await ensureV1Chunk(trx, executionId, chunkNumber);
       const done = await trx
         .updateTable('v1_chunks')
         .set({ complete: 1 })
@@ -645,6 +643,15 @@ export class KyselyStore implements Store {
 }
 
 // ---- row mapping -----------------------------------------------------------------------------
+
+/** The row that follows a v1 chunk's parts, made by whichever of its writers comes first. */
+async function ensureV1Chunk(trx: Transaction<Database>, executionId: string, chunkNumber: number): Promise<void> {
+  await trx
+    .insertInto('v1_chunks')
+    .values({ execution_id: executionId, chunk_number: chunkNumber, parts_stored: 0, complete: 0 })
+    .onConflict((oc) => oc.columns(['execution_id', 'chunk_number']).doNothing())
+    .execute();
+}
 
 function byteLength(data: string | Uint8Array): number {
   return typeof data === 'string' ? Buffer.byteLength(data, 'utf8') : data.byteLength;
@@ -740,6 +747,7 @@ function toExecution(r: Selectable<ExecutionsTable>): Execution {
     runnerLastSeq: r.runner_last_seq,
     runnerChunks: r.runner_chunks,
     startDeadline: r.start_deadline === null ? null : Number(r.start_deadline),
+    scheduleId: r.schedule_id,
   };
 }
 
@@ -775,6 +783,7 @@ function fromExecution(e: Execution): ExecutionsTable {
     runner_last_seq: e.runnerLastSeq,
     runner_chunks: e.runnerChunks,
     start_deadline: e.startDeadline,
+    schedule_id: e.scheduleId,
   };
 }
 

@@ -4,6 +4,8 @@
  */
 import { sql, type Kysely, type Migration } from 'kysely';
 import type { Capabilities } from './dialects.js';
+import { scheduleMigrations } from './migrations/schedules.js';
+import { notificationMigrations } from './migrations/notifications.js';
 
 export function migrations(caps: Capabilities): Record<string, Migration> {
   return {
@@ -213,11 +215,16 @@ export function migrations(caps: Capabilities): Record<string, Migration> {
         await db.schema.alterTable('executions').addColumn('start_deadline', 'bigint').execute();
       },
     },
-    '0007_runner_stopped': {
+    '0007_runner_stopped_schedule_link': {
       async up(db: Kysely<any>) {
         // A runner that said it was stopping: offline at once, not after the offline period.
         await db.schema.alterTable('runners').addColumn('stopped_at', 'bigint').execute();
+        // The schedule that created an execution (none for a run someone asked for).
+        await db.schema.alterTable('executions').addColumn('schedule_id', 'text').execute();
       },
     },
+    // Each concept with tables of its own keeps its migrations beside its SQL.
+    ...scheduleMigrations(caps),
+    ...notificationMigrations(caps),
   };
 }

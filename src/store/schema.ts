@@ -115,6 +115,7 @@ export interface ExecutionsTable {
   runner_last_seq: number;
   runner_chunks: number;
   start_deadline: number | null;
+  schedule_id: string | null;
 }
 
 export interface V1ChunksTable {

@@ -19,6 +19,8 @@ import type {
   Session,
 } from '../domain/model.js';
 import type { ExecutionStatus } from '../domain/execution.js';
+import type { ScheduleStore } from './scheduleStore.js';
+import type { NotificationStore } from './notificationStore.js';
 
 export interface Page<T> {
   items: T[];
@@ -78,6 +80,10 @@ export type NonceRecord =
 
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
+  /** Schedules and their occurrences (scheduleStore.ts). */
+  readonly schedules: ScheduleStore;
+  /** Notification channels, the outbox and deliveries (notificationStore.ts). */
+  readonly notifications: NotificationStore;
   migrate(): Promise<void>;
   close(): Promise<void>;
 

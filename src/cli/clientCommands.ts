@@ -1,7 +1,7 @@
 /** The CLI's client commands: they talk to a server's REST API with a personal API token. */
 import type { Command } from 'commander';
 import { ApiClient, readLines, type ClientOptions } from './apiClient.js';
-import { correctedCommandLine, misplacedOptions } from './misplacedOptions.js';
+import { correctedCommandLine, misplacedOptions, type OurOption } from './misplacedOptions.js';
 import type { AuditEventView, CommandView, ExecutionView, OutputChunkView, PageView, ProjectView, RunnerView } from '../shared/api.js';
 import { cliExitCode, isTerminal } from '../domain/execution.js';
 import { UserError } from '../shared/errors.js';
@@ -18,7 +18,7 @@ function clientOptions(cmd: Command): Command {
 const out = (line: string): void => void process.stdout.write(line + '\n');
 const enc = encodeURIComponent;
 
-async function write(stream: NodeJS.WriteStream, text: string): Promise<void> {
+async function write(stream: NodeJS.WriteStream, text: string | Buffer): Promise<void> {
   if (!stream.write(text)) await new Promise<void>((resolve) => stream.once('drain', resolve));
 }
 
@@ -103,15 +103,18 @@ function noRunnerLine(e: ExecutionView): string {
   return `djangocommand: no runner of ${e.project} is online: ${wait}\n`;
 }
 
+/** `run`'s own long options, as commander knows them. */
+function ourOptions(cmd: Command): OurOption[] {
+  return cmd.options.filter((o) => o.long).map((o) => ({ name: o.long!, takesValue: o.required || o.optional }));
+}
+
 /**
  * `run check --project shop`: `--project` went to Django, whose "unrecognized arguments" does
  * not say what happened. Refused before anything runs, with the command line that works. Only
  * when a word looks like one of our options is the command's schema fetched (the check costs
  * a normal run nothing), and an option of the command's own (its `--timeout`) is left alone.
  */
-async function refuseMisplacedOptions(api: ApiClient, project: string, command: string, args: string[], cmd: Command): Promise<void> {
-  const ours = cmd.options.filter((o) => o.long).map((o) => ({ name: o.long!, takesValue: o.required || o.optional }));
-  if (misplacedOptions(args, ours, null).length === 0) return;
+async function refuseMisplacedOptions(api: ApiClient, project: string, command: string, args: string[], ours: OurOption[]): Promise<void> {
   let schema: unknown = null;
   try {
     schema = (await api.request<CommandView>('GET', `/api/v1/projects/${enc(project)}/commands/${enc(command)}`)).schema;
@@ -158,12 +161,10 @@ function cancelOnSignals(api: ApiClient): { exitIfSignalled(): void; created(id:
     process.stderr.write(
       `\ndjangocommand: ${signal}: ${force ? 'force-killing' : 'cancelling'} ${id}…${force || leave ? '' : ' (Ctrl-C again to kill)'}\n`,
     );
-    const request = api.fetch('POST', `/api/v1/executions/${id}/cancel`, { force }, {}, AbortSignal.timeout(CANCEL_ACK_MS)).then(async (res) => {
-      if (res.ok) return (await res.json()) as ExecutionView;
-      const body = (await res.json().catch(() => undefined)) as { error?: string; code?: string } | undefined;
+    const request = api.request<ExecutionView>('POST', `/api/v1/executions/${id}/cancel`, { force }, AbortSignal.timeout(CANCEL_ACK_MS)).catch((err: Error) => {
       // Already ended: nothing is left to cancel.
-      if (body?.code === 'DC_INVALID_TRANSITION') return undefined;
-      throw new Error(body?.error ?? `HTTP ${res.status}`);
+      if (err instanceof UserError && err.code === 'DC_INVALID_TRANSITION') return undefined;
+      throw err;
     });
     request.then(
       (e) => {
@@ -248,15 +249,27 @@ incomplete; 128 + the signal when SIGTERM (143) or SIGHUP (129) made it exit ear
       // Installed before the request that creates it: a CI job's timeout may come at any moment.
       const cancel = flags.detach ? undefined : cancelOnSignals(api);
       try {
-        const project = await projectView(api, flags.project);
-        if (!explicit) await refuseMisplacedOptions(api, project.name, command, args, cmd);
-        cancel?.exitIfSignalled();
-        const e = await api.request<ExecutionView>('POST', `/api/v1/projects/${enc(project.name)}/executions`, {
-          command,
-          argv: args,
-          ...(timeout ? { timeout } : {}),
-          ...(startTimeout ? { start_timeout: startTimeout } : {}),
-        });
+        const create = (name: string) => {
+          cancel?.exitIfSignalled();
+          return api.request<ExecutionView>('POST', `/api/v1/projects/${enc(name)}/executions`, {
+            command,
+            argv: args,
+            ...(timeout ? { timeout } : {}),
+            ...(startTimeout ? { start_timeout: startTimeout } : {}),
+          });
+        };
+        const ours = ourOptions(cmd);
+        const check = !explicit && misplacedOptions(args, ours, null).length > 0;
+        let project: ProjectView;
+        let e: ExecutionView;
+        if (flags.project && !check) {
+          // Both at once: the project's view only tells whether a runner is online.
+          [project, e] = await Promise.all([projectView(api, flags.project), create(flags.project)]);
+        } else {
+          project = await projectView(api, flags.project);
+          if (check) await refuseMisplacedOptions(api, project.name, command, args, ours);
+          e = await create(project.name);
+        }
         if (flags.detach) {
           out(flags.json ? JSON.stringify(e) : e.id);
           if (project.runners_online === 0) process.stderr.write(noRunnerLine(e));
@@ -289,10 +302,10 @@ incomplete; 128 + the signal when SIGTERM (143) or SIGHUP (129) made it exit ear
       const res = await api.fetch('GET', `/api/v1/executions/${enc(id)}/output?format=jsonl`);
       if (!res.ok) await api.request('GET', `/api/v1/executions/${enc(id)}`); // throws the API's error
       if (flags.json) {
-        for await (const piece of res.body as unknown as AsyncIterable<Uint8Array>) await write(process.stdout, Buffer.from(piece).toString('utf8'));
+        for await (const piece of res.body) await write(process.stdout, piece);
         return;
       }
-      for await (const line of readLines(res.body!)) {
+      for await (const line of readLines(res.body)) {
         if (line === '') continue;
         const c = JSON.parse(line) as OutputChunkView;
         await write(c.stream === 'stderr' ? process.stderr : process.stdout, c.data);
@@ -300,7 +313,7 @@ incomplete; 128 + the signal when SIGTERM (143) or SIGHUP (129) made it exit ear
     });
 
   clientOptions(program.command('cancel'))
-    .description('Cancel an execution: SIGTERM, then SIGKILL after a grace period; --force kills at once.')
+    .description('Cancel an execution: SIGINT, then SIGTERM and SIGKILL after the grace period; --force kills at once.')
     .argument('<id>', 'execution id')
     .option('--force', 'kill at once')
     .action(async (id: string, flags: Flags & { force?: boolean }) => {

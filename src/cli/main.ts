@@ -4,28 +4,42 @@
  * `run`, `logs`, `cancel`, `executions`, `commands`, `audit` ... from a laptop or CI.
  * Errors a user can fix print as one line "error: ..." and exit non-zero; bugs print a stack.
  */
-import { Command } from 'commander';
-import { isUserError } from '../shared/errors.js';
 import { VERSION } from '../version.js';
-import { groupsFor } from './commandGroups.js';
+import { groupsFor, versionOnly } from './commandGroups.js';
 
-const program = new Command();
-program
-  .name('djangocommand')
-  .description('Run, schedule and audit Django management commands on production without SSH.')
-  .version(VERSION)
-  .showHelpAfterError()
-  .enablePositionalOptions()
-  .configureOutput({ outputError: (str, write) => write(str) });
+const args = process.argv.slice(2);
 
-// Only the module of the command named: `run` must not load the server nor the runner.
+/**
+ * Loads commander, the error type and the group of the command named, all at once, and only
+ * those: `run` must not load the server nor the runner.
+ */
 async function main(): Promise<void> {
-  const registers = await Promise.all(groupsFor(process.argv.slice(2)).map((g) => g.load()));
+  const groups = groupsFor(args);
+  const [{ Command }, ...registers] = await Promise.all([import('commander'), ...groups.map((g) => g.load())]);
+  const program = new Command();
+  program
+    .name('djangocommand')
+    .description('Run, schedule and audit Django management commands on production without SSH.')
+    .version(VERSION)
+    .showHelpAfterError()
+    .enablePositionalOptions()
+    .configureOutput({ outputError: (str, write) => write(str) });
   for (const register of registers) register(program); // in order: help lists them as before
-  await program.parseAsync(process.argv);
+  (await import('./notificationCommands.js')).registerNotificationCommands(program); // `channel` (#8); its home is a COMMAND_GROUPS entry
+  if (groups.length !== 1) (await import('./scheduleCommands.js')).registerScheduleCommands(program);
+  await program.parseAsync(process.argv).catch(fail);
+  if (groups.every((g) => g.exitWhenDone)) await exitWhenFlushed();
 }
 
-main().catch((err: unknown) => {
+/** Exits once what was written to stdout and stderr has been handed to the OS (a pipe may be asynchronous). */
+async function exitWhenFlushed(): Promise<never> {
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  await new Promise<void>((resolve) => process.stderr.write('', () => resolve()));
+  process.exit();
+}
+
+async function fail(err: unknown): Promise<void> {
+  const { isUserError } = await import('../shared/errors.js');
   if (isUserError(err)) {
     process.stderr.write(`error: ${err.message}${err.code ? ` [${err.code}]` : ''}\n`);
     process.exitCode = err.status >= 1 && err.status <= 255 ? (err.status >= 100 ? 1 : err.status) : 1;
@@ -33,4 +47,8 @@ main().catch((err: unknown) => {
   }
   process.stderr.write(`djangocommand: unexpected error (a bug; please report it):\n${(err as Error)?.stack ?? String(err)}\n`);
   process.exitCode = 1;
-});
+}
+
+// `--version` answers before anything else is loaded, as commander would print it.
+if (versionOnly(args)) process.stdout.write(`${VERSION}\n`);
+else main().catch(fail);

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { UserError } from '../shared/errors.js';
 import type { CoreSettings } from '../core/context.js';
+import type { NotificationConfig } from '../core/notifications/runtime.js';
 
 type Kind = 'string' | 'port' | 'seconds' | 'count' | 'whole' | 'bytes' | 'bool';
 
@@ -38,6 +39,11 @@ export const SERVER_SETTINGS = [
   { key: 'maxConnectionsPerAddress', env: 'DJANGOCOMMAND_MAX_CONNECTIONS_PER_ADDRESS', kind: 'whole', default: '256', doc: 'Open connections one client address may hold (0: no cap). Behind a reverse proxy, cap at the proxy and raise this.' },
   { key: 'trustProxy', env: 'DJANGOCOMMAND_TRUST_PROXY', kind: 'bool', default: 'false', doc: 'Take client addresses from X-Forwarded-For (only behind a proxy you run).' },
   { key: 'sweepInterval', env: 'DJANGOCOMMAND_SWEEP_INTERVAL', kind: 'seconds', default: '1', doc: 'How often to look for lost and timed-out executions.' },
+  { key: 'secretKey', env: 'DJANGOCOMMAND_SECRET_KEY', kind: 'string', default: undefined, doc: 'Key that encrypts notification channel secrets at rest: 32 bytes as 64 hex digits or base64 (openssl rand -base64 32). Default: generated once into <data dir>/secret.key (0600). Replicas sharing PostgreSQL must all have the same one.' },
+  { key: 'smtpUrl', env: 'DJANGOCOMMAND_SMTP_URL', kind: 'string', default: undefined, doc: 'SMTP server for email channels: smtp://user:password@host:587 (smtps:// for TLS on connect).' },
+  { key: 'emailFrom', env: 'DJANGOCOMMAND_EMAIL_FROM', kind: 'string', default: 'djangocommand@localhost', doc: 'Sender address of notification emails.' },
+  { key: 'publicUrl', env: 'DJANGOCOMMAND_PUBLIC_URL', kind: 'string', default: undefined, doc: 'The dashboard address people open (https://dc.example.com), for links in notifications. Default: the address the server listens on.' },
+  { key: 'notifyRetryBase', env: 'DJANGOCOMMAND_NOTIFY_RETRY_BASE', kind: 'seconds', default: '30', doc: 'Wait before retrying a failed notification; it doubles with each attempt (at most 1 h apart), for a day.' },
   { key: 'logLevel', env: 'DJANGOCOMMAND_LOG_LEVEL', kind: 'string', default: 'warn', doc: 'fatal, error, warn, info (every request), debug or silent.' },
 ] as const satisfies readonly Setting[];
 
@@ -59,6 +65,7 @@ export interface ServerConfig {
   sweepIntervalMs: number;
   logLevel: string;
   core: CoreSettings;
+  notifications: NotificationConfig;
 }
 
 export function resolveServerConfig(flags: Partial<Record<ServerSettingKey, string | undefined>>, env: NodeJS.ProcessEnv = process.env): ServerConfig {
@@ -106,6 +113,7 @@ export function resolveServerConfig(flags: Partial<Record<ServerSettingKey, stri
       timeoutGraceMs: num('timeoutGrace') * 1000,
       replayWindowSeconds: num('replayWindow'),
     },
+    notifications: { secretKey: str('secretKey'), smtpUrl: str('smtpUrl'), emailFrom: str('emailFrom')!, publicUrl: str('publicUrl'), retryBaseMs: num('notifyRetryBase') * 1000 },
   };
 }
 

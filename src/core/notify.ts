@@ -15,6 +15,8 @@
  *   health   a schedule's expected success did not come in time
  *   shell    a shell became writable (read-only shells)
  *   approval an execution waits for approval (four-eyes)
+ * Any other `type` maps to the kind before its first dot (`backup.done` → backup): see
+ * core/notifications/kinds.ts.
  */
 import type { Core } from './context.js';
 import { topics } from './notifier.js';
@@ -25,11 +27,24 @@ export interface RaisedEvent {
   projectId: string | null;
   executionId?: string | null;
   scheduleId?: string | null;
+  /** Only this channel hears it (a test message, one channel's slow threshold). */
+  channelId?: string | null;
+  /** Raised once per key: raising it again changes nothing (a slow execution, per channel). */
+  dedupKey?: string | null;
   /** Facts a message is made from (command, status, exit code, who, reason...); no secrets. */
   details: Record<string, unknown>;
 }
 
-export async function raise(core: Core, event: RaisedEvent): Promise<void> {
-  await core.store.notifications.recordEvent({ ...event, executionId: event.executionId ?? null, scheduleId: event.scheduleId ?? null, at: core.now() });
+/** Returns the event's id in the outbox, or null when its dedup key was raised before. */
+export async function raise(core: Core, event: RaisedEvent): Promise<number | null> {
+  const id = await core.store.notifications.recordEvent({
+    ...event,
+    executionId: event.executionId ?? null,
+    scheduleId: event.scheduleId ?? null,
+    channelId: event.channelId ?? null,
+    dedupKey: event.dedupKey ?? null,
+    at: core.now(),
+  });
   core.notifier.publish(topics.notifications);
+  return id;
 }

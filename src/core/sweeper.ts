@@ -9,12 +9,14 @@
  *  - queued (or offered, not started) executions past their start deadline: expired, never started;
  *  - running executions past their timeout: ask the runner to stop them; when it does not
  *    report within the grace period, mark them timed_out;
+ *  - announce runners that went offline or came back (notifications/runnerWatch.ts);
  *  - forget request nonces older than the replay window (stale timestamps are refused anyway).
  */
 import type { Core } from './context.js';
 import { audit, SYSTEM_ACTOR } from './audit.js';
 import { topics } from './notifier.js';
 import { transition } from './executionState.js';
+import { announceRunnerChanges } from './notifications/runnerWatch.js';
 
 export interface SweepReport {
   expired: number;
@@ -98,6 +100,7 @@ export async function sweep(core: Core, hearingSince = -Infinity): Promise<Sweep
     if (done) report.timedOut++;
   }
 
+  await announceRunnerChanges(core, hearingSince);
   await core.store.pruneNonces(now - 2 * s.replayWindowSeconds * 1000);
   await core.store.pruneLoginAttempts(now);
   return report;

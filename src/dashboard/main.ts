@@ -18,11 +18,13 @@ import { runPage } from './pages/run.js';
 import { historyPage } from './pages/history.js';
 import { auditPage } from './pages/audit.js';
 import { settingsPage } from './pages/settings.js';
+import { notificationsPage } from './pages/notifications.js';
 
 const NAV: Array<{ label: string; path: string; match: RegExp }> = [
   { label: 'Projects', path: '/', match: /^\/($|projects)/ },
   { label: 'History', path: '/history', match: /^\/(history|executions)/ },
   { label: 'Audit log', path: '/audit', match: /^\/audit/ },
+  { label: 'Notifications', path: '/notifications', match: /^\/notifications/ },
   { label: 'Settings', path: '/settings', match: /^\/settings/ },
 ];
 
@@ -134,5 +136,6 @@ const router = new Router(render, notFound)
   .add('/executions/:id', runPage)
   .add('/history', historyPage)
   .add('/audit', auditPage)
-  .add('/settings', settingsPage);
+  .add('/settings', settingsPage)
+  .add('/notifications', notificationsPage);
 router.start();

@@ -19,6 +19,7 @@ import { registerMetaRoutes } from './routes/meta.js';
 import { registerUserRoutes } from './routes/users.js';
 import { registerManageRoutes } from './routes/manage.js';
 import { registerDashboardRoutes } from './routes/dashboard.js';
+import { registerChannelRoutes } from './routes/channels.js';
 import { VERSION } from '../version.js';
 import { RunnerSessions } from './runnerSessions.js';
 
@@ -143,6 +144,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   registerAuditRoutes(app, opts.core);
   registerUserRoutes(app, opts.core);
   registerManageRoutes(app, opts.core);
+  registerChannelRoutes(app, opts.core);
+  (await import('./routes/schedules.js')).registerScheduleRoutes(app, opts.core);
   registerDashboardRoutes(app);
 
   const sessions = new RunnerSessions(opts.core, app.log, opts.maxRunnerBodyBytes);

@@ -10,6 +10,9 @@ import { LocalNotifier } from '../core/notifier.js';
 import { ensureFirstAdmin } from '../core/accounts.js';
 import { SYSTEM_ACTOR } from '../core/audit.js';
 import { sweep } from '../core/sweeper.js';
+import { Scheduler } from '../core/schedules/scheduler.js';
+import { notificationRuntime } from '../core/notifications/runtime.js';
+import { startDeliverer } from '../core/notifications/deliverer.js';
 import { openStore } from '../store/openStore.js';
 import { PgNotifier } from '../store/pgNotifier.js';
 import { CAPABILITIES } from '../store/dialects.js';
@@ -29,6 +32,8 @@ export async function serve(config: ServerConfig, print: (line: string) => void)
   const pgNotifier = CAPABILITIES[store.dialect].listenNotify && config.databaseUrl ? new PgNotifier(config.databaseUrl) : undefined;
   await pgNotifier?.start();
   const core: Core = { store, notifier: pgNotifier ?? new LocalNotifier(), now: Date.now, settings: config.core };
+  // Before listening: a wrong DJANGOCOMMAND_SECRET_KEY or SMTP URL stops the start.
+  core.notifications = notificationRuntime(config.notifications, config.dataDir);
 
   const admin = await ensureFirstAdmin(core, SYSTEM_ACTOR, { email: config.adminEmail, password: config.adminPassword });
   const passwordFile = path.join(config.dataDir, ADMIN_PASSWORD_FILE);
@@ -52,6 +57,8 @@ export async function serve(config: ServerConfig, print: (line: string) => void)
   const port = typeof address === 'object' && address ? address.port : config.port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+  core.notifications.publicUrl ??= url;
+  const deliverer = startDeliverer(core, { onError: (err) => app.log.error({ err }, 'notification delivery pass failed') });
 
   // Runners are declared lost only after offline + grace of this server hearing them: a start,
   // a database outage or a stalled process starts the count again (see sweeper.ts).
@@ -73,6 +80,9 @@ export async function serve(config: ServerConfig, print: (line: string) => void)
       });
   }, config.sweepIntervalMs);
 
+  // Every process runs the scheduler; the database makes each occurrence fire once.
+  const scheduler = new Scheduler(core).start((err) => app.log.error({ err }, 'scheduler pass failed'));
+
   print(`djangocommand server listening on ${url} (database: ${store.dialect === 'sqlite' ? path.join(config.dataDir, 'djangocommand.sqlite3') : 'PostgreSQL'})`);
   print(`  REST API: ${url}/api/v1/   OpenAPI: ${url}/api/v1/openapi.json   runner protocol v1: ${url}/api/runner/`);
   if (admin?.generatedPassword) print(`  first admin ${admin.user.email}: one-time password written to ${passwordFile} (mode 0600)`);
@@ -82,6 +92,8 @@ export async function serve(config: ServerConfig, print: (line: string) => void)
     url,
     async close() {
       clearInterval(timer);
+      await scheduler.stop();
+      await deliverer.stop();
       await app.close();
       await pgNotifier?.close();
       await store.close();

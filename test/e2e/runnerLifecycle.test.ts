@@ -93,6 +93,8 @@ describe('runner lifecycle (SQLite server, protocol v2)', () => {
       const warmPid = Number(/warm process ready \(pid (\d+)/.exec(runner.logs())?.[1] ?? 0);
       const e = await create('sleep_forever');
       pid = await commandPid(runner, e.id);
+      // Past its only write: from here on it would never notice its pipes are gone.
+      await waitFor('its output', async () => (await api(`/api/v1/executions/${e.id}/output`)).text.includes('sleeping'));
       expect(running(pid)).toBe(true);
       await runner.stop('SIGKILL');
       await waitFor(`command ${pid} to die with the runner`, () => !running(pid!), 5_000);

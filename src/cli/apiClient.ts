@@ -4,7 +4,6 @@
  * Events reader that resumes after a dropped connection (server restart) where it stopped.
  */
 import http from 'node:http';
-import https from 'node:https';
 import { UserError } from '../shared/errors.js';
 import type { ErrorBody } from '../shared/api.js';
 
@@ -31,8 +30,8 @@ export interface HttpResponse {
 export class ApiClient {
   readonly base: string;
   private readonly token: string;
-  /** Keeps connections open between the requests of one command. */
-  private readonly agent: http.Agent;
+  /** node:http or, for an https:// server, node:https (loaded only then: it costs start-up time) with an agent that keeps connections open between the requests of one command. */
+  private transport: Promise<{ request: typeof http.request; agent: http.Agent }> | undefined;
 
   constructor(opts: ClientOptions, env: NodeJS.ProcessEnv = process.env) {
     const url = opts.url ?? env.DJANGOCOMMAND_URL;
@@ -41,7 +40,6 @@ export class ApiClient {
     if (!token) throw new UserError('DC_CONFIG', 'Set DJANGOCOMMAND_TOKEN (or --token) to a personal API token (dct_...); an admin creates one with `djangocommand admin create-token`.', 2);
     this.base = serverBase(url, opts.url !== undefined ? '--url' : 'DJANGOCOMMAND_URL');
     this.token = token;
-    this.agent = new (this.base.startsWith('https:') ? https.Agent : http.Agent)({ keepAlive: true });
   }
 
   async request<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
@@ -53,16 +51,20 @@ export class ApiClient {
   }
 
   /** Sends a request; resolves when the response's headers have arrived. An aborted `signal` rejects with its reason. */
-  fetch(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<HttpResponse> {
+  async fetch(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<HttpResponse> {
     const payload = body !== undefined ? Buffer.from(JSON.stringify(body), 'utf8') : undefined;
     const url = new URL(this.base + path);
     const unreachable = (err: Error) => new UserError('DC_CONFIG', `Cannot reach the server at ${this.base}: ${err.message}`, 1);
+    this.transport ??= url.protocol === 'https:'
+      ? import('node:https').then((https) => ({ request: https.request, agent: new https.Agent({ keepAlive: true }) }))
+      : Promise.resolve({ request: http.request, agent: new http.Agent({ keepAlive: true }) });
+    const { request, agent } = await this.transport;
     return new Promise((resolve, reject) => {
-      const req = (url.protocol === 'https:' ? https : http).request(
+      const req = request(
         url,
         {
           method,
-          agent: this.agent,
+          agent,
           signal,
           headers: {
             authorization: `Bearer ${this.token}`,
@@ -94,10 +96,11 @@ export class ApiClient {
   }
 
   /**
-   * Reads Server-Sent Events until `onEvent` returns 'stop'. A dropped connection is retried
+   * Reads Server-Sent Events until `onEvent` returns 'stop'; an event's data is its bytes, valid
+   * until `onEvent` returns. A dropped connection is retried
    * (1 s, 2 s, ... up to 10 s, for `reconnectForMs`) with Last-Event-ID so nothing is repeated.
    */
-  async events(path: string, onEvent: (name: string, data: unknown, id: string | undefined) => Promise<'stop' | void>, reconnectForMs = 300_000): Promise<void> {
+  async events(path: string, onEvent: (name: string, data: Buffer, id: string | undefined) => Promise<'stop' | void>, reconnectForMs = 300_000): Promise<void> {
     let lastId: string | undefined;
     let failingSince: number | undefined;
     let delay = 1000;
@@ -113,9 +116,17 @@ export class ApiClient {
         delay = 1000;
         for await (const ev of parseSse(res.body)) {
           if (ev.id !== undefined) lastId = ev.id;
-          if ((await onEvent(ev.event, JSON.parse(ev.data), ev.id)) === 'stop') return;
+          let verdict: 'stop' | void;
+          try {
+            verdict = await onEvent(ev.event, ev.data, ev.id);
+          } catch (err) {
+            throw new HandlerFailed(err);
+          }
+          if (verdict === 'stop') return;
         }
       } catch (err) {
+        // The reader's own failure (stdout closed) is not a dropped connection: no retry.
+        if (err instanceof HandlerFailed) throw err.cause;
         if (err instanceof UserError && err.status !== 1 && err.code !== 'DC_INTERNAL') throw err;
       } finally {
         done.abort();
@@ -167,6 +178,10 @@ function withScheme(address: string): string | undefined {
   }
 }
 
+class HandlerFailed {
+  constructor(readonly cause: unknown) {}
+}
+
 function safeJson(text: string): unknown {
   try {
     return JSON.parse(text);
@@ -182,79 +197,106 @@ function apiError(status: number, body: unknown, text: string): UserError {
   return new UserError(code, message, status >= 500 ? 1 : status, b?.details);
 }
 
-export interface SseEvent {
-  event: string;
-  data: string;
-  id: string | undefined;
-}
-
 /**
- * The lines of a body (without their "\n" or "\r\n"), the last one even without a newline.
- * Each network read is scanned once, as bytes. A line longer than a read (an 8 MiB output event
- * arrives in 64 KiB reads) is gathered in one buffer that is reused from line to line (fresh
- * memory for every line costs the kernel more than the copy), then decoded once, so a
- * character cut between two reads comes out whole. Reading costs time in proportion to the
- * bytes: scanning the whole buffer again on every read made it quadratic.
+ * The lines of a body as bytes (without their "\n" or "\r\n"), the last one even without a
+ * newline. A line is a view that is valid until the next one is asked for. Each network read is
+ * scanned once; a line longer than a read (an 8 MiB output event arrives in 64 KiB reads) is
+ * gathered in one buffer reused from line to line (fresh memory for every line costs the kernel
+ * more than the copy). Reading costs time in proportion to the bytes: scanning the whole buffer
+ * again on every read made it quadratic.
  */
-export async function* readLines(body: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let partial = Buffer.allocUnsafe(64 * 1024);
-  let used = 0;
-  const keep = (bytes: Buffer) => {
-    if (used + bytes.length > partial.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(2 * partial.length, used + bytes.length));
-      partial.copy(bigger, 0, 0, used);
-      partial = bigger;
-    }
-    used += bytes.copy(partial, used);
-  };
+export async function* lineBuffers(body: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>): AsyncGenerator<Buffer> {
+  const partial = new GrowingBuffer();
   for await (const bytes of body as AsyncIterable<Uint8Array>) {
     const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     let start = 0;
     let nl: number;
     while ((nl = buf.indexOf(NEWLINE, start)) >= 0) {
-      if (used === 0) {
-        yield text(buf, start, nl);
+      if (partial.length === 0) {
+        yield withoutCr(buf.subarray(start, nl));
       } else {
-        keep(buf.subarray(start, nl));
-        const line = text(partial, 0, used);
-        used = 0;
-        yield line;
+        partial.append(buf, start, nl);
+        yield withoutCr(partial.bytes());
+        partial.clear();
       }
       start = nl + 1;
     }
-    if (start < buf.length) keep(buf.subarray(start));
+    if (start < buf.length) partial.append(buf, start, buf.length);
   }
-  if (used > 0) yield text(partial, 0, used);
+  if (partial.length > 0) yield withoutCr(partial.bytes());
+}
+
+/** The lines of a body as text, each decoded once (a character cut between two reads comes out whole). */
+export async function* readLines(body: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  for await (const line of lineBuffers(body)) yield line.toString('utf8');
 }
 
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
+const COLON = 0x3a;
+const SPACE = 0x20;
 
-/** bytes[start, end) as text, without a final "\r". */
-function text(bytes: Buffer, start: number, end: number): string {
-  return bytes.toString('utf8', start, end > start && bytes[end - 1] === CARRIAGE_RETURN ? end - 1 : end);
+function withoutCr(line: Buffer): Buffer {
+  return line.length > 0 && line[line.length - 1] === CARRIAGE_RETURN ? line.subarray(0, line.length - 1) : line;
+}
+
+/** Bytes appended in place, the memory kept and reused after clear(). */
+class GrowingBuffer {
+  private buffer = Buffer.allocUnsafe(64 * 1024);
+  length = 0;
+
+  append(from: Buffer, start: number, end: number): void {
+    if (this.length + end - start > this.buffer.length) {
+      const bigger = Buffer.allocUnsafe(Math.max(2 * this.buffer.length, this.length + end - start));
+      this.buffer.copy(bigger, 0, 0, this.length);
+      this.buffer = bigger;
+    }
+    this.length += from.copy(this.buffer, this.length, start, end);
+  }
+
+  bytes(): Buffer {
+    return this.buffer.subarray(0, this.length);
+  }
+
+  clear(): void {
+    this.length = 0;
+  }
+}
+
+export interface SseEvent {
+  event: string;
+  /** The data lines joined by "\n", as bytes: valid until the next event is asked for. */
+  data: Buffer;
+  id: string | undefined;
 }
 
 /** Server-Sent Events as the spec reads them: `event`, `data` (several joined by newlines), `id`; comments skipped. */
 export async function* parseSse(body: AsyncIterable<Uint8Array> | ReadableStream<Uint8Array>): AsyncGenerator<SseEvent> {
   let event = 'message';
-  let data: string[] = [];
+  const data = new GrowingBuffer();
+  let hasData = false;
   let id: string | undefined;
-  for await (const line of readLines(body)) {
-    if (line === '') {
-      if (data.length > 0) yield { event, data: data.join('\n'), id };
+  for await (const line of lineBuffers(body)) {
+    if (line.length === 0) {
+      if (hasData) yield { event, data: data.bytes(), id };
       event = 'message';
-      data = [];
+      data.clear();
+      hasData = false;
       id = undefined;
-    } else if (line.startsWith(':')) {
+    } else if (line[0] === COLON) {
       continue;
     } else {
-      const colon = line.indexOf(':');
-      const field = colon < 0 ? line : line.slice(0, colon);
-      const value = colon < 0 ? '' : line.slice(line[colon + 1] === ' ' ? colon + 2 : colon + 1);
-      if (field === 'event') event = value;
-      else if (field === 'data') data.push(value);
-      else if (field === 'id') id = value;
+      const colon = line.indexOf(COLON);
+      const field = line.toString('utf8', 0, colon < 0 ? line.length : colon);
+      const valueStart = colon < 0 ? line.length : line[colon + 1] === SPACE ? colon + 2 : colon + 1;
+      if (field === 'data') {
+        if (hasData) data.append(NEWLINE_BYTES, 0, 1);
+        data.append(line, valueStart, line.length);
+        hasData = true;
+      } else if (field === 'event') event = line.toString('utf8', valueStart);
+      else if (field === 'id') id = line.toString('utf8', valueStart);
     }
   }
 }
+
+const NEWLINE_BYTES = Buffer.from('\n');

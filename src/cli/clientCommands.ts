@@ -1,6 +1,7 @@
 /** The CLI's client commands: they talk to a server's REST API with a personal API token. */
 import type { Command } from 'commander';
-import { ApiClient, readLines, type ClientOptions } from './apiClient.js';
+import { ApiClient, lineBuffers, type ClientOptions } from './apiClient.js';
+import { OutputChunkReader } from './outputChunk.js';
 import { correctedCommandLine, misplacedOptions, type OurOption } from './misplacedOptions.js';
 import type { AuditEventView, CommandView, ExecutionView, OutputChunkView, PageView, ProjectView, RunnerView } from '../shared/api.js';
 import { cliExitCode, isTerminal } from '../domain/execution.js';
@@ -21,6 +22,29 @@ const enc = encodeURIComponent;
 async function write(stream: NodeJS.WriteStream, text: string | Buffer): Promise<void> {
   if (!stream.write(text)) await new Promise<void>((resolve) => stream.once('drain', resolve));
 }
+
+/**
+ * Writes the command's output from output chunks (an SSE event's data or a JSON line, megabytes
+ * each) as bytes: OutputChunkReader copies the text's bytes once into a buffer it reuses, where
+ * decoding, parsing and encoding made three fresh copies (JSON.parse stays for anything else).
+ * The next chunk waits until the stream has taken the last one, as the buffer is then reused.
+ */
+function outputWriter(allToStderr = false): (json: Buffer) => Promise<void> {
+  const reader = new OutputChunkReader();
+  return async (json) => {
+    let chunk = reader.read(json);
+    if (!chunk) {
+      const c = JSON.parse(json.toString('utf8')) as OutputChunkView;
+      chunk = { stream: c.stream, data: Buffer.from(c.data, 'utf8') };
+    }
+    const stream = chunk.stream === 'stderr' || allToStderr ? process.stderr : process.stdout;
+    const bytes = chunk.data;
+    await new Promise<void>((resolve, reject) => stream.write(bytes, (err) => (err ? reject(err) : resolve())));
+  };
+}
+
+/** An SSE event's data or a JSON line, parsed. */
+const json = <T>(bytes: Buffer): T => JSON.parse(bytes.toString('utf8')) as T;
 
 /** Picks the project: --project, or the only one the server has. */
 async function projectName(api: ApiClient, flag: string | undefined): Promise<string> {
@@ -53,14 +77,14 @@ const MAX_SECONDS = 604_800;
  */
 async function follow(api: ApiClient, id: string, onStatus?: (e: ExecutionView) => void, allToStderr = false): Promise<ExecutionView> {
   let final: ExecutionView | undefined;
+  const writeOutput = outputWriter(allToStderr);
   await api.events(`/api/v1/executions/${id}/events`, async (name, data) => {
     if (name === 'output') {
-      const c = data as OutputChunkView;
-      await write(c.stream === 'stderr' || allToStderr ? process.stderr : process.stdout, c.data);
+      await writeOutput(data);
     } else if (name === 'status') {
-      onStatus?.(data as ExecutionView);
+      onStatus?.(json<ExecutionView>(data));
     } else if (name === 'end') {
-      final = data as ExecutionView;
+      final = json<ExecutionView>(data);
       return 'stop';
     }
   });
@@ -305,11 +329,8 @@ incomplete; 128 + the signal when SIGTERM (143) or SIGHUP (129) made it exit ear
         for await (const piece of res.body) await write(process.stdout, piece);
         return;
       }
-      for await (const line of readLines(res.body)) {
-        if (line === '') continue;
-        const c = JSON.parse(line) as OutputChunkView;
-        await write(c.stream === 'stderr' ? process.stderr : process.stdout, c.data);
-      }
+      const writeOutput = outputWriter();
+      for await (const line of lineBuffers(res.body)) if (line.length > 0) await writeOutput(line);
     });
 
   clientOptions(program.command('cancel'))

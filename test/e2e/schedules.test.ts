@@ -88,10 +88,10 @@ describe('schedules with real server processes', () => {
       expect(executions.every((e) => Number(e.n) === 1)).toBe(true);
       const linked = new Set(rows.map((r) => r.execution_id));
       expect(linked.size).toBe(SCHEDULES);
-      // Both processes took part (the claim was a real race), and what the dead one held was taken over.
-      const owners = new Set(rows.map((r) => r.claimed_by));
-      console.log(`schedules e2e: ${owners.size} owners; adopted after the kill: ${rows.filter((r) => Number(r.claimed_at) >= due + 15_000).length}`);
-      expect(owners.size).toBeGreaterThanOrEqual(2);
+      // The kill landed mid-way: the dead server held occurrences (claimed, not yet linked) that
+      // the survivor took over after the lease; each still has exactly one execution (above).
+      const adopted = rows.filter((r) => Number(r.claimed_at) >= due + 15_000).length;
+      expect(adopted).toBeGreaterThanOrEqual(1);
     } finally {
       await client.end();
     }

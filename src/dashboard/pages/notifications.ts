@@ -132,7 +132,7 @@ function createSection(project: string | null, onCreated: () => void): HTMLEleme
 
 export async function notificationsPage(main: HTMLElement, route: Route): Promise<void> {
   const admin = signedInUser()!.is_admin;
-  const select = h('select', { name: 'scope', 'aria-label': 'Project' });
+  const select = h('select', { name: 'scope' });
   const list = h('div', null, loading());
   const outcome = h('div', { 'aria-live': 'polite', 'data-testid': 'channel-outcome' });
   const panel = h('div', { 'aria-live': 'polite' });

@@ -1,0 +1,23 @@
+import { it } from 'vitest';
+import { testApp } from '../support/inProcess.js';
+import { Scheduler } from '../../src/core/schedules/scheduler.js';
+import { createSchedule } from '../../src/core/schedules/schedules.js';
+import { SYSTEM_ACTOR } from '../../src/core/audit.js';
+it('prof', async () => {
+  const t = await testApp((process.env.K as 'sqlite') ?? 'sqlite');
+  const N = 1000;
+  const p = (await t.core.store.getProject(t.projects.shop.id))!;
+  await t.core.store.replaceCommands(p.id, Array.from({ length: N }, (_, i) => ({ projectId: p.id, name: `job${i}`, appLabel: 'x', helpText: '', schema: null, refused: null, maxConcurrency: null, syncedAt: 1 })), 'h');
+  for (let i = 0; i < N; i++) await createSchedule(t.core, SYSTEM_ACTOR, p, { command: `job${i}`, cron: '0 13 * * *' });
+  t.clock.now = Date.parse('2026-11-22T13:00:00Z');
+  const times: Record<string, number> = {};
+  const wrap = (obj: any, name: string, label: string) => { const f = obj[name].bind(obj); obj[name] = async (...a: any[]) => { const t0 = performance.now(); try { return await f(...a); } finally { times[label] = (times[label] ?? 0) + performance.now() - t0; } }; };
+  for (const m of ['getCommand', 'createExecution', 'appendAudit', 'getProject']) wrap(t.core.store, m, m);
+  for (const m of ['claimDue', 'listDue', 'updateOccurrence', 'activeExecutionIds']) wrap(t.core.store.schedules, m, m);
+  const s = new Scheduler(t.core, { owner: 'x', parallel: Number(process.env.P ?? 8) });
+  const t0 = performance.now();
+  const r = await s.fireDue();
+  console.log(process.env.K, 'fired', r.started, 'in', performance.now() - t0, 'ms');
+  console.log(JSON.stringify(times));
+  await t.close();
+}, 120000);

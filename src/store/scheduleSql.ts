@@ -113,26 +113,58 @@ export class ScheduleSql implements ScheduleStore {
     return r?.next_due_at ?? null;
   }
 
-  async listDue(now: number, limit: number): Promise<Array<{ id: string; dueAt: number }>> {
-    const rows = await this.db.selectFrom('schedules').select(['id', 'next_due_at']).where('next_due_at', '<=', now).orderBy('next_due_at').limit(limit).execute();
+  async listDue(until: number, limit: number): Promise<Array<{ id: string; dueAt: number }>> {
+    const rows = await this.db.selectFrom('schedules').select(['id', 'next_due_at']).where('next_due_at', '<=', until).orderBy('next_due_at').limit(limit).execute();
     return rows.map((r) => ({ id: r.id, dueAt: Number(r.next_due_at) }));
   }
 
-  async claimDue(id: string, dueAt: number, plan: (s: Schedule) => DuePlan): Promise<{ schedule: Schedule; occurrences: NewOccurrence[] } | undefined> {
+  async claimDue(due: ReadonlyArray<{ id: string; dueAt: number }>, plan: (s: Schedule) => DuePlan): Promise<Array<{ schedule: Schedule; occurrences: NewOccurrence[] }>> {
+    if (due.length === 0) return [];
+    const listed = new Map(due.map((d) => [d.id, d.dueAt]));
     return this.db.transaction().execute(async (trx) => {
-      let q = trx.selectFrom('schedules').selectAll().where('id', '=', id).where('next_due_at', '=', dueAt);
+      let q = trx.selectFrom('schedules').selectAll().where('id', 'in', [...listed.keys()]);
       if (this.caps.rowLocks) q = q.forUpdate().skipLocked();
-      const row = await q.executeTakeFirst();
-      if (!row) return undefined; // another server took it (or it changed)
-      const schedule = toSchedule(row);
-      const p = plan(schedule);
-      await trx.updateTable('schedules').set({ next_due_at: p.nextDueAt }).where('id', '=', id).execute();
-      const recorded: NewOccurrence[] = [];
-      for (const o of p.occurrences) {
-        const res = await trx.insertInto('schedule_occurrences').values(fromOccurrence(o)).onConflict((oc) => oc.columns(['schedule_id', 'due_at']).doNothing()).executeTakeFirst();
-        if (Number(res.numInsertedOrUpdatedRows ?? 0) > 0) recorded.push(o);
+      // Rows whose next due time moved since they were listed were taken by another server.
+      const rows = (await q.execute()).filter((r) => r.next_due_at !== null && Number(r.next_due_at) === listed.get(r.id));
+      const claimed: Array<{ schedule: Schedule; occurrences: NewOccurrence[] }> = [];
+      const all: NewOccurrence[] = [];
+      for (const row of rows) {
+        const schedule = toSchedule(row);
+        const p = plan(schedule);
+        await trx.updateTable('schedules').set({ next_due_at: p.nextDueAt }).where('id', '=', schedule.id).execute();
+        claimed.push({ schedule: { ...schedule, nextDueAt: p.nextDueAt }, occurrences: p.occurrences });
+        all.push(...p.occurrences);
       }
-      return { schedule: { ...schedule, nextDueAt: p.nextDueAt }, occurrences: recorded };
+      if (all.length === 0) return claimed;
+      const inserted = new Set<string>();
+      for (let i = 0; i < all.length; i += 500) {
+        const got = await trx
+          .insertInto('schedule_occurrences')
+          .values(all.slice(i, i + 500).map(fromOccurrence))
+          .onConflict((oc) => oc.columns(['schedule_id', 'due_at']).doNothing())
+          .returning(['schedule_id', 'due_at'])
+          .execute();
+        for (const r of got) inserted.add(`${r.schedule_id}|${Number(r.due_at)}`);
+      }
+      return claimed.map((c) => ({ ...c, occurrences: c.occurrences.filter((o) => inserted.has(`${o.scheduleId}|${o.dueAt}`)) }));
+    });
+  }
+
+  async linkOccurrences(links: ReadonlyArray<{ scheduleId: string; dueAt: number; claimedAt: number | null; executionId: string; at: number }>): Promise<boolean[]> {
+    if (links.length === 0) return [];
+    return this.db.transaction().execute(async (trx) => {
+      const held: boolean[] = [];
+      for (const l of links) {
+        let q = trx
+          .updateTable('schedule_occurrences')
+          .set({ outcome: 'started', execution_id: l.executionId, open: 1, reason: null, recorded_at: l.at })
+          .where('schedule_id', '=', l.scheduleId)
+          .where('due_at', '=', l.dueAt)
+          .where('outcome', '=', 'pending');
+        q = l.claimedAt === null ? q.where('claimed_at', 'is', null) : q.where('claimed_at', '=', l.claimedAt);
+        held.push(Number((await q.executeTakeFirst()).numUpdatedRows) > 0);
+      }
+      return held;
     });
   }
 

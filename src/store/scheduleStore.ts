@@ -34,15 +34,17 @@ export interface ScheduleStore {
   updateSchedule(id: string, patch: SchedulePatch): Promise<Schedule | undefined>;
   /** The earliest next due time of any schedule (one indexed read), or null. */
   earliestDue(): Promise<number | null>;
-  /** Up to `limit` schedules due at `now` (next due time reached), earliest first. */
-  listDue(now: number, limit: number): Promise<Array<{ id: string; dueAt: number }>>;
+  /** Up to `limit` schedules due by `until` (next due time reached), earliest first. */
+  listDue(until: number, limit: number): Promise<Array<{ id: string; dueAt: number }>>;
   /**
-   * Claims one due schedule in one transaction: if its next due time is still `dueAt` (no other
-   * server moved it first; PostgreSQL skips a row another server holds), moves it on and records
-   * the occurrences `plan` decides (those already recorded are left alone). Undefined when another
-   * server had it; else the schedule and the occurrences this call recorded.
+   * Claims due schedules in one transaction: each whose next due time is still the one listed (no
+   * other server moved it first; PostgreSQL skips rows another server holds) has it moved on and
+   * the occurrences `plan` decides recorded (those already recorded are left alone). Returns the
+   * schedules claimed, with the occurrences this call recorded.
    */
-  claimDue(id: string, dueAt: number, plan: (s: Schedule) => DuePlan): Promise<{ schedule: Schedule; occurrences: NewOccurrence[] } | undefined>;
+  claimDue(due: ReadonlyArray<{ id: string; dueAt: number }>, plan: (s: Schedule) => DuePlan): Promise<Array<{ schedule: Schedule; occurrences: NewOccurrence[] }>>;
+  /** Links started occurrences to their executions in one transaction; per link, whether it held (still pending, claimed at `claimedAt`). */
+  linkOccurrences(links: ReadonlyArray<{ scheduleId: string; dueAt: number; claimedAt: number | null; executionId: string; at: number }>): Promise<boolean[]>;
   /** Records an occurrence unless one exists for that schedule and due time; true when recorded. */
   insertOccurrence(o: NewOccurrence): Promise<boolean>;
   /** Applies the patch if the occurrence is in one of `from` (and, when given, claimed at `claimedAt`); true when it was. */

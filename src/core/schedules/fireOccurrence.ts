@@ -48,7 +48,13 @@ export async function raiseMissed(core: Core, s: Schedule, o: Pick<Occurrence, '
   });
 }
 
-export async function fireOccurrence(core: Core, s: Schedule, held: Held): Promise<FireResult> {
+/** Links the held occurrence to its execution; false when it is no longer held (another server took it over). */
+export type Link = (held: Held, executionId: string) => Promise<boolean>;
+
+const linkNow = (core: Core): Link => async (held, executionId) =>
+  (await core.store.schedules.linkOccurrences([{ scheduleId: held.scheduleId, dueAt: held.dueAt, claimedAt: held.claimedAt, executionId, at: core.now() }]))[0];
+
+export async function fireOccurrence(core: Core, s: Schedule, held: Held, link: Link = linkNow(core)): Promise<FireResult> {
   const settle = async (outcome: 'skipped' | 'refused' | 'waiting', reason: string, error?: UserError): Promise<FireResult> => {
     const done = await core.store.schedules.updateOccurrence(s.id, held.dueAt, ['pending'], { outcome, reason, recordedAt: core.now() }, held.claimedAt);
     if (!done) return { outcome: 'lost_race' };
@@ -97,7 +103,7 @@ export async function fireOccurrence(core: Core, s: Schedule, held: Held): Promi
     }
     return settle('refused', err.message, err);
   }
-  const linked = await core.store.schedules.updateOccurrence(s.id, held.dueAt, ['pending'], { outcome: 'started', executionId, open: true, reason: null, recordedAt: core.now() }, held.claimedAt);
+  const linked = await link(held, executionId);
   if (!linked) {
     // Another server took this occurrence over while we were slow, and may have made its own
     // execution: keep exactly one. Ours goes unless it is the one the occurrence links to.

@@ -25,7 +25,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { tempDir } from '../test/support/databases.js';
 import { V1Client } from '../test/support/v1Client.js';
-import { PROJECT, atCleanup, check, createProject, parseOptions, percentile, positiveInt, progress, round, runBenchmark, sleep, startBenchServer, type BenchServer } from './common.js';
+import { PROJECT, atCleanup, check, createProject, parseOptions, percentile, positiveInt, progress, round, runBenchmark, sleep, startBenchServer, type BenchServer, type ExecutionView } from './common.js';
 import { EXAMPLE_DIR, PYTHON, benchExample, startBenchRunner } from './runnerProcess.js';
 import { CLI, REPO } from './serverProcess.js';
 
@@ -80,6 +80,8 @@ function stats(values: number[]): { p50: number; p90: number } {
 // ---- startup ---------------------------------------------------------------------------------
 
 async function startup(bench: BenchServer, exampleEnv: Record<string, string>) {
+  /** created_at → finished_at of each run's execution, by the server's clock: the server's and runner's share. */
+  const executionMs: number[] = [];
   const runner = await startBenchRunner(bench.server.url, bench.key, exampleEnv);
   try {
     for (let tries = 0; !(await bench.api('GET', `/api/v1/projects/${PROJECT}/commands/${COMMAND}`).then(() => true, () => false)); tries++) {
@@ -97,6 +99,10 @@ async function startup(bench: BenchServer, exampleEnv: Record<string, string>) {
       remote_run_ms: async () => {
         const r = await timed([process.execPath, CLI, 'run', '--project', PROJECT, COMMAND], { env: cliEnv });
         check(r.code === 0 && r.stdout.includes(CHECK_LINE), `run ${COMMAND} exited ${r.code}: ${r.stdout}${r.stderr}`);
+        const id = /queued on \S+ as (\S+)/.exec(r.stderr)?.[1];
+        check(id, `run did not say which execution it created: ${r.stderr}`);
+        const e = await bench.api<ExecutionView>('GET', `/api/v1/executions/${id}`);
+        executionMs.push(Date.parse(e.finished_at!) - Date.parse(e.created_at));
         return r;
       },
       local_cold_ms: async () => {
@@ -115,7 +121,7 @@ async function startup(bench: BenchServer, exampleEnv: Record<string, string>) {
     }
     const started = [...runner.logs().matchAll(new RegExp(`${COMMAND}\\s+started \\((warm|cold)`, 'g'))].map((m) => m[1]);
     check(started.length === samples + 1 && started.every((w) => w === 'warm'), `expected every run started warm, the runner says: ${started.join(',')}`);
-    return times;
+    return { ...times, remote_execution_ms: executionMs.slice(1) };
   } finally {
     await runner.stop();
   }
@@ -202,6 +208,7 @@ await runBenchmark({
       node_floor_ms: stats(t.node_floor_ms),
       version_ms: version,
       remote_run_ms: remote,
+      remote_execution_ms: stats(t.remote_execution_ms),
       local_cold_ms: local,
       remote_to_local: round(remote.p50 / local.p50, 2),
       goals: { version_p50_le_100_ms: version.p50 <= 100, remote_to_local_le_0_5: remote.p50 / local.p50 <= 0.5 },

@@ -29,4 +29,6 @@ run outputIngest --mb 512 "$@"
 run dispatchLatency --samples 30 "$@"
 run firstOutput --samples 15 "$@"
 run runnerThroughput --mb 200 --small-mb 50 "$@"
+run schedulePrecision "$@"
+run cliStartup --samples 15 "$@"
 exit $failed

@@ -192,12 +192,10 @@ function cancelOnSignals(api: ApiClient): { exitIfSignalled(): void; created(id:
     });
     request.then(
       (e) => {
-        if (!leave && !force) return;
-        if (leave) {
-          const what = e && isTerminal(e.status) ? `it is ${e.status}` : `its runner stops the command (SIGINT, SIGTERM, then SIGKILL)`;
-          process.stderr.write(`djangocommand: the server has the cancel of ${id}: ${what}; exiting (djangocommand logs ${id} shows the rest)\n`);
-          process.exit(SIGNAL_EXIT[signal]);
-        }
+        if (!leave) return; // after SIGINT the stream shows how it ends
+        const what = e && isTerminal(e.status) ? `it is ${e.status}` : `its runner stops the command (SIGINT, SIGTERM, then SIGKILL)`;
+        process.stderr.write(`djangocommand: the server has the cancel of ${id}: ${what}; exiting (djangocommand logs ${id} shows the rest)\n`);
+        process.exit(SIGNAL_EXIT[signal]);
       },
       (err: Error) => {
         process.stderr.write(`djangocommand: could not cancel ${id}: ${err.name === 'TimeoutError' ? `no answer from the server in ${CANCEL_ACK_MS / 1000} s` : err.message}\n`);
@@ -240,7 +238,7 @@ export function registerClientCommands(program: Command): void {
     .argument('[args...]', 'its arguments (put -- before them if they start with -)')
     .option('--project <name>', 'project (default: the only one)')
     .option('--timeout <seconds>', 'stop the command after this many seconds')
-    .option('--start-timeout <seconds>', "give up when no runner has started it after this many seconds: it ends expired, exit 69 (default: the server's, 600)")
+    .option('--start-timeout <seconds>', "give up when no runner has started it after this many seconds: it ends expired, exit 69 (default: the server's DJANGOCOMMAND_START_TIMEOUT, 600)")
     .option('--detach', 'return at once, printing the execution id')
     .option('--wait', 'wait for the command to finish (the default)')
     .passThroughOptions()

@@ -36,6 +36,16 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
     exitWhenDone: false,
     load: async () => (await import('./runnerCommands.js')).registerRunnerCommands,
   },
+  {
+    commands: ['schedule'],
+    exitWhenDone: true,
+    load: async () => (await import('./scheduleCommands.js')).registerScheduleCommands,
+  },
+  {
+    commands: ['channel'],
+    exitWhenDone: true,
+    load: async () => (await import('./notificationCommands.js')).registerNotificationCommands,
+  },
 ];
 
 /**

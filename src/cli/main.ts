@@ -25,8 +25,6 @@ async function main(): Promise<void> {
     .enablePositionalOptions()
     .configureOutput({ outputError: (str, write) => write(str) });
   for (const register of registers) register(program); // in order: help lists them as before
-  (await import('./notificationCommands.js')).registerNotificationCommands(program); // `channel` (#8); its home is a COMMAND_GROUPS entry
-  if (groups.length !== 1) (await import('./scheduleCommands.js')).registerScheduleCommands(program);
   await program.parseAsync(process.argv).catch(fail);
   if (groups.every((g) => g.exitWhenDone)) await exitWhenFlushed();
 }

@@ -18,10 +18,14 @@ import { runPage } from './pages/run.js';
 import { historyPage } from './pages/history.js';
 import { auditPage } from './pages/audit.js';
 import { settingsPage } from './pages/settings.js';
+import { schedulesPage } from './pages/schedules.js';
+import { schedulePage } from './pages/schedule.js';
+import { scheduleFormPage } from './pages/scheduleForm.js';
 import { notificationsPage } from './pages/notifications.js';
 
 const NAV: Array<{ label: string; path: string; match: RegExp }> = [
   { label: 'Projects', path: '/', match: /^\/($|projects)/ },
+  { label: 'Schedules', path: '/schedules', match: /^\/schedules/ },
   { label: 'History', path: '/history', match: /^\/(history|executions)/ },
   { label: 'Audit log', path: '/audit', match: /^\/audit/ },
   { label: 'Notifications', path: '/notifications', match: /^\/notifications/ },
@@ -137,5 +141,9 @@ const router = new Router(render, notFound)
   .add('/history', historyPage)
   .add('/audit', auditPage)
   .add('/settings', settingsPage)
+  .add('/schedules', schedulesPage)
+  .add('/schedules/new', scheduleFormPage)
+  .add('/schedules/:id', schedulePage)
+  .add('/schedules/:id/edit', scheduleFormPage)
   .add('/notifications', notificationsPage);
 router.start();

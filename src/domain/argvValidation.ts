@@ -64,7 +64,9 @@ function check(schema: ParserSchema, argv: string[]): ArgvProblem | undefined {
 
   const seen = new Set<string>();
   const loose: string[] = [];
-  const unknown: string[] = [];
+  /** Where each loose token and each unknown option stood: argparse lists leftovers in argv order. */
+  const looseAt: number[] = [];
+  const unknown: Array<{ at: number; token: string }> = [];
   let i = 0;
   let onlyPositionals = false;
   while (i < argv.length) {
@@ -80,6 +82,7 @@ function check(schema: ParserSchema, argv: string[]): ArgvProblem | undefined {
         return requiredMissing(schema, seen, loose) ?? check(sub, argv.slice(i));
       }
       loose.push(token);
+      looseAt.push(i - 1);
       continue;
     }
     let name = token;
@@ -96,7 +99,7 @@ function check(schema: ParserSchema, argv: string[]): ArgvProblem | undefined {
       if (arg) attached = token.slice(2);
     }
     if (!arg) {
-      unknown.push(token);
+      unknown.push({ at: i - 1, token });
       continue;
     }
     const label = arg.option_strings.join('/');
@@ -149,7 +152,7 @@ function check(schema: ParserSchema, argv: string[]): ArgvProblem | undefined {
     }
     throw new Stop(); // a subcommand after positionals: argparse's matching is subtle, let it judge
   }
-  const leftovers = [...loose.slice(extra), ...unknown];
+  const leftovers = [...loose.slice(extra).map((token, k) => ({ at: looseAt[extra + k], token })), ...unknown].sort((a, b) => a.at - b.at).map((x) => x.token);
   if (leftovers.length > 0) return { field: null, message: `unrecognized arguments: ${leftovers.join(' ')}` };
   return undefined;
 }

@@ -10,7 +10,7 @@ import { LocalNotifier } from '../core/notifier.js';
 import { ensureFirstAdmin } from '../core/accounts.js';
 import { SYSTEM_ACTOR } from '../core/audit.js';
 import { sweep } from '../core/sweeper.js';
-import { Scheduler } from '../core/schedules/scheduler.js';
+import { CLAIM_AHEAD_MS, Scheduler } from '../core/schedules/scheduler.js';
 import { notificationRuntime } from '../core/notifications/runtime.js';
 import { startDeliverer } from '../core/notifications/deliverer.js';
 import { openStore } from '../store/openStore.js';
@@ -81,7 +81,7 @@ export async function serve(config: ServerConfig, print: (line: string) => void)
   }, config.sweepIntervalMs);
 
   // Every process runs the scheduler; the database makes each occurrence fire once.
-  const scheduler = new Scheduler(core).start((err) => app.log.error({ err }, 'scheduler pass failed'));
+  const scheduler = new Scheduler(core, { claimAheadMs: CLAIM_AHEAD_MS }).start((err) => app.log.error({ err }, 'scheduler pass failed'));
 
   print(`djangocommand server listening on ${url} (database: ${store.dialect === 'sqlite' ? path.join(config.dataDir, 'djangocommand.sqlite3') : 'PostgreSQL'})`);
   print(`  REST API: ${url}/api/v1/   OpenAPI: ${url}/api/v1/openapi.json   runner protocol v1: ${url}/api/runner/`);

@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   DC_UNKNOWN_EXECUTION: 'no such execution',
   DC_UNKNOWN_KEY: 'no such API key',
   DC_UNKNOWN_USER: 'no such user',
+  DC_UNKNOWN_CHANNEL: 'no such notification channel',
   DC_PROJECT_EXISTS: 'a project with that name exists',
   DC_USER_EXISTS: 'a user with that email exists',
   DC_COMMAND_NOT_ALLOWED: "the runner's own policy refuses the command",

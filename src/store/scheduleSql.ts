@@ -264,6 +264,20 @@ export class ScheduleSql implements ScheduleStore {
     return Number(res.numUpdatedRows) > 0;
   }
 
+  async activeExecutionsOf(scheduleIds: readonly string[]): Promise<Map<string, string[]>> {
+    const found = new Map<string, string[]>();
+    for (let i = 0; i < scheduleIds.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('executions')
+        .select(['id', 'schedule_id'])
+        .where('schedule_id', 'in', scheduleIds.slice(i, i + 500))
+        .where('status', 'in', [...ACTIVE_STATUSES])
+        .execute();
+      for (const r of rows) found.set(r.schedule_id!, [...(found.get(r.schedule_id!) ?? []), r.id]);
+    }
+    return found;
+  }
+
   async listHealthOverdue(now: number): Promise<Schedule[]> {
     // Few schedules have a health check: read them, and compare in one place (domain rule).
     const rows = await this.db

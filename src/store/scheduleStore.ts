@@ -63,6 +63,8 @@ export interface ScheduleStore {
   findUnlinkedExecution(scheduleId: string, since: number): Promise<string | undefined>;
   /** Active executions (queued, dispatched, running...) the schedule created. */
   activeExecutionIds(scheduleId: string): Promise<string[]>;
+  /** The same for many schedules in one query: schedule id → its active executions (absent: none). */
+  activeExecutionsOf(scheduleIds: readonly string[]): Promise<Map<string, string[]>>;
   /** Records that the health deadline was notified; false when it already was (another server). */
   markHealthAlerted(id: string, deadline: number): Promise<boolean>;
   /** Schedules whose health deadline passed at `now` and was not notified yet. */

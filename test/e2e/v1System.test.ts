@@ -44,7 +44,8 @@ describe('server + v1 runner + Django + CLI (SQLite)', () => {
       cancelPollIntervalMs: 200,
       flushIntervalMs: 200,
       killGraceMs: 1000,
-      retryBackoffMs: 300,
+      // Python's own retry backoff (1 s, 2 s, 4 s): a chunk outlives a server restart instead of being dropped (which now shows as incomplete output, exit 74).
+      retryBackoffMs: 1000,
       universalNewlines: false,
     });
     await runner.start();

@@ -176,7 +176,7 @@ describe.each(DB_KINDS)('scheduler (%s)', (kind) => {
     expect(missedEvents().map((e) => e.details.outcome)).toEqual(['missed']);
   });
 
-  it('records an occurrence whose command the runner's policy now refuses as refused, with the policy's words', async () => {
+  it("records an occurrence whose command the runner's policy now refuses as refused, with the policy's words", async () => {
     const s = await create({ cron: '* * * * *', command: 'check' });
     await reportCommands(t, ['check']);
     at('2026-11-22T12:01:00Z');
@@ -217,9 +217,9 @@ describe.each(DB_KINDS)('scheduler (%s)', (kind) => {
     at('2026-11-22T13:00:00Z');
     // The dead server claimed both; for `a` it created the execution, then died before linking it.
     const dead = new Scheduler(t.core, { owner: 'dead' });
-    const claim = async (id: string) => t.core.store.schedules.claimDue(id, Date.parse('2026-11-22T13:00:00Z'), (s) => ({ nextDueAt: s.nextDueAt! + 3600_000, occurrences: [{ scheduleId: s.id, projectId: s.projectId, dueAt: s.nextDueAt!, lastDueAt: s.nextDueAt!, trigger: 'cron', outcome: 'pending', reason: null, executionId: null, count: 1, recordedAt: t.clock.now, claimedBy: dead.owner, claimedAt: t.clock.now, open: false }] }));
-    expect(await claim(a.id)).toBeDefined();
-    expect(await claim(b.id)).toBeDefined();
+    const claim = async (id: string) => t.core.store.schedules.claimDue([{ id, dueAt: Date.parse('2026-11-22T13:00:00Z') }], (s) => ({ nextDueAt: s.nextDueAt! + 3600_000, occurrences: [{ scheduleId: s.id, projectId: s.projectId, dueAt: s.nextDueAt!, lastDueAt: s.nextDueAt!, trigger: 'cron', outcome: 'pending', reason: null, executionId: null, count: 1, recordedAt: t.clock.now, claimedBy: dead.owner, claimedAt: t.clock.now, open: false }] }));
+    expect(await claim(a.id)).toHaveLength(1);
+    expect(await claim(b.id)).toHaveLength(1);
     const orphan = (await t.api('POST', '/api/v1/executions', { project: 'shop', command: 'clearsessions' })).json();
     await (t.core.store as unknown as { db: import('kysely').Kysely<any> }).db.updateTable('executions').set({ schedule_id: a.id }).where('id', '=', orphan.id).execute();
     at('2026-11-22T13:00:10Z');

@@ -89,3 +89,12 @@ describe('argv check against argparse', () => {
     expect(caught).toBeGreaterThanOrEqual(errors - 2);
   });
 });
+
+describe('argparse wording of leftovers', () => {
+  it('lists unrecognized arguments in the order they were given, as argparse does', async () => {
+    const { validateArgv } = await import('../../src/domain/argvValidation.js');
+    const schema = { arguments: [{ dest: 'steps', option_strings: ['--steps'], kind: 'store', nargs: null, type: 'int', choices: null, required: false }], groups: [], subcommands: null };
+    expect(validateArgv(schema, ['--stepz', '3'])?.message).toBe('unrecognized arguments: --stepz 3');
+    expect(validateArgv(schema, ['x', '--nope', 'y'])?.message).toBe('unrecognized arguments: x --nope y');
+  });
+});

@@ -19,6 +19,7 @@ describe('command groups', () => {
     expect(groupsFor(['run', 'check', '--project', 'server'])).toEqual([COMMAND_GROUPS[1]]);
     expect(groupsFor(['admin', 'create-token'])).toEqual([COMMAND_GROUPS[0]]);
     expect(groupsFor(['start', '-d'])).toEqual([COMMAND_GROUPS[2]]);
+    for (const name of ['schedule', 'channel']) expect(groupsFor([name, 'list']).map((g) => g.commands)).toEqual([[name]]);
     expect(groupsFor(['--version'])).toEqual([]);
     expect(groupsFor(['-V'])).toEqual([]);
     for (const args of [[], ['--help'], ['help', 'run'], ['rnu']]) expect(groupsFor(args)).toBe(COMMAND_GROUPS);

@@ -120,13 +120,13 @@ export async function createChannel(core: Core, actor: Actor, input: NewChannelI
 
 export async function getChannel(core: Core, id: string): Promise<Channel> {
   const c = /^[0-9a-f-]{36}$/i.test(id) ? await core.store.notifications.getChannel(id.toLowerCase()) : undefined;
-  if (!c || c.deletedAt !== null) throw new UserError('DC_NOT_FOUND', `No notification channel "${id}" (see \`djangocommand channel list\`).`, 404);
+  if (!c || c.deletedAt !== null) throw new UserError('DC_UNKNOWN_CHANNEL', `No notification channel "${id}" (see \`djangocommand channel list\`).`, 404);
   return c;
 }
 
 export async function deleteChannel(core: Core, actor: Actor, id: string): Promise<Channel> {
   const c = await getChannel(core, id);
-  if (!(await core.store.notifications.deleteChannel(c.id, core.now()))) throw new UserError('DC_NOT_FOUND', `No notification channel "${id}".`, 404);
+  if (!(await core.store.notifications.deleteChannel(c.id, core.now()))) throw new UserError('DC_UNKNOWN_CHANNEL', `No notification channel "${id}".`, 404);
   await audit(core, actor, { action: 'channel.delete', projectId: c.projectId, details: { channel_id: c.id, name: c.name, kind: c.kind, target: c.target } });
   return c;
 }

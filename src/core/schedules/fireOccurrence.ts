@@ -4,7 +4,7 @@
  * occurrence to its execution. Whatever stops it is recorded on the occurrence in words, and
  * raised as `schedule.missed`: an occurrence never disappears silently.
  */
-import type { Actor } from '../../domain/model.js';
+import type { Actor, Project } from '../../domain/model.js';
 import type { Occurrence, NewOccurrence, Schedule } from '../../domain/schedule.js';
 import { isUserError, UserError } from '../../shared/errors.js';
 import type { Core } from '../context.js';
@@ -54,7 +54,17 @@ export type Link = (held: Held, executionId: string) => Promise<boolean>;
 const linkNow = (core: Core): Link => async (held, executionId) =>
   (await core.store.schedules.linkOccurrences([{ scheduleId: held.scheduleId, dueAt: held.dueAt, claimedAt: held.claimedAt, executionId, at: core.now() }]))[0];
 
-export async function fireOccurrence(core: Core, s: Schedule, held: Held, link: Link = linkNow(core)): Promise<FireResult> {
+/** What the scheduler reads once for the many occurrences it starts together. */
+export interface Shared {
+  link?: Link;
+  /** The schedule's active executions. */
+  active?: string[];
+  project?: (id: string) => Promise<Project | undefined>;
+}
+
+export async function fireOccurrence(core: Core, s: Schedule, held: Held, shared: Shared = {}): Promise<FireResult> {
+  const link = shared.link ?? linkNow(core);
+  const active = shared.active;
   const settle = async (outcome: 'skipped' | 'refused' | 'waiting', reason: string, error?: UserError): Promise<FireResult> => {
     const done = await core.store.schedules.updateOccurrence(s.id, held.dueAt, ['pending'], { outcome, reason, recordedAt: core.now() }, held.claimedAt);
     if (!done) return { outcome: 'lost_race' };
@@ -76,10 +86,10 @@ export async function fireOccurrence(core: Core, s: Schedule, held: Held, link: 
     return settle('skipped', `${why} (overlap: skip)`);
   };
 
-  const active = await core.store.schedules.activeExecutionIds(s.id);
-  if (active.length > 0) return busy(`the previous run (execution ${active[0]}) was still active`);
+  const running = active ?? (await core.store.schedules.activeExecutionIds(s.id));
+  if (running.length > 0) return busy(`the previous run (execution ${running[0]}) was still active`);
 
-  const project = await core.store.getProject(s.projectId);
+  const project = await (shared.project ?? ((id: string) => core.store.getProject(id)))(s.projectId);
   if (!project) return settle('refused', 'its project no longer exists');
   // A queued occurrence keeps the start deadline of its due time, not of the moment it starts.
   const deadline = held.dueAt + s.startTimeoutSeconds * 1000;

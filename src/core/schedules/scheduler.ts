@@ -141,13 +141,14 @@ export class Scheduler {
       for (let i = 0; i < due.length; i += CLAIM_BATCH) {
         claimed.push(...(await this.core.store.schedules.claimDue(due.slice(i, i + CLAIM_BATCH), (s) => planDue(s, Math.max(now, s.nextDueAt!), this.owner))));
       }
-      const byDue = new Map<number, Array<() => Promise<void>>>();
+      const byDue = new Map<number, Array<(active: Map<string, string[]>) => Promise<void>>>();
       const link = batchedLink(this.core);
+      const project = memo((id: string) => this.core.store.getProject(id));
       for (const { schedule, occurrences } of claimed) {
         for (const o of occurrences) {
           const at = o.outcome === 'pending' ? o.dueAt : now;
           const work = o.outcome === 'pending'
-            ? async () => count(report, (await fireOccurrence(this.core, schedule, o, link)).outcome)
+            ? async (active: Map<string, string[]>) => count(report, (await fireOccurrence(this.core, schedule, o, { link, project, active: active.get(schedule.id) ?? [] })).outcome)
             : async () => {
                 report.missed += o.count;
                 await raiseMissed(this.core, schedule, o, o.outcome, o.reason ?? '');
@@ -155,10 +156,13 @@ export class Scheduler {
           byDue.set(at, [...(byDue.get(at) ?? []), work]);
         }
       }
+      const scheduleIds = claimed.map((c) => c.schedule.id);
       for (const at of [...byDue.keys()].sort((x, y) => x - y)) {
         const wait = at - this.core.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        await inParallel(byDue.get(at)!, this.parallel);
+        // Whether each schedule's previous run is still active, read at the due time, for all at once.
+        const active = await this.core.store.schedules.activeExecutionsOf(scheduleIds);
+        await inParallel(byDue.get(at)!.map((work) => () => work(active)), this.parallel);
       }
       if (due.length < this.batch) return report;
     }
@@ -265,7 +269,7 @@ export class Scheduler {
           }
           const next = await this.core.store.schedules.earliestDue();
           const untilHousekeeping = lastHousekeeping + this.housekeepingMs - Date.now();
-          delay = Math.max(0, Math.min(untilHousekeeping, next === null ? Infinity : next - this.core.now()));
+          delay = Math.max(0, Math.min(untilHousekeeping, next === null ? Infinity : next - this.claimAheadMs - this.core.now()));
         } catch (err) {
           if (stopped) return;
           onError(err);

@@ -25,7 +25,6 @@ interface ScheduleFlags extends Flags {
   paused?: boolean;
   command?: string;
   clearArgs?: boolean;
-  noHealth?: boolean;
 }
 
 const out = (line = ''): void => void process.stdout.write(line + '\n');
@@ -67,7 +66,6 @@ function body(flags: ScheduleFlags): Record<string, unknown> {
   if (flags.startTimeout !== undefined) b.start_timeout = whole('--start-timeout', flags.startTimeout, 1, MAX_SECONDS, 'seconds');
   if (flags.catchUp !== undefined) b.catch_up_window = whole('--catch-up', flags.catchUp, 0, MAX_SECONDS, 'seconds');
   if (flags.healthEvery !== undefined) b.health_every = whole('--health-every', flags.healthEvery, 1, 527_040, 'minutes');
-  if (flags.noHealth) b.health_every = null;
   return b;
 }
 

@@ -118,14 +118,17 @@ export interface OccurrenceCount {
 }
 
 /** The occurrences in [from, to): how many, the first and the last (counting stops at `cap`). */
-export function occurrencesBetween(expression: string, zone: string, from: number, to: number, cap = 100_000): OccurrenceCount {
+export function occurrencesBetween(expression: string, zone: string, from: number, to: number, cap = 10_000): OccurrenceCount {
   const c = cronOf(expression, zone);
   let first: number | null = null;
   let last: number | null = null;
   let count = 0;
   let at = c.nextRun(new Date(from - 1));
   while (at && at.getTime() < to) {
-    if (count >= cap) return { first, last, count, capped: true };
+    if (count >= cap) {
+      const final = c.previousRuns(1, new Date(to))[0];
+      return { first, last: final ? final.getTime() : last, count, capped: true };
+    }
     first ??= at.getTime();
     last = at.getTime();
     count++;
@@ -235,6 +238,9 @@ function fixedTimeOf(fields: string[]): string | null {
   return `${fields[1].padStart(2, '0')}:${fields[0].padStart(2, '0')}`;
 }
 
+/** Clock changes by zone and local day: the timeline previews every schedule's runs at once. */
+const transitions = new Map<string, Transition | null>();
+
 /** The next `count` runs after `from`, in the zone, with what daylight saving does to them. */
 export function previewRuns(expression: string, zone: string, from: number, count: number): PreviewRun[] {
   const checked = checkCron(expression);
@@ -242,13 +248,16 @@ export function previewRuns(expression: string, zone: string, from: number, coun
   const fixed = fixedTimeOf(checked.fields);
   const c = cronOf(expression, zone);
   const runs: PreviewRun[] = [];
-  const transitions = new Map<string, Transition | null>();
   let at = c.nextRun(new Date(from));
   while (at && runs.length < count) {
     const ms = at.getTime();
     const w = wallTime(zone, ms);
-    if (!transitions.has(w.date)) transitions.set(w.date, transitionOnDay(zone, ms));
-    const tr = transitions.get(w.date)!;
+    const key = `${zone}|${w.date}`;
+    if (!transitions.has(key)) {
+      if (transitions.size >= 10_000) transitions.clear();
+      transitions.set(key, transitionOnDay(zone, ms));
+    }
+    const tr = transitions.get(key)!;
     runs.push({ at: ms, local: `${w.date} ${w.time}`, offset: w.offset, weekday: w.weekday, dst: tr ? { kind: tr.kind, note: dstNote(tr, fixed, w, zone, ms) } : null });
     at = c.nextRun(at);
   }

@@ -78,13 +78,13 @@ export function planDue(s: Schedule, now: number, owner: string): DuePlan {
   const occurrences: NewOccurrence[] = [];
   const windowStart = now - s.catchUpSeconds * 1000;
   const gap = (from: number, to: number, reason: (n: string) => string) => {
-    const c = occurrencesBetween(s.cron, s.timezone, from, to, 1_000_000);
+    const c = occurrencesBetween(s.cron, s.timezone, from, to);
     if (c.count === 0) return;
     const n = `${c.capped ? 'at least ' : ''}${c.count} occurrence${c.count === 1 ? '' : 's'}`;
     occurrences.push(occurrence({ dueAt: c.first!, lastDueAt: c.last!, count: c.count, outcome: 'missed', reason: reason(n) }));
   };
   gap(due, Math.min(windowStart, now + 1), (n) => `${n} not fired in time (servers or database down), older than the catch-up window (${s.catchUpSeconds} s): not run`);
-  const inWindow = occurrencesBetween(s.cron, s.timezone, Math.max(due, windowStart), now + 1, 1_000_000);
+  const inWindow = occurrencesBetween(s.cron, s.timezone, Math.max(due, windowStart), now + 1);
   if (inWindow.count > 0) {
     if (s.misfire === 'run_once') {
       const last = inWindow.last!;
@@ -213,8 +213,11 @@ export class Scheduler {
       const s = await scheduleOf(o.scheduleId);
       if (!s) continue;
       const deadline = o.dueAt + s.startTimeoutSeconds * 1000;
-      if (now >= deadline) {
-        const reason = `the previous run was still active at its start deadline (${s.startTimeoutSeconds} s after it was due; overlap: queue)`;
+      const stopped = s.deletedAt !== null ? 'deleted' : s.paused ? 'paused' : null;
+      if (now >= deadline || stopped) {
+        const reason = stopped
+          ? `the schedule was ${stopped} while this occurrence waited for the previous run (overlap: queue)`
+          : `the previous run was still active at its start deadline (${s.startTimeoutSeconds} s after it was due; overlap: queue)`;
         if (await schedules.updateOccurrence(o.scheduleId, o.dueAt, ['waiting'], { outcome: 'missed', reason, recordedAt: now })) {
           report.missed++;
           await raiseMissed(core, s, o, 'missed', reason);

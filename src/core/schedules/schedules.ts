@@ -201,7 +201,7 @@ export async function resumeSchedule(core: Core, actor: Actor, id: string): Prom
   const next = checkTiming(before.cron, before.timezone, now);
   const after = (await core.store.schedules.updateSchedule(before.id, { paused: false, pausedAt: null, nextDueAt: next, healthSince: now, updatedAt: now }))!;
   const from = before.pausedAt ?? before.updatedAt;
-  const gap = occurrencesBetween(before.cron, before.timezone, from, now + 1, 1_000_000);
+  const gap = occurrencesBetween(before.cron, before.timezone, from, now + 1);
   if (gap.count > 0) {
     await core.store.schedules.insertOccurrence({
       scheduleId: before.id,

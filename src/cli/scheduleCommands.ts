@@ -104,8 +104,8 @@ async function previewLocal(flags: PreviewFlags): Promise<void> {
   const { checkCron, isTimeZone, previewRuns } = await import('../domain/scheduleCron.js');
   const timezone = flags.timezone ?? 'UTC';
   const checked = checkCron(flags.cron);
-  if ('problem' in checked) throw new UserError('DC_VALIDATION', `--cron: ${checked.problem.message}`, 2);
-  if (!isTimeZone(timezone)) throw new UserError('DC_VALIDATION', `--timezone: "${timezone}" is not a known IANA time zone (like Europe/Amsterdam or UTC).`, 2);
+  if ('problem' in checked) throw new UserError('DC_BAD_CRON', `--cron: ${checked.problem.message}`, 2);
+  if (!isTimeZone(timezone)) throw new UserError('DC_UNKNOWN_TIMEZONE', `--timezone: "${timezone}" is not a known IANA time zone (like Europe/Amsterdam or UTC).`, 2);
   const count = whole('--count', flags.count, 1, 1000, 'runs') ?? 10;
   const from = flags.from === undefined ? Date.now() : Date.parse(flags.from);
   if (Number.isNaN(from)) throw new UserError('DC_VALIDATION', `--from must be an ISO 8601 time, like 2026-03-28T00:00:00Z, not "${flags.from}".`, 2);

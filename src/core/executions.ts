@@ -1,6 +1,6 @@
 /** Creating and cancelling executions: what a person or token asks for. */
 import { randomUUID } from 'node:crypto';
-import type { Actor, Execution, Project } from '../domain/model.js';
+import type { Actor, Command, Execution, Project } from '../domain/model.js';
 import { isTerminal } from '../domain/execution.js';
 import { joinShellWords, splitShellWords } from '../domain/shellWords.js';
 import { validateArgv } from '../domain/argvValidation.js';
@@ -26,7 +26,20 @@ export interface CreateExecutionInput {
   scheduleId?: string;
 }
 
-export async function createExecution(core: Core, actor: Actor, project: Project, input: CreateExecutionInput): Promise<Execution> {
+export interface CheckedRun {
+  command: Command;
+  argv: string[];
+  args: string;
+  timeoutSeconds: number;
+  startTimeoutSeconds: number;
+}
+
+/**
+ * The checks every run of a command gets (unknown command, the runner's policy, argparse,
+ * timeouts), made without running anything: createExecution uses them, and a schedule is checked
+ * with them when it is saved, with the same codes and words it would get when it fires.
+ */
+export async function checkRun(core: Core, project: Project, input: Omit<CreateExecutionInput, 'scheduleId'>): Promise<CheckedRun> {
   const command = await core.store.getCommand(project.id, input.command);
   if (!command) {
     const known = await core.store.listCommands(project.id);
@@ -37,11 +50,9 @@ export async function createExecution(core: Core, actor: Actor, project: Project
         : close.length > 0
           ? ` Did you mean ${close.map((n) => `"${n}"`).join(' or ')}?`
           : ` Known commands: ${known.map((c) => c.name).slice(0, 30).join(', ')}${known.length > 30 ? ', …' : ''}.`;
-    await audit(core, actor, { action: 'execution.create', projectId: project.id, outcome: 'denied', details: { command: input.command, reason: 'unknown command' } });
     throw new UserError('DC_UNKNOWN_COMMAND', `Project "${project.name}" has no command "${input.command}".${hint}`, 404, close.length > 0 ? { did_you_mean: close } : undefined);
   }
   if (command.refused) {
-    await audit(core, actor, { action: 'execution.create', projectId: project.id, outcome: 'denied', details: { command: command.name, reason: 'refused by runner policy' } });
     throw new UserError('DC_COMMAND_NOT_ALLOWED', `The runners of "${project.name}" refuse "${command.name}": ${command.refused}`, 403);
   }
   const { argv, args } = normaliseArguments(input);
@@ -49,14 +60,31 @@ export async function createExecution(core: Core, actor: Actor, project: Project
   if (problem) {
     throw new UserError('DC_BAD_ARGS', `${command.name}: ${problem.message}`, 400, { field: problem.field });
   }
-  const timeoutSeconds = input.timeoutSeconds ?? core.settings.defaultTimeoutSeconds;
-  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > MAX_TIMEOUT_SECONDS) {
-    throw new UserError('DC_VALIDATION', `timeout must be a whole number of seconds from 1 to ${MAX_TIMEOUT_SECONDS}.`, 400, { field: 'timeout' });
+  const timeoutSeconds = seconds('timeout', input.timeoutSeconds ?? core.settings.defaultTimeoutSeconds);
+  const startTimeoutSeconds = seconds('start_timeout', input.startTimeoutSeconds ?? core.settings.defaultStartTimeoutSeconds);
+  return { command, argv, args, timeoutSeconds, startTimeoutSeconds };
+}
+
+function seconds(field: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1 || value > MAX_TIMEOUT_SECONDS) {
+    throw new UserError('DC_VALIDATION', `${field} must be a whole number of seconds from 1 to ${MAX_TIMEOUT_SECONDS}.`, 400, { field });
   }
-  const startTimeoutSeconds = input.startTimeoutSeconds ?? core.settings.defaultStartTimeoutSeconds;
-  if (!Number.isInteger(startTimeoutSeconds) || startTimeoutSeconds < 1 || startTimeoutSeconds > MAX_TIMEOUT_SECONDS) {
-    throw new UserError('DC_VALIDATION', `start_timeout must be a whole number of seconds from 1 to ${MAX_TIMEOUT_SECONDS}.`, 400, { field: 'start_timeout' });
+  return value;
+}
+
+export async function createExecution(core: Core, actor: Actor, project: Project, input: CreateExecutionInput): Promise<Execution> {
+  let checked: CheckedRun;
+  try {
+    checked = await checkRun(core, project, input);
+  } catch (err) {
+    // Refusals of what may run are audited; argument mistakes are not (nothing was at stake).
+    if (err instanceof UserError && (err.code === 'DC_UNKNOWN_COMMAND' || err.code === 'DC_COMMAND_NOT_ALLOWED')) {
+      const reason = err.code === 'DC_UNKNOWN_COMMAND' ? 'unknown command' : 'refused by runner policy';
+      await audit(core, actor, { action: 'execution.create', projectId: project.id, outcome: 'denied', details: { command: input.command, reason } });
+    }
+    throw err;
   }
+  const { command, argv, args, timeoutSeconds, startTimeoutSeconds } = checked;
   const execution: Execution = {
     id: randomUUID(),
     projectId: project.id,

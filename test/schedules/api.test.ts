@@ -24,12 +24,12 @@ describe.each(DB_KINDS)('schedules API (%s)', (kind) => {
   };
 
   const refusals: Array<[Record<string, unknown>, number, string, string, Record<string, unknown>]> = [
-    [{ cron: '61 * * * *' }, 400, 'DC_VALIDATION', 'The minute field "61" is invalid', { field: 'cron', cron_field: 'minute' }],
-    [{ cron: '0 3 * * 9' }, 400, 'DC_VALIDATION', 'day of week field "9"', { cron_field: 'day of week' }],
-    [{ cron: '0 3 * *' }, 400, 'DC_VALIDATION', 'has 4', { field: 'cron' }],
-    [{ cron: '@reboot' }, 400, 'DC_VALIDATION', 'not a cron nickname', { field: 'cron' }],
-    [{ cron: '0 0 31 2 *' }, 400, 'DC_VALIDATION', 'never fires', { field: 'cron' }],
-    [{ timezone: 'Europe/Amsterdan' }, 400, 'DC_VALIDATION', 'Did you mean "Europe/Amsterdam"', { field: 'timezone' }],
+    [{ cron: '61 * * * *' }, 400, 'DC_BAD_CRON', 'The minute field "61" is invalid', { field: 'cron', cron_field: 'minute' }],
+    [{ cron: '0 3 * * 9' }, 400, 'DC_BAD_CRON', 'day of week field "9"', { cron_field: 'day of week' }],
+    [{ cron: '0 3 * *' }, 400, 'DC_BAD_CRON', 'has 4', { field: 'cron' }],
+    [{ cron: '@reboot' }, 400, 'DC_BAD_CRON', 'not a cron nickname', { field: 'cron' }],
+    [{ cron: '0 0 31 2 *' }, 400, 'DC_BAD_CRON', 'never fires', { field: 'cron' }],
+    [{ timezone: 'Europe/Amsterdan' }, 400, 'DC_UNKNOWN_TIMEZONE', 'Did you mean "Europe/Amsterdam"', { field: 'timezone' }],
     [{ command: 'clearsesions' }, 404, 'DC_UNKNOWN_COMMAND', 'Did you mean "clearsessions"', {}],
     [{ argv: ['--days', 'many'] }, 400, 'DC_BAD_ARGS', "invalid int value: 'many'", {}],
     [{ command: 'flush' }, 403, 'DC_COMMAND_NOT_ALLOWED', 'DJANGOCOMMAND_ALLOWED_COMMANDS', {}],
@@ -96,7 +96,7 @@ describe.each(DB_KINDS)('schedules API (%s)', (kind) => {
     ]);
     expect(fall.runs[0].dst!.note).toBe('Clocks go back from 03:00 to 02:00 on this day (Europe/Amsterdam). 02:30 happens twice on this day: the run happens once, at the first 02:30 (+02:00).');
     const bad = await t.api('GET', `/api/v1/schedules/preview?cron=${encodeURIComponent('* 24 * * *')}`);
-    expect(bad.json()).toMatchObject({ code: 'DC_VALIDATION', details: { cron_field: 'hour' } });
+    expect(bad.json()).toMatchObject({ code: 'DC_BAD_CRON', details: { cron_field: 'hour' } });
   });
 
   it('shows executions with the schedule that created them, and a next-24-hours timeline across projects', async () => {

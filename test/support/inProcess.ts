@@ -2,7 +2,8 @@
  * The HTTP API in-process (fastify.inject) over a real store, with a clock the test moves.
  * For API behaviour; whole-system behaviour is tested with real processes (serverProcess.ts).
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { SecretBox } from '../../src/core/notifications/secretBox.js';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApp } from '../../src/server/app.js';
 import { DEFAULT_CORE_SETTINGS, type Core, type CoreSettings } from '../../src/core/context.js';
@@ -32,6 +33,8 @@ export async function testApp(
   const { store, close } = await freshStore(kind);
   const clock = { now: Date.UTC(2026, 10, 22, 12, 0, 0) };
   const core: Core = { store, notifier: new LocalNotifier(), now: () => clock.now, settings: { ...DEFAULT_CORE_SETTINGS, ...settings } };
+  // What serve.ts sets up for notifications; tests that deliver replace it with their receivers'.
+  core.notifications = { box: new SecretBox(randomBytes(32)), publicUrl: 'http://dashboard.test', smtpUrl: null, emailFrom: 'dc@localhost', sendTimeoutMs: 1000, retryBaseMs: 30_000 };
   const admin = await createUser(core, SYSTEM_ACTOR, { email: 'admin@example.com', password: 'correct horse battery', isAdmin: true });
   const user = await createUser(core, SYSTEM_ACTOR, { email: 'dev@example.com', password: 'correct horse battery', isAdmin: false });
   const token = (await createToken(core, SYSTEM_ACTOR, admin, 'test')).secret;

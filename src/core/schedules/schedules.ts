@@ -24,7 +24,7 @@ import type { Core } from '../context.js';
 import { audit } from '../audit.js';
 import { topics } from '../notifier.js';
 import { MAX_TIMEOUT_SECONDS } from '../executions.js';
-import { checkRun } from './checkRun.js';
+import { checkRun } from '../executions.js';
 import { fireOccurrence, type FireResult } from './fireOccurrence.js';
 
 export interface ScheduleInput {
@@ -47,19 +47,19 @@ export interface ScheduleInput {
 export function checkTiming(cron: string, timezone: string, from: number): number {
   const checked = checkCron(cron);
   if ('problem' in checked) {
-    throw new UserError('DC_VALIDATION', `cron: ${checked.problem.message}`, 400, { field: 'cron', ...(checked.problem.cronField ? { cron_field: checked.problem.cronField } : {}) });
+    throw new UserError('DC_BAD_CRON', `cron: ${checked.problem.message}`, 400, { field: 'cron', ...(checked.problem.cronField ? { cron_field: checked.problem.cronField } : {}) });
   }
   if (!isTimeZone(timezone)) {
     const close = closestNames(timezone, knownTimeZones());
     throw new UserError(
-      'DC_VALIDATION',
+      'DC_UNKNOWN_TIMEZONE',
       `timezone: "${timezone}" is not a known IANA time zone (like Europe/Amsterdam or UTC).${close.length ? ` Did you mean ${close.map((z) => `"${z}"`).join(' or ')}?` : ''}`,
       400,
       { field: 'timezone', ...(close.length ? { did_you_mean: close } : {}) },
     );
   }
   const next = nextOccurrence(cron, timezone, from);
-  if (next === null) throw new UserError('DC_VALIDATION', `cron: "${cron}" never fires (a date that does not exist, like 31 February).`, 400, { field: 'cron' });
+  if (next === null) throw new UserError('DC_BAD_CRON', `cron: "${cron}" never fires (a date that does not exist, like 31 February).`, 400, { field: 'cron' });
   return next;
 }
 
@@ -93,7 +93,7 @@ export async function createSchedule(core: Core, actor: Actor, project: Project,
     command: input.command,
     argv: input.argv,
     args: input.args,
-    timeoutSeconds: input.timeoutSeconds,
+    timeoutSeconds: input.timeoutSeconds ?? undefined,
     startTimeoutSeconds: input.startTimeoutSeconds,
   });
   const paused = input.paused ?? false;
@@ -131,7 +131,7 @@ export async function createSchedule(core: Core, actor: Actor, project: Project,
 
 export async function getSchedule(core: Core, id: string): Promise<Schedule> {
   const s = /^[0-9a-f-]{36}$/i.test(id) ? await core.store.schedules.getSchedule(id.toLowerCase()) : undefined;
-  if (!s || s.deletedAt !== null) throw new UserError('DC_NOT_FOUND', `No schedule ${id}: list them with \`djangocommand schedule list\`.`, 404, { field: 'schedule' });
+  if (!s || s.deletedAt !== null) throw new UserError('DC_UNKNOWN_SCHEDULE', `No schedule ${id}: list them with \`djangocommand schedule list\`.`, 404, { field: 'schedule' });
   return s;
 }
 
@@ -149,7 +149,7 @@ export async function editSchedule(core: Core, actor: Actor, id: string, input: 
   const run = await checkRun(core, project, {
     command: input.command ?? before.command,
     ...(argsGiven ? { argv: input.argv, args: input.args } : { argv: before.argv }),
-    timeoutSeconds: input.timeoutSeconds,
+    timeoutSeconds: input.timeoutSeconds ?? undefined,
     startTimeoutSeconds: input.startTimeoutSeconds,
   });
   const patch: SchedulePatch = {
@@ -173,7 +173,7 @@ export async function editSchedule(core: Core, actor: Actor, id: string, input: 
   // A new timing starts from now: occurrences already past are not fired again.
   if (!before.paused && (cron.trim() !== before.cron || timezone !== before.timezone)) patch.nextDueAt = first;
   const after = await core.store.schedules.updateSchedule(before.id, patch);
-  if (!after) throw new UserError('DC_NOT_FOUND', `No schedule ${id}.`, 404, { field: 'schedule' });
+  if (!after) throw new UserError('DC_UNKNOWN_SCHEDULE', `No schedule ${id}.`, 404, { field: 'schedule' });
   const changes = diff(auditedFields(before), auditedFields(after));
   await audit(core, actor, { action: 'schedule.update', projectId: before.projectId, details: { schedule_id: before.id, changes } });
   core.notifier.publish(topics.schedules);

@@ -92,7 +92,7 @@ export async function runPage(main: HTMLElement, route: Route): Promise<void> {
     replace(
       meta,
       metaItem('Project', h('a', { href: href(projectPath(e.project)) }, e.project)),
-      metaItem('Started by', e.created_by, 'created-by', true),
+      metaItem('Started by', e.schedule_id ? h('a', { href: href(`/schedules/${e.schedule_id}`) }, e.created_by) : e.created_by, 'created-by', true),
       metaItem('Created', timeEl(e.created_at)),
       metaItem('Started', timeEl(e.started_at)),
       metaItem('Finished', timeEl(e.finished_at)),

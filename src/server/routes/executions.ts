@@ -138,7 +138,7 @@ export function registerExecutionRoutes(app: FastifyInstance, core: Core): void 
     const e = await load(request);
     const q = request.query as { after?: string; limit?: string };
     const after = q.after === undefined ? 0 : Number(q.after);
-    if (!Number.isSafeInteger(after) || after < 0 || after > 2 ** 31) throw new UserError('DC_VALIDATION', 'after must be a chunk number (0 or more).', 400, { field: 'after' });
+    if (!Number.isSafeInteger(after) || after < 0 || after > 2 ** 31 - 1) throw new UserError('DC_VALIDATION', 'after must be a chunk number (0 or more).', 400, { field: 'after' });
     const limit = parseLimit(q.limit, 100);
     const chunks = await core.store.readOutput(e.id, after, limit);
     const last = chunks[chunks.length - 1];
@@ -179,7 +179,7 @@ export function registerExecutionRoutes(app: FastifyInstance, core: Core): void 
     const e = await load(request);
     const lastId = request.headers['last-event-id'];
     const after = Number((Array.isArray(lastId) ? lastId[0] : lastId) ?? (request.query as { after?: string }).after ?? 0);
-    await streamEvents(core, caller, e, Number.isSafeInteger(after) && after >= 0 && after <= 2 ** 31 ? after : 0, request, reply, view);
+    await streamEvents(core, caller, e, Number.isSafeInteger(after) && after >= 0 && after < 2 ** 31 ? after : 0, request, reply, view);
   });
 }
 

@@ -29,8 +29,11 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const IdParams = Type.Object({ id: Type.String() });
 const ProjectParams = Type.Object({ project: Type.String({ maxLength: 200 }) });
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
-/** Chunks read per query while streaming output: bounds memory whatever the output size. */
-const CHUNKS_PER_READ = 16;
+/**
+ * Chunks read per query while streaming output: bounds memory whatever the output size. A chunk
+ * is at most 8 MiB (a part of a large v1 chunk), so a read holds at most 32 MiB of text.
+ */
+const CHUNKS_PER_READ = 4;
 /** Without a wake-up (another replica got the output), live readers look again this often. */
 const LIVE_POLL_MS = 1000;
 const SSE_PING_MS = 15_000;

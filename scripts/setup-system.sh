@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests need on a fresh Debian machine: Django for
-# /usr/bin/python3, PostgreSQL (started, with a password login for the tests), Chromium.
+# /usr/bin/python3, PostgreSQL (started, with a password login for the tests), Chromium, and
+# systemd's tools (to verify the units in deploy/).
 # Safe to run again: it only does what is missing.
 set -euo pipefail
 
@@ -8,6 +9,8 @@ need=()
 /usr/bin/python3 -c 'import django' 2>/dev/null || need+=(python3-django)
 command -v pg_ctlcluster >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# systemd-analyze checks the systemd units in deploy/ (nothing is started with it).
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

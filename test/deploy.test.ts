@@ -132,9 +132,9 @@ describe('deploy/Dockerfile (the server image; checked, not built: no Docker eng
 describe('deploy/*.service (systemd units)', () => {
   const server = read('djangocommand-server.service');
   const runner = read('djangocommand-runner.service');
-  const hasSystemd = spawnSync('systemd-analyze', ['--version']).status === 0;
 
-  it.skipIf(!hasSystemd)('pass systemd-analyze verify without a warning', () => {
+  // scripts/setup-system.sh installs systemd's tools; a machine without them fails here, loudly.
+  it('pass systemd-analyze verify without a warning', () => {
     // verify insists that ExecStart's program exists: point it at a stand-in, nothing else changes.
     const dir = tempDir('dc-units-');
     const stand = path.join(dir, 'djangocommand');

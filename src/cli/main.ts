@@ -37,14 +37,7 @@ async function exitWhenFlushed(): Promise<never> {
 }
 
 async function fail(err: unknown): Promise<void> {
-  const { isUserError } = await import('../shared/errors.js');
-  if (isUserError(err)) {
-    process.stderr.write(`error: ${err.message}${err.code ? ` [${err.code}]` : ''}\n`);
-    process.exitCode = err.status >= 1 && err.status <= 255 ? (err.status >= 100 ? 1 : err.status) : 1;
-    return;
-  }
-  process.stderr.write(`djangocommand: unexpected error (a bug; please report it):\n${(err as Error)?.stack ?? String(err)}\n`);
-  process.exitCode = 1;
+  (await import('./printError.js')).printError(err);
 }
 
 // `--version` answers before anything else is loaded, as commander would print it.

@@ -10,6 +10,7 @@
  * it does not expect it answers undefined and the caller parses the text with JSON.parse as
  * before (the reference: test/unit/cliOutputChunk.test.ts checks both agree).
  */
+import { BACKSLASH, CLOSE_BRACE, CLOSE_BRACKET, COLON, COMMA, OPEN_BRACE, OPEN_BRACKET, QUOTE } from '../shared/jsonBytes.js';
 
 export interface OutputChunkBytes {
   stream: 'stdout' | 'stderr';
@@ -17,14 +18,6 @@ export interface OutputChunkBytes {
   data: Buffer;
 }
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
-const COLON = 0x3a;
-const COMMA = 0x2c;
 /** What JSON.parse and Buffer.from give a lone surrogate: U+FFFD. */
 const REPLACEMENT = Buffer.from([0xef, 0xbf, 0xbd]);
 const SIMPLE_ESCAPES: Record<number, number> = { 0x22: 0x22, 0x5c: 0x5c, 0x2f: 0x2f, 0x62: 0x08, 0x66: 0x0c, 0x6e: 0x0a, 0x72: 0x0d, 0x74: 0x09 };

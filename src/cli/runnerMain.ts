@@ -6,7 +6,7 @@
  */
 import sea from 'node:sea';
 import { Command } from 'commander';
-import { isUserError } from '../shared/errors.js';
+import { printError } from './printError.js';
 import { VERSION } from '../version.js';
 import { registerRunnerCommands } from './runnerCommands.js';
 
@@ -26,12 +26,4 @@ program
 
 registerRunnerCommands(program);
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  if (isUserError(err)) {
-    process.stderr.write(`error: ${err.message}${err.code ? ` [${err.code}]` : ''}\n`);
-    process.exitCode = err.status >= 1 && err.status <= 255 ? (err.status >= 100 ? 1 : err.status) : 1;
-    return;
-  }
-  process.stderr.write(`djangocommand: unexpected error (a bug; please report it):\n${(err as Error)?.stack ?? String(err)}\n`);
-  process.exitCode = 1;
-});
+program.parseAsync(process.argv).catch(printError);

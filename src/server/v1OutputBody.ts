@@ -17,6 +17,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { Type } from '@sinclair/typebox';
 import { OutputRequest, OutputSegment } from '../shared/protocolV1.js';
 import { UserError } from '../shared/errors.js';
+import { BACKSLASH, CLOSE_BRACE, CLOSE_BRACKET, COLON, COMMA, OPEN_BRACE, OPEN_BRACKET, QUOTE } from '../shared/jsonBytes.js';
 
 const segmentCheck = TypeCompiler.Compile(Type.Object(OutputSegment.properties, { additionalProperties: false }));
 const skeletonCheck = TypeCompiler.Compile(Type.Object(OutputRequest.properties, { additionalProperties: false }));
@@ -49,14 +50,6 @@ export const PART_BYTES = 8 * 1024 * 1024;
 
 type Mode = 'top' | 'segments' | 'segment';
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
-const COLON = 0x3a;
-const COMMA = 0x2c;
 
 export class V1OutputParser {
   private mode: Mode = 'top';

@@ -54,19 +54,28 @@ const nulFree: KyselyPlugin = {
 const require = createRequire(import.meta.url);
 
 export function openSqlite(file: string): Kysely<Database> {
+  const missing = (err: unknown) =>
+    new UserError(
+      'DC_CONFIG',
+      'The SQLite driver (better-sqlite3) is not installed or not built for this Node.js. Install it with `npm install better-sqlite3` (or the package without --ignore-scripts), or use PostgreSQL with --database-url.',
+      500,
+      { cause: String((err as Error)?.message ?? err).slice(0, 300) },
+    );
   let BetterSqlite3: typeof import('better-sqlite3');
   try {
     BetterSqlite3 = require('better-sqlite3');
   } catch (err) {
-    throw new UserError(
-      'DC_CONFIG',
-      'The SQLite driver (better-sqlite3) is not installed. Install it with `npm install better-sqlite3`, or use PostgreSQL with --database-url.',
-      500,
-      { cause: String(err) },
-    );
+    throw missing(err);
   }
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const db = new BetterSqlite3(file);
+  let db: import('better-sqlite3').Database;
+  try {
+    db = new BetterSqlite3(file);
+  } catch (err) {
+    // Installed without its native part (--ignore-scripts, another Node.js): say so in one line.
+    if (/bindings|NODE_MODULE_VERSION|\.node\b|ERR_DLOPEN/.test(String((err as Error)?.message ?? err) + String((err as NodeJS.ErrnoException)?.code ?? ''))) throw missing(err);
+    throw err;
+  }
   // WAL lets readers go on while one writer writes; busy_timeout makes a second process
   // (an `admin` command next to a running server) wait instead of failing.
   // Output arrives in chunks of up to 1 MiB, each spread over overflow pages: 16 KiB pages

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Option, type Command } from 'commander';
 import { ERROR_CODES, UserError, type ErrorCode } from '../shared/errors.js';
 import { VERSION } from '../version.js';
-import { checkProject, discoverCommands, readDjangoSettings, type PythonProject } from '../runner/bootstrap.js';
+import { checkProject, discoverCatalogue, readDjangoSettings, type PythonProject } from '../runner/bootstrap.js';
 import { resolveRunnerSettings, stateDirFor, type RunnerFlags } from '../runner/settings.js';
 import { Runner } from '../runner/runner.js';
 import { WarmProcess } from '../runner/warmProcess.js';
@@ -111,9 +111,9 @@ async function runForeground(flags: Flags): Promise<void> {
     rememberStart(p, flags, settings.stateDir, log);
     // Holding the pid file: what the state folder lists as running is a dead runner's.
     await cleanUpLeftovers(settings.stateDir, log, settings.killGraceMs);
-    const commands = await discoverCommands(p);
+    const { commands, schedules } = await discoverCatalogue(p);
     const warm = settings.warmStart ? new WarmProcess(p, settings.stateDir, log) : undefined;
-    const runner = new Runner({ settings, project: p, commands, version: VERSION, log, warm });
+    const runner = new Runner({ settings, project: p, commands, schedules, version: VERSION, log, warm });
     runner.start();
     void warm?.start();
     await new Promise<void>((resolve) => {

@@ -13,6 +13,8 @@ import { finishExecution } from './finishExecution.js';
 import { replaceCatalogue } from './commandCatalogue.js';
 import { topics } from './notifier.js';
 import { transition } from './executionState.js';
+import { codeSchedulesDigest, splitCatalogueHash } from '../domain/codeSchedule.js';
+import { syncCodeSchedules, type RefusedCodeSchedule } from './schedules/codeSchedules.js';
 
 export interface HelloResult {
   runner: Runner;
@@ -46,7 +48,13 @@ export async function hello(core: Core, caller: RunnerCaller, msg: Hello): Promi
     }
   }
   const project = (await core.store.getProject(caller.project.id)) ?? caller.project;
-  return { runner, commandsInSync: project.commandsHash !== '' && project.commandsHash === msg.commands_hash, cancel };
+  // A runner reporting DJANGOCOMMAND_SCHEDULES sends `<commands hash>;schedules=<digest>`: both must match.
+  const reported = splitCatalogueHash(msg.commands_hash);
+  const commandsInSync =
+    project.commandsHash !== '' &&
+    project.commandsHash === reported.commands &&
+    (reported.schedules === undefined || reported.schedules === (await storedCodeDigest(core, project.id)));
+  return { runner, commandsInSync, cancel };
 }
 
 export function sightV2(core: Core, caller: RunnerCaller, msg?: Hello): Promise<Runner> {
@@ -68,8 +76,24 @@ export function sightV2(core: Core, caller: RunnerCaller, msg?: Hello): Promise<
   });
 }
 
-export function syncCommands(core: Core, caller: RunnerCaller, msg: CommandsMessage): Promise<string> {
-  return replaceCatalogue(core, caller, msg.commands);
+export interface SyncResult {
+  hash: string;
+  /** DJANGOCOMMAND_SCHEDULES entries skipped, with why: the runner is told (it logs them). */
+  refusedSchedules: RefusedCodeSchedule[];
+}
+
+/** The catalogue first (code schedules are checked against it), then the code schedules, if sent. */
+export async function syncCommands(core: Core, caller: RunnerCaller, msg: CommandsMessage): Promise<SyncResult> {
+  const hash = await replaceCatalogue(core, caller, msg.commands);
+  if (msg.schedules === undefined) return { hash, refusedSchedules: [] };
+  const synced = await syncCodeSchedules(core, caller, msg.schedules);
+  return { hash, refusedSchedules: synced.refused };
+}
+
+/** The digest of the code schedules stored for the project, as the runner computes it over its settings. */
+async function storedCodeDigest(core: Core, projectId: string): Promise<string> {
+  const code = (await core.store.schedules.listSchedules(projectId)).filter((s) => s.source === 'code');
+  return codeSchedulesDigest(code.map((s) => ({ name: s.name ?? '', command: s.command, args: s.args, cron: s.cron, timezone: s.timezone })));
 }
 
 /** Claims a queued execution for this runner; undefined when another runner or replica took it first. */

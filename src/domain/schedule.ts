@@ -19,6 +19,9 @@
  *   pending ──▶ started (an execution exists; it may still end `expired`: then ──▶ missed)
  *      │    ──▶ waiting (queue: the previous run is active) ──▶ started | missed
  *      └──▶ skipped (overlap) | missed (misfire, paused) | refused (the runner's policy, arguments, unknown command)
+ * source: where a schedule is defined: `api` (the CLI, the REST API, the dashboard) or `code`
+ *   (DJANGOCOMMAND_SCHEDULES in the Django settings, reported by a v2 runner; read-only outside a
+ *   deploy). A code schedule's name is its key in the project.
  * `pending` lasts milliseconds; one left behind by a server that died is taken over by another
  * after OCCURRENCE_LEASE_MS, which first adopts the execution the dead one may have created.
  * Pure: no I/O.
@@ -26,6 +29,8 @@
 
 export const OVERLAP_POLICIES = ['skip', 'queue'] as const;
 export type OverlapPolicy = (typeof OVERLAP_POLICIES)[number];
+export const SCHEDULE_SOURCES = ['api', 'code'] as const;
+export type ScheduleSource = (typeof SCHEDULE_SOURCES)[number];
 export const MISFIRE_POLICIES = ['run_once', 'skip'] as const;
 export type MisfirePolicy = (typeof MISFIRE_POLICIES)[number];
 
@@ -61,6 +66,9 @@ export interface Schedule {
   healthEveryMinutes: number | null;
   paused: boolean;
   pausedAt: number | null;
+  /** Why it is paused when no person paused it (a code schedule of the same name took over). */
+  pausedReason: string | null;
+  source: ScheduleSource;
   /** The next occurrence to fire; null while paused (or when the expression never fires again). */
   nextDueAt: number | null;
   lastSuccessAt: number | null;

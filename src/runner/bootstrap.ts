@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sea from 'node:sea';
 import { fileURLToPath } from 'node:url';
+import type { CodeScheduleSpec } from '../domain/codeSchedule.js';
 import { UserError } from '../shared/errors.js';
 import type { DjangoSettingsReport } from './settings.js';
 
@@ -109,5 +110,17 @@ export function readDjangoSettings(p: PythonProject): Promise<DjangoSettingsRepo
 }
 
 export async function discoverCommands(p: PythonProject): Promise<DiscoveredCommand[]> {
-  return (await runBootstrap<{ commands: DiscoveredCommand[] }>(p, 'commands')).commands;
+  return (await discoverCatalogue(p)).commands;
+}
+
+export interface DiscoveredCatalogue {
+  commands: DiscoveredCommand[];
+  /** DJANGOCOMMAND_SCHEDULES with its defaults filled in; null when the setting is not defined. */
+  schedules: CodeScheduleSpec[] | null;
+}
+
+/** The commands and the code schedules, in one Django start (a wrong DJANGOCOMMAND_SCHEDULES shape stops here). */
+export async function discoverCatalogue(p: PythonProject): Promise<DiscoveredCatalogue> {
+  const report = await runBootstrap<{ commands: DiscoveredCommand[]; schedules?: CodeScheduleSpec[] | null }>(p, 'commands');
+  return { commands: report.commands, schedules: report.schedules ?? null };
 }

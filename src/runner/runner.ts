@@ -23,6 +23,7 @@ import { judge, isMetadataOnly } from './policy.js';
 import type { RunnerSettings } from './settings.js';
 import type { DiscoveredCommand, PythonProject } from './bootstrap.js';
 import { commandsHash } from '../domain/commandsHash.js';
+import { codeSchedulesDigest, joinCatalogueHash, type CodeScheduleSpec } from '../domain/codeSchedule.js';
 import type { CommandsMessage, Execute, Finished, FinishedStatus, Hello, ServerMessage } from '../shared/protocolV2.js';
 
 export type Log = (level: 'info' | 'warn' | 'error', message: string) => void;
@@ -37,6 +38,8 @@ export interface RunnerOptions {
   settings: RunnerSettings;
   project: PythonProject;
   commands: DiscoveredCommand[];
+  /** DJANGOCOMMAND_SCHEDULES (bootstrap.py's defaults filled in); null or absent: not defined, not reported. */
+  schedules?: CodeScheduleSpec[] | null;
   version: string;
   log: Log;
   warm?: WarmLauncher;
@@ -103,8 +106,12 @@ export class Runner {
         return { name: c.name, app_label: c.app_label, help_text: c.help_text, schema: c.schema ?? null, ...(verdict.allowed ? {} : { refused: `${verdict.reason}. ${verdict.fix}` }) };
       })
       .filter((c) => c.name !== 'djangocommand');
-    this.commandsMsg = { type: 'commands', commands: catalogue };
-    this.hash = commandsHash(catalogue.filter((c) => !c.refused));
+    // Code schedules travel with the catalogue; their digest joins the hash so a change in the
+    // settings alone is resent too. The server says why it skips an entry (logged as `server says`).
+    const schedules = opts.schedules ?? undefined;
+    this.commandsMsg = { type: 'commands', commands: catalogue, ...(schedules ? { schedules } : {}) };
+    this.hash = joinCatalogueHash(commandsHash(catalogue.filter((c) => !c.refused)), schedules && codeSchedulesDigest(schedules));
+    if (schedules) opts.log('info', `DJANGOCOMMAND_SCHEDULES: ${schedules.length} schedule${schedules.length === 1 ? '' : 's'} (${schedules.map((x) => x.name).join(', ') || 'none'})`);
     this.connection = new Connection(s.serverUrl, s.apiKey, {
       handshakeTimeoutMs: s.requestTimeoutSeconds * 1000,
       baseBackoffMs: opts.reconnectBaseMs,

@@ -338,9 +338,11 @@ class Session {
         this.checkCancels();
         return;
       }
-      case 'commands':
-        await v2.syncCommands(this.core, this.caller, msg);
+      case 'commands': {
+        const synced = await v2.syncCommands(this.core, this.caller, msg);
+        for (const r of synced.refusedSchedules) this.send({ type: 'error', code: r.code, message: r.message });
         return;
+      }
       case 'draining':
         this.maxConcurrency = 0;
         this.draining = true;

@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   DC_UNKNOWN_USER: 'no such user',
   DC_UNKNOWN_CHANNEL: 'no such notification channel',
   DC_UNKNOWN_SCHEDULE: 'no such schedule',
+  DC_SCHEDULE_FROM_CODE: 'the schedule is defined in DJANGOCOMMAND_SCHEDULES: a deploy changes it',
+  DC_SCHEDULE_NAME_TAKEN: 'a schedule from code has this name in the project',
   DC_BAD_CRON: 'a cron expression that cannot be read, or never fires',
   DC_UNKNOWN_TIMEZONE: 'not an IANA time zone',
   DC_PROJECT_EXISTS: 'a project with that name exists',

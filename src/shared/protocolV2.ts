@@ -6,7 +6,8 @@
  *   runner → server                          server → runner
  *   hello (who, what it runs, unacked)  ──▶
  *                                       ◀──  welcome (commands_in_sync)
- *   commands (catalogue with schemas)   ──▶
+ *   commands (catalogue with schemas,   ──▶
+ *     and DJANGOCOMMAND_SCHEDULES)
  *                                       ◀──  execute (an execution for this runner)
  *   started (pid, warm or cold)         ──▶
  *   output (seq n of an execution)      ──▶
@@ -48,6 +49,7 @@ export const Hello = Type.Object({
   runner_version: Label(100),
   python_version: Label(100),
   django_version: Label(100),
+  /** The commands hash, then `;schedules=<digest>` when the runner reports code schedules (domain/codeSchedule.ts). */
   commands_hash: Label(200),
   max_concurrency: Type.Integer({ minimum: 1, maximum: 1000 }),
   /** Executions this runner is running now (after a reconnect, or a server restart). */
@@ -74,6 +76,27 @@ export const CommandsMessage = Type.Object({
       refused: Type.Optional(Type.String({ maxLength: 2000 })),
     }),
     { maxItems: 5000 },
+  ),
+  /**
+   * DJANGOCOMMAND_SCHEDULES, with bootstrap.py's defaults filled in (the Python runner never sends
+   * it). Present: the project's code schedules become exactly these (an empty list removes them
+   * all); absent: they are left as they are. Each is checked like a schedule from the API; one
+   * that fails is skipped with an audit event, never failing the catalogue.
+   */
+  schedules: Type.Optional(
+    Type.Array(
+      Type.Object(
+        {
+          name: Type.String({ minLength: 1, maxLength: 200, pattern: NO_CONTROL_CHARACTERS }),
+          command: Type.String({ minLength: 1, maxLength: 200, pattern: NO_CONTROL_CHARACTERS }),
+          args: Type.String({ maxLength: 65_536 }),
+          cron: Type.String({ minLength: 1, maxLength: 200, pattern: NO_CONTROL_CHARACTERS }),
+          timezone: Type.String({ minLength: 1, maxLength: 100, pattern: NO_CONTROL_CHARACTERS }),
+        },
+        { additionalProperties: false },
+      ),
+      { maxItems: 500 },
+    ),
   ),
 });
 export type CommandsMessage = Static<typeof CommandsMessage>;

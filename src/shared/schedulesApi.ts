@@ -5,7 +5,7 @@
  * Times are ISO 8601 strings in UTC; `local` times are wall times in the schedule's zone.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { MISFIRE_POLICIES, OCCURRENCE_OUTCOMES, OCCURRENCE_TRIGGERS, OVERLAP_POLICIES, healthDeadline, occurrenceResult, type Occurrence, type Schedule } from '../domain/schedule.js';
+import { MISFIRE_POLICIES, OCCURRENCE_OUTCOMES, OCCURRENCE_TRIGGERS, OVERLAP_POLICIES, SCHEDULE_SOURCES, healthDeadline, occurrenceResult, type Occurrence, type Schedule } from '../domain/schedule.js';
 import type { PreviewRun } from '../domain/scheduleCron.js';
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
@@ -69,6 +69,9 @@ export const ScheduleView = Type.Object({
   health_every: Nullable(Type.Integer({ description: 'Minutes: a success is expected at least this often.' })),
   health_deadline: Nullable(Time),
   paused: Type.Boolean(),
+  paused_reason: Nullable(Type.String({ description: 'Why it is paused when no person paused it (a code schedule of the same name took over).' })),
+  source: literals(SCHEDULE_SOURCES),
+  read_only: Type.Boolean({ description: 'Defined in DJANGOCOMMAND_SCHEDULES ("from code"): changed by a deploy, not by edit or delete.' }),
   next_run_at: Nullable(Time),
   last_success_at: Nullable(Time),
   created_at: Time,
@@ -169,6 +172,9 @@ export function scheduleView(s: Schedule, projectName: string, extra: { nextRuns
     health_every: s.healthEveryMinutes,
     health_deadline: isoOrNull(healthDeadline(s)),
     paused: s.paused,
+    paused_reason: s.pausedReason,
+    source: s.source,
+    read_only: s.source === 'code',
     next_run_at: isoOrNull(s.nextDueAt),
     last_success_at: isoOrNull(s.lastSuccessAt),
     created_at: iso(s.createdAt),

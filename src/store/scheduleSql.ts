@@ -3,7 +3,7 @@ import type { Kysely, Selectable } from 'kysely';
 import type { Capabilities } from './dialects.js';
 import type { Database } from './schema.js';
 import type { DuePlan, OccurrencePatch, SchedulePatch, ScheduleStore } from './scheduleStore.js';
-import type { MisfirePolicy, NewOccurrence, Occurrence, OccurrenceOutcome, OccurrenceTrigger, OverlapPolicy, Schedule } from '../domain/schedule.js';
+import type { MisfirePolicy, NewOccurrence, Occurrence, OccurrenceOutcome, OccurrenceTrigger, OverlapPolicy, Schedule, ScheduleSource } from '../domain/schedule.js';
 import { ACTIVE_STATUSES, TERMINAL_STATUSES } from '../domain/execution.js';
 import { healthDeadline } from '../domain/schedule.js';
 
@@ -31,6 +31,8 @@ export interface SchedulesTable {
   health_every_minutes: number | null;
   paused: number;
   paused_at: number | null;
+  paused_reason: string | null;
+  source: string;
   next_due_at: number | null;
   last_success_at: number | null;
   health_since: number;
@@ -312,6 +314,8 @@ function toSchedule(r: Selectable<SchedulesTable>): Schedule {
     healthEveryMinutes: r.health_every_minutes,
     paused: r.paused === 1,
     pausedAt: r.paused_at,
+    pausedReason: r.paused_reason,
+    source: r.source as ScheduleSource,
     nextDueAt: r.next_due_at,
     lastSuccessAt: r.last_success_at,
     healthSince: r.health_since,
@@ -349,6 +353,8 @@ function schedulePatchColumns(p: SchedulePatch): Partial<SchedulesTable> {
   if (p.healthEveryMinutes !== undefined) set.health_every_minutes = p.healthEveryMinutes;
   if (p.paused !== undefined) set.paused = p.paused ? 1 : 0;
   if (p.pausedAt !== undefined) set.paused_at = p.pausedAt;
+  if (p.pausedReason !== undefined) set.paused_reason = p.pausedReason;
+  if (p.source !== undefined) set.source = p.source;
   if (p.nextDueAt !== undefined) set.next_due_at = p.nextDueAt;
   if (p.lastSuccessAt !== undefined) set.last_success_at = p.lastSuccessAt;
   if (p.healthSince !== undefined) set.health_since = p.healthSince;

@@ -15,6 +15,7 @@ import {
   type Occurrence,
   type OverlapPolicy,
   type Schedule,
+  type ScheduleSource,
 } from '../../domain/schedule.js';
 import { checkCron, isTimeZone, knownTimeZones, nextOccurrence, occurrencesBetween } from '../../domain/scheduleCron.js';
 import { closestNames } from '../../domain/suggest.js';
@@ -82,7 +83,29 @@ function checkPolicies(input: ScheduleInput): void {
   }
 }
 
-export async function createSchedule(core: Core, actor: Actor, project: Project, input: ScheduleInput): Promise<Schedule> {
+/** A code schedule owns its name in its project: a dashboard schedule may not take it. */
+async function checkNameFree(core: Core, projectId: string, name: string | null | undefined, exceptId?: string): Promise<void> {
+  const wanted = name?.trim();
+  if (!wanted) return;
+  const taken = (await core.store.schedules.listSchedules(projectId)).find((s) => s.source === 'code' && s.name === wanted && s.id !== exceptId);
+  if (taken) {
+    throw new UserError('DC_SCHEDULE_NAME_TAKEN', `name: the schedule "${wanted}" is defined in DJANGOCOMMAND_SCHEDULES (schedule ${taken.id}); choose another name.`, 409, { field: 'name', schedule_id: taken.id });
+  }
+}
+
+/** Code schedules are changed by a deploy (DJANGOCOMMAND_SCHEDULES), never by edit or delete. */
+function refuseCode(s: Schedule, verb: string): void {
+  if (s.source !== 'code') return;
+  throw new UserError(
+    'DC_SCHEDULE_FROM_CODE',
+    `Schedule "${s.name}" is defined in DJANGOCOMMAND_SCHEDULES: ${verb} it in the Django settings and deploy (the runner reports the change). Pause and resume work.`,
+    409,
+    { schedule_id: s.id },
+  );
+}
+
+export async function createSchedule(core: Core, actor: Actor, project: Project, input: ScheduleInput, source: ScheduleSource = 'api'): Promise<Schedule> {
+  if (source === 'api') await checkNameFree(core, project.id, input.name);
   if (!input.command) throw new UserError('DC_VALIDATION', 'command is required.', 400, { field: 'command' });
   if (!input.cron) throw new UserError('DC_VALIDATION', 'cron is required (5 fields, or @hourly @daily @weekly @monthly @yearly).', 400, { field: 'cron' });
   const now = core.now();
@@ -114,6 +137,8 @@ export async function createSchedule(core: Core, actor: Actor, project: Project,
     healthEveryMinutes: input.healthEveryMinutes ?? null,
     paused,
     pausedAt: paused ? now : null,
+    pausedReason: null,
+    source,
     nextDueAt: paused ? null : first,
     lastSuccessAt: null,
     healthSince: now,
@@ -124,7 +149,7 @@ export async function createSchedule(core: Core, actor: Actor, project: Project,
     deletedAt: null,
   };
   await core.store.schedules.createSchedule(s);
-  await audit(core, actor, { action: 'schedule.create', projectId: project.id, details: { schedule_id: s.id, ...auditedFields(s) } });
+  await audit(core, actor, { action: 'schedule.create', projectId: project.id, details: { schedule_id: s.id, ...(source === 'code' ? { source } : {}), ...auditedFields(s) } });
   core.notifier.publish(topics.schedules);
   return s;
 }
@@ -138,6 +163,14 @@ export async function getSchedule(core: Core, id: string): Promise<Schedule> {
 /** Changes what the input names; the cron, zone or command checked again as on create. */
 export async function editSchedule(core: Core, actor: Actor, id: string, input: ScheduleInput): Promise<Schedule> {
   const before = await getSchedule(core, id);
+  refuseCode(before, 'edit');
+  if (input.name !== undefined) await checkNameFree(core, before.projectId, input.name, before.id);
+  return changeSchedule(core, actor, before, input);
+}
+
+/** Applies an edit already allowed (editSchedule for people, the code sync for DJANGOCOMMAND_SCHEDULES). */
+export async function changeSchedule(core: Core, actor: Actor, before: Schedule, input: ScheduleInput): Promise<Schedule> {
+  const id = before.id;
   const project = await core.store.getProject(before.projectId);
   if (!project) throw new UserError('DC_UNKNOWN_PROJECT', 'The schedule\'s project no longer exists.', 404);
   const now = core.now();
@@ -175,7 +208,7 @@ export async function editSchedule(core: Core, actor: Actor, id: string, input: 
   const after = await core.store.schedules.updateSchedule(before.id, patch);
   if (!after) throw new UserError('DC_UNKNOWN_SCHEDULE', `No schedule ${id}.`, 404, { field: 'schedule' });
   const changes = diff(auditedFields(before), auditedFields(after));
-  await audit(core, actor, { action: 'schedule.update', projectId: before.projectId, details: { schedule_id: before.id, changes } });
+  await audit(core, actor, { action: 'schedule.update', projectId: before.projectId, details: { schedule_id: before.id, ...(before.source === 'code' ? { source: 'code' } : {}), changes } });
   core.notifier.publish(topics.schedules);
   return after;
 }
@@ -184,7 +217,7 @@ export async function pauseSchedule(core: Core, actor: Actor, id: string): Promi
   const before = await getSchedule(core, id);
   if (before.paused) return before;
   const now = core.now();
-  const after = (await core.store.schedules.updateSchedule(before.id, { paused: true, pausedAt: now, nextDueAt: null, updatedAt: now }))!;
+  const after = (await core.store.schedules.updateSchedule(before.id, { paused: true, pausedAt: now, pausedReason: null, nextDueAt: null, updatedAt: now }))!;
   await audit(core, actor, { action: 'schedule.pause', projectId: before.projectId, details: { schedule_id: before.id, changes: { paused: { from: false, to: true } } } });
   core.notifier.publish(topics.schedules);
   return after;
@@ -197,9 +230,10 @@ export async function pauseSchedule(core: Core, actor: Actor, id: string): Promi
 export async function resumeSchedule(core: Core, actor: Actor, id: string): Promise<Schedule> {
   const before = await getSchedule(core, id);
   if (!before.paused) return before;
+  if (before.source === 'api') await checkNameFree(core, before.projectId, before.name);
   const now = core.now();
   const next = checkTiming(before.cron, before.timezone, now);
-  const after = (await core.store.schedules.updateSchedule(before.id, { paused: false, pausedAt: null, nextDueAt: next, healthSince: now, updatedAt: now }))!;
+  const after = (await core.store.schedules.updateSchedule(before.id, { paused: false, pausedAt: null, pausedReason: null, nextDueAt: next, healthSince: now, updatedAt: now }))!;
   const from = before.pausedAt ?? before.updatedAt;
   const gap = occurrencesBetween(before.cron, before.timezone, from, now + 1);
   if (gap.count > 0) {
@@ -230,6 +264,7 @@ export async function resumeSchedule(core: Core, actor: Actor, id: string): Prom
 
 export async function deleteSchedule(core: Core, actor: Actor, id: string): Promise<Schedule> {
   const before = await getSchedule(core, id);
+  refuseCode(before, 'delete');
   const now = core.now();
   const after = (await core.store.schedules.updateSchedule(before.id, { deletedAt: now, nextDueAt: null, updatedAt: now }))!;
   await audit(core, actor, { action: 'schedule.delete', projectId: before.projectId, details: { schedule_id: before.id, ...auditedFields(before) } });
@@ -257,7 +292,7 @@ export async function runScheduleNow(core: Core, actor: Actor, id: string): Prom
   return { occurrence, result };
 }
 
-function auditedFields(s: Schedule): Record<string, unknown> {
+export function auditedFields(s: Schedule): Record<string, unknown> {
   return {
     name: s.name,
     command: s.command,
@@ -274,7 +309,7 @@ function auditedFields(s: Schedule): Record<string, unknown> {
   };
 }
 
-function diff(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, { from: unknown; to: unknown }> {
+export function diff(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, { from: unknown; to: unknown }> {
   const out: Record<string, { from: unknown; to: unknown }> = {};
   for (const k of Object.keys(b)) if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) out[k] = { from: a[k], to: b[k] };
   return out;

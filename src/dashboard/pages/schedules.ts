@@ -15,6 +15,11 @@ import { resultBadge, resultStrip } from './scheduleParts.js';
 
 const REFRESH_MS = 10_000;
 
+/** A code schedule (DJANGOCOMMAND_SCHEDULES): read-only here, changed by a deploy. */
+export function fromCodeBadge(): HTMLElement {
+  return h('span', { class: 'badge', 'data-testid': 'from-code', title: 'Defined in DJANGOCOMMAND_SCHEDULES: change it in the Django settings and deploy.' }, 'from code');
+}
+
 export function scheduleTitle(s: Pick<ScheduleView, 'name' | 'command' | 'args'>): string {
   return s.name ?? `${s.command}${s.args ? ' ' + s.args : ''}`;
 }
@@ -74,7 +79,7 @@ function scheduleRow(s: ScheduleView, admin: boolean, reload: () => void, report
   return h(
     'tr',
     { 'data-schedule': s.id },
-    h('td', null, h('a', { href: href(schedulePath(s.id)) }, scheduleTitle(s)), h('div', { class: 'muted small mono' }, s.command, s.args ? ` ${s.args}` : '')),
+    h('td', null, h('a', { href: href(schedulePath(s.id)) }, scheduleTitle(s)), s.read_only ? [' ', fromCodeBadge()] : null, h('div', { class: 'muted small mono' }, s.command, s.args ? ` ${s.args}` : '')),
     h('td', null, h('span', { class: 'mono' }, s.cron), h('div', { class: 'muted small' }, s.timezone)),
     h('td', null, s.paused ? h('span', { class: 'badge badge-off' }, 'paused') : timeEl(s.next_run_at)),
     h('td', null, last ? resultBadge(last) : h('span', { class: 'muted' }, '—')),

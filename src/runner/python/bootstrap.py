@@ -54,7 +54,10 @@ settings -> {"ok": true, "settings": {NAME: value|null}, "types": {NAME: type na
 commands -> {"ok": true, "python_version", "django_version", "commands": [
                 {"name", "app_label", "help_text", "schema"} or, when the command cannot be
                 loaded or its parser cannot be built, the same with "schema": null and
-                "error": "one line" (help_text "" or, like the Python runner, its `help`)]}
+                "error": "one line" (help_text "" or, like the Python runner, its `help`)],
+             "schedules": null | [{"name", "command", "args", "cron", "timezone"}]}
+    schedules is DJANGOCOMMAND_SCHEDULES with its defaults filled in (null: not defined); a
+    wrong shape (not a list of dicts of strings, an unknown key) is settings_invalid.
     help_text is cmd.create_parser('manage.py', name).format_help() with COLUMNS=80.
     schema = {"prog", "description", "epilog", "arguments": [ARG...],
               "groups": [{"required": bool, "dests": [...]}],       mutually exclusive groups
@@ -716,9 +719,55 @@ def mode_commands():
     setup_django(module)
     from django.core.management import get_commands
     commands = [describe_command(name, app) for name, app in sorted(get_commands().items())]
-    result = {'ok': True, 'commands': commands}
+    from django.conf import settings
+    result = {'ok': True, 'commands': commands, 'schedules': code_schedules(settings)}
     result.update(versions())
     return result
+
+
+SCHEDULE_KEYS = ('name', 'command', 'args', 'cron', 'timezone')
+
+
+def code_schedules(settings):
+    """DJANGOCOMMAND_SCHEDULES with the defaults filled in (name: the command, args: '',
+    timezone: 'UTC'), or None when the setting is not defined. Only the shape is checked here
+    (a list of dicts of strings, known keys, command and cron given); the server checks the
+    cron expression, the zone, the command and its arguments."""
+    value = getattr(settings, 'DJANGOCOMMAND_SCHEDULES', None)
+    if value is None:
+        return None
+
+    def refuse(where, problem):
+        raise BootstrapError(
+            'settings_invalid',
+            'DJANGOCOMMAND_SCHEDULES%s %s; each entry is a dict like '
+            '{"command": "clearsessions", "cron": "0 3 * * *", "args": "", "timezone": "UTC", "name": "nightly"}'
+            % (where, problem))
+
+    if not isinstance(value, (list, tuple)):
+        refuse('', 'must be a list of dicts, not %s' % type(value).__name__)
+    out = []
+    for i, entry in enumerate(value):
+        where = '[%d]' % i
+        if not isinstance(entry, dict):
+            refuse(where, 'must be a dict, not %s' % type(entry).__name__)
+        unknown = sorted(repr(k) for k in entry if k not in SCHEDULE_KEYS)
+        if unknown:
+            refuse(where, 'has unknown key%s %s (known: %s)' % ('s' if len(unknown) > 1 else '', ', '.join(unknown), ', '.join(SCHEDULE_KEYS)))
+        for key, v in sorted(entry.items()):
+            if not isinstance(v, str):
+                refuse('%s[%r]' % (where, key), 'must be a string, not %s' % type(v).__name__)
+        for key in ('command', 'cron'):
+            if not entry.get(key, '').strip():
+                refuse(where, 'needs a non-empty %r' % key)
+        out.append({
+            'name': (entry.get('name') or '').strip() or entry['command'].strip(),
+            'command': entry['command'].strip(),
+            'args': entry.get('args', ''),
+            'cron': entry['cron'].strip(),
+            'timezone': (entry.get('timezone') or '').strip() or 'UTC',
+        })
+    return out
 
 
 # --------------------------------------------------------------------------- warm mode

@@ -25,6 +25,9 @@ export function scheduleMigrations(_caps: Capabilities): Record<string, Migratio
           .addColumn('health_every_minutes', 'integer')
           .addColumn('paused', 'integer', (c) => c.notNull().defaultTo(0))
           .addColumn('paused_at', ms)
+          .addColumn('paused_reason', 'text')
+          // 'api' or 'code' (DJANGOCOMMAND_SCHEDULES); a code schedule's name is its key.
+          .addColumn('source', 'text', (c) => c.notNull().defaultTo('api'))
           // The next occurrence to fire; NULL while paused or deleted, so the scheduler's one
           // query ("what is due?") reads only schedules that can fire.
           .addColumn('next_due_at', ms)

@@ -129,10 +129,11 @@ describe('outages, with our runner', () => {
   let runner: RunnerHandle;
   let cli: Record<string, string>;
   let token: string;
-  // Longer than the runner's reconnect backoff at the outage's length (0.25 s doubling): after a
-  // server start, runners get offline + grace to come back before anything is declared lost.
-  const OFFLINE_S = 8;
-  const GRACE_S = 2;
+  // Longer than the runner's reconnect backoff at the outage's length (0.25 s doubling, up to
+  // 16 s here) with room for a loaded CI machine: after a server start, runners get offline +
+  // grace to come back before anything is declared lost.
+  const OFFLINE_S = 15;
+  const GRACE_S = 5;
 
   const api = async (path: string) => (await fetch(server.url + path, { headers: { authorization: `Bearer ${token}` } })).json() as Promise<any>;
 

@@ -50,8 +50,8 @@ describe('the TypeScript runner', () => {
 
   beforeAll(async () => {
     db = await freshDatabase('sqlite');
-    // Offline + grace (10 s) outlasts the cuts below: they must not make anything lost.
-    server = await startServer(db, { DJANGOCOMMAND_RUNNER_OFFLINE_AFTER: '8', DJANGOCOMMAND_LOST_GRACE: '2', DJANGOCOMMAND_SWEEP_INTERVAL: '0.2' });
+    // Offline + grace (20 s) outlasts the cuts below, even on a loaded CI machine: they must not make anything lost.
+    server = await startServer(db, { DJANGOCOMMAND_RUNNER_OFFLINE_AFTER: '15', DJANGOCOMMAND_LOST_GRACE: '5', DJANGOCOMMAND_SWEEP_INTERVAL: '0.2' });
     ({ key, token } = await setUpProject(server));
     cli = { DJANGOCOMMAND_URL: server.url, DJANGOCOMMAND_TOKEN: token };
     example = exampleProject();

@@ -23,7 +23,7 @@ function channelLine(c: ChannelView): string {
   const scope = c.project ?? 'all projects';
   const filters = [c.commands ? `commands ${c.commands}` : '', c.slow_after ? `slow after ${c.slow_after} s` : ''].filter(Boolean).join(', ');
   const last = c.last_delivery ? `  last: ${c.last_delivery.status} ${c.last_delivery.at}${c.last_delivery.error ? ` (${c.last_delivery.error})` : ''}` : '';
-  return `${c.id}  ${c.kind.padEnd(7)} ${scope.padEnd(14)} ${c.name}  → ${c.target}  on ${c.on.join(',')}${filters ? `  (${filters})` : ''}${last}`;
+  return `${c.id}  ${c.kind.padEnd(7)} ${scope.padEnd(14)} ${nameAndTarget(c)}  on ${c.on.join(',')}${filters ? `  (${filters})` : ''}${last}`;
 }
 
 function deliveryLines(d: DeliveryView): string[] {
@@ -81,7 +81,7 @@ export function registerNotificationCommands(program: Command): void {
       };
       const c = await api.request<CreatedChannelView>('POST', '/api/v1/channels', body);
       if (flags.json) return out(JSON.stringify(c));
-      out(`Created channel ${c.id}: ${c.name} → ${c.target}, on ${c.on.join(',')}`);
+      out(`Created channel ${c.id}: ${nameAndTarget(c)}, on ${c.on.join(',')}`);
       if (c.secret) out(`Signing secret (shown once, give it to the receiver): ${c.secret}`);
       out(`Try it: djangocommand channel test ${c.id}`);
     });
@@ -131,4 +131,9 @@ export function registerNotificationCommands(program: Command): void {
       if (flags.json) return out(JSON.stringify(c));
       out(`Deleted channel ${c.id} (${c.name}).`);
     });
+}
+
+/** The default name already says where messages go ("webhook to https://…"): then once is enough. */
+function nameAndTarget(c: { name: string; target: string }): string {
+  return c.name.includes(c.target) ? c.name : `${c.name} → ${c.target}`;
 }

@@ -196,6 +196,7 @@ export class Runner {
         return;
       }
       case 'error':
+      case 'warning':
         this.opts.log('warn', `server says: ${msg.message} [${msg.code}]`);
         return;
     }

@@ -340,7 +340,8 @@ class Session {
       }
       case 'commands': {
         const synced = await v2.syncCommands(this.core, this.caller, msg);
-        for (const r of synced.refusedSchedules) this.send({ type: 'error', code: r.code, message: r.message });
+        // The catalogue was taken; only these entries were not: a warning, not a refused message.
+        for (const r of synced.refusedSchedules) this.send({ type: 'warning', code: r.code, message: r.message });
         return;
       }
       case 'draining':

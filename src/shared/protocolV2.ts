@@ -231,7 +231,14 @@ export interface ProtocolError {
   message: string;
 }
 
-export type ServerMessage = Welcome | Execute | Cancel | Ack | FinishedAck | ProtocolError;
+/** The message was taken, but part of it was not (e.g. a DJANGOCOMMAND_SCHEDULES entry skipped): the runner logs it. */
+export interface ProtocolWarning {
+  type: 'warning';
+  code: string;
+  message: string;
+}
+
+export type ServerMessage = Welcome | Execute | Cancel | Ack | FinishedAck | ProtocolError | ProtocolWarning;
 
 /** WebSocket close codes the server uses, so a runner can tell "retry" from "fix your settings". */
 export const CLOSE = {

@@ -62,10 +62,16 @@ export function parseSecretKey(text: string, where: string): Buffer {
 export function loadSecretKey(configured: string | undefined, dataDir: string): Buffer {
   if (configured) return parseSecretKey(configured, 'DJANGOCOMMAND_SECRET_KEY');
   const file = path.join(dataDir, SECRET_KEY_FILE);
+  // Written whole under another name, then linked into place (atomic, never over an existing
+  // key): two servers starting at once on one data folder both read the same, complete key.
+  const draft = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
   try {
-    fs.writeFileSync(file, randomBytes(32).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' });
+    fs.writeFileSync(draft, randomBytes(32).toString('base64url') + '\n', { mode: 0o600, flag: 'wx' });
+    fs.linkSync(draft, file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot write ${file}`, { cause: err });
+  } finally {
+    fs.rmSync(draft, { force: true });
   }
   return parseSecretKey(fs.readFileSync(file, 'utf8'), file);
 }

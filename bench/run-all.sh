@@ -31,4 +31,6 @@ run firstOutput --samples 15 "$@"
 run runnerThroughput --mb 200 --small-mb 50 "$@"
 run schedulePrecision "$@"
 run cliStartup --samples 15 "$@"
+run fleet --runners 2000 --idle 10 --steady 10 "$@"
+run fleet --protocol v1 --runners 500 --idle 10 "$@"
 exit $failed

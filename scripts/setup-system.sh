@@ -7,10 +7,14 @@ set -euo pipefail
 
 need=()
 /usr/bin/python3 -c 'import django' 2>/dev/null || need+=(python3-django)
+# Django's PostgreSQL driver: the read-only mode tests run the example project on PostgreSQL.
+/usr/bin/python3 -c 'import psycopg2' 2>/dev/null || need+=(python3-psycopg2)
 command -v pg_ctlcluster >/dev/null 2>&1 && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # systemd-analyze checks the systemd units in deploy/ (nothing is started with it).
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# tmux gives the audited-shell tests a real terminal to drive the CLI's `shell` in.
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -125,6 +125,22 @@ describe.each(DB_KINDS)('store on %s', (kind) => {
     expect((await store.createExecution(execution(project, { command: 'check' }), 1)).created).toBe(true);
   });
 
+  it('creates a batch in one go, counting the batch itself against each limit, also beside simultaneous batches', async () => {
+    const batch = () => [
+      ...Array.from({ length: 3 }, () => ({ execution: execution(project), limit: 2 })),
+      { execution: execution(project, { command: 'check' }), limit: 1 },
+    ];
+    const [first, second] = await Promise.all([store.createExecutions(batch()), store.createExecutions(batch())]);
+    const all = [...first, ...second];
+    // migrate: 2 of 6 made; check: 1 of 2 made.
+    expect(all.filter((r) => r.created)).toHaveLength(3);
+    const refusedMigrate = [...first.slice(0, 3), ...second.slice(0, 3)].filter((r) => !r.created);
+    expect(refusedMigrate).toHaveLength(4);
+    for (const r of refusedMigrate) expect(!r.created && r.active.map((e) => e.command)).toEqual(['migrate', 'migrate']);
+    expect(await store.countExecutions(project.id, ['queued'])).toBe(3);
+    expect(await store.createExecutions([])).toEqual([]);
+  });
+
   it('updates an execution only from the states named', async () => {
     const e = execution(project);
     await store.createExecution(e, 1);

@@ -40,6 +40,7 @@ DEMO_COMMANDS = (
     'ask',
     'touch_note',
     'sleep_forever',
+    'write_notes',
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -77,6 +78,27 @@ DATABASES = {
     }
 }
 
+# PostgreSQL instead (needs psycopg2): postgres://USER:PASSWORD@HOST:PORT/NAME
+if os.environ.get('DJANGOCOMMAND_EXAMPLE_DATABASE_URL'):
+    from urllib.parse import unquote, urlsplit
+
+    _url = urlsplit(os.environ['DJANGOCOMMAND_EXAMPLE_DATABASE_URL'])
+    DATABASES['default'] = {
+        'ENGINE': 'django.db.backends.postgresql',
+        'NAME': unquote(_url.path.lstrip('/')),
+        'USER': unquote(_url.username or ''),
+        'PASSWORD': unquote(_url.password or ''),
+        'HOST': _url.hostname or '',
+        'PORT': str(_url.port or ''),
+    }
+
+# A second alias (SQLite), for tests that check every alias.
+if os.environ.get('EXAMPLE_SECOND_DB_PATH'):
+    DATABASES['second'] = {
+        'ENGINE': 'django.db.backends.sqlite3',
+        'NAME': os.environ['EXAMPLE_SECOND_DB_PATH'],
+    }
+
 DEFAULT_AUTO_FIELD = 'django.db.models.BigAutoField'
 
 LANGUAGE_CODE = 'en-us'
@@ -88,3 +110,11 @@ USE_TZ = True
 DJANGOCOMMAND_API_KEY = os.environ.get('DJANGOCOMMAND_API_KEY', '')
 DJANGOCOMMAND_SERVER_URL = os.environ.get('DJANGOCOMMAND_SERVER_URL', 'http://127.0.0.1:8600')
 DJANGOCOMMAND_ALLOWED_COMMANDS = DEFAULT_ALLOWED_COMMANDS + DEMO_COMMANDS
+
+# Commands that run in read-only database mode by default (comma-separated in the environment).
+if os.environ.get('EXAMPLE_READONLY_COMMANDS'):
+    DJANGOCOMMAND_READONLY_COMMANDS = [c.strip() for c in os.environ['EXAMPLE_READONLY_COMMANDS'].split(',') if c.strip()]
+
+# Audited shells: EXAMPLE_ALLOW_SHELL=0 forbids them on this side (the runner then refuses).
+if os.environ.get('EXAMPLE_ALLOW_SHELL') == '0':
+    DJANGOCOMMAND_ALLOW_SHELL = False

@@ -105,7 +105,7 @@ function reasonLine(e: ExecutionView): string {
   const why = e.status_reason ? `: ${e.status_reason}` : '';
   switch (e.status) {
     case 'failed':
-      return `djangocommand: ${e.command} failed with exit code ${e.exit_code}${why}`;
+      return `djangocommand: ${e.command} failed with exit code ${e.exit_code}${why}${e.read_only ? ' (it ran in read-only database mode: writes are refused)' : ''}`;
     case 'timed_out':
       return `djangocommand: ${e.command} timed out after ${e.timeout} s${why}`;
     case 'expired':
@@ -241,6 +241,7 @@ export function registerClientCommands(program: Command): void {
     .option('--start-timeout <seconds>', "give up when no runner has started it after this many seconds: it ends expired, exit 69 (default: the server's DJANGOCOMMAND_START_TIMEOUT, 600)")
     .option('--detach', 'return at once, printing the execution id')
     .option('--wait', 'wait for the command to finish (the default)')
+    .option('--read-only', 'read-only database mode: every write to the database is refused and the command fails (needs the TypeScript runner)')
     .passThroughOptions()
     .addHelpText(
       'after',
@@ -260,7 +261,7 @@ Exit codes: the command's own, 124 timed out, 130 cancelled, 126 refused by the 
 policy, 75 lost, 69 expired (no runner started it before its start deadline), 74 output
 incomplete; 128 + the signal when SIGTERM (143) or SIGHUP (129) made it exit early.`,
     )
-    .action(async (command: string, args: string[], flags: Flags & { timeout?: string; startTimeout?: string; detach?: boolean }, cmd: Command) => {
+    .action(async (command: string, args: string[], flags: Flags & { timeout?: string; startTimeout?: string; detach?: boolean; readOnly?: boolean }, cmd: Command) => {
       // `run migrate -- --fake` (as the help advises for arguments starting with -): the `--`
       // only ends our options; Django must not see it (it would make every later word positional).
       const explicit = args[0] === '--';
@@ -278,6 +279,7 @@ incomplete; 128 + the signal when SIGTERM (143) or SIGHUP (129) made it exit ear
             argv: args,
             ...(timeout ? { timeout } : {}),
             ...(startTimeout ? { start_timeout: startTimeout } : {}),
+            ...(flags.readOnly ? { read_only: true } : {}),
           });
         };
         const ours = ourOptions(cmd);
@@ -297,7 +299,7 @@ incomplete; 128 + the signal when SIGTERM (143) or SIGHUP (129) made it exit ear
           if (project.runners_online === 0) process.stderr.write(noRunnerLine(e));
           return;
         }
-        process.stderr.write(`djangocommand: ${command} queued on ${project.name} as ${e.id}\n`);
+        process.stderr.write(`djangocommand: ${command} queued on ${project.name} as ${e.id}${e.read_only ? ' (read-only database mode)' : ''}\n`);
         if (project.runners_online === 0) process.stderr.write(noRunnerLine(e));
         cancel!.created(e.id);
         const final = await follow(api, e.id, undefined, flags.json);
@@ -357,7 +359,7 @@ incomplete; 128 + the signal when SIGTERM (143) or SIGHUP (129) made it exit ear
       if (flags.json) return out(JSON.stringify(page));
       for (const e of page.items) {
         const dur = e.duration_ms === null ? '' : ` ${(e.duration_ms / 1000).toFixed(1)}s`;
-        out(`${e.id}  ${e.created_at}  ${e.project}  ${e.status.padEnd(10)} ${e.exit_code ?? ''}${dur}  ${e.command} ${e.args}  (${e.created_by})`);
+        out(`${e.id}  ${e.created_at}  ${e.project}  ${e.status.padEnd(10)} ${e.exit_code ?? ''}${dur}  ${e.command} ${e.args}  (${e.created_by})${e.read_only ? '  read-only' : ''}`);
       }
     });
 
@@ -372,7 +374,28 @@ incomplete; 128 + the signal when SIGTERM (143) or SIGHUP (129) made it exit ear
         process.stderr.write(`djangocommand: no runner has reported commands for project ${project} yet: start a runner with its API key (djangocommand start in the Django project folder, DJANGOCOMMAND_API_KEY in its settings)\n`);
       }
       if (flags.json) return out(JSON.stringify(items));
-      for (const c of items) out(`${c.name.padEnd(28)} ${c.app_label}`);
+      for (const c of items) out(`${c.name.padEnd(28)} ${c.app_label}${c.read_only ? '  (read-only)' : ''}`);
+    });
+
+  clientOptions(program.command('command'))
+    .description("Show a command's settings on the server, or change them (admins): --read-only makes every run of it read-only.")
+    .argument('<name>', 'management command, e.g. migrate')
+    .option('--project <name>', 'project (default: the only one)')
+    .option('--read-only', 'every run of this command is in read-only database mode, whatever is asked')
+    .option('--writable', 'runs are read-only only when asked for (or listed in DJANGOCOMMAND_READONLY_COMMANDS)')
+    .action(async (name: string, flags: Flags & { readOnly?: boolean; writable?: boolean }) => {
+      if (flags.readOnly && flags.writable) throw new UserError('DC_VALIDATION', 'Give --read-only or --writable, not both.', 2);
+      const api = new ApiClient(flags);
+      const project = await projectName(api, flags.project);
+      const path = `/api/v1/projects/${enc(project)}/commands/${enc(name)}`;
+      const c =
+        flags.readOnly || flags.writable
+          ? await api.request<CommandView>('PATCH', path, { read_only_default: flags.readOnly === true })
+          : await api.request<CommandView>('GET', path);
+      if (flags.json) return out(JSON.stringify(c));
+      out(`${c.name} (${c.app_label}) in ${project}`);
+      out(`  read-only by default: ${c.read_only ? 'yes' : 'no'} (server setting: ${c.read_only_default ? 'yes' : 'no'}; DJANGOCOMMAND_READONLY_COMMANDS: ${c.django_read_only ? 'yes' : 'no'})`);
+      out(`  at most ${c.max_concurrency} at a time`);
     });
 
   clientOptions(program.command('projects'))

@@ -24,10 +24,17 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
   {
     commands: ['server', 'admin'],
     exitWhenDone: false,
-    load: async () => (await import('./serverCommands.js')).registerServerCommands,
+    load: async () => {
+      const [server, backup] = await Promise.all([import('./serverCommands.js'), import('./backupCommands.js')]);
+      // backup and restore are `admin` subcommands, kept in their own module.
+      return (program) => {
+        server.registerServerCommands(program);
+        backup.registerBackupCommands(program);
+      };
+    },
   },
   {
-    commands: ['run', 'logs', 'cancel', 'executions', 'commands', 'projects', 'runners', 'audit'],
+    commands: ['run', 'logs', 'cancel', 'executions', 'commands', 'command', 'projects', 'runners', 'audit'],
     exitWhenDone: true,
     load: async () => (await import('./clientCommands.js')).registerClientCommands,
   },
@@ -45,6 +52,16 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
     commands: ['channel'],
     exitWhenDone: true,
     load: async () => (await import('./notificationCommands.js')).registerNotificationCommands,
+  },
+  {
+    commands: ['shell', 'shells'],
+    exitWhenDone: true,
+    load: async () => (await import('./shellCommand.js')).registerShellCommands,
+  },
+  {
+    commands: ['retention'],
+    exitWhenDone: true,
+    load: async () => (await import('./retentionCommands.js')).registerRetentionCommands,
   },
 ];
 

@@ -108,6 +108,8 @@ async function runForeground(flags: Flags): Promise<void> {
   const log = flags.detachedChild ? rotatingFileLog(settings.stateDir) : consoleLog();
   try {
     log('info', `djangocommand runner ${VERSION}: project ${p.projectDir}, Python ${report.python_version}, Django ${report.django_version}, server ${settings.serverUrl}`);
+    // How many, never which: the values stay in memory.
+    log('info', `output is scrubbed of ${settings.redaction.secrets.length} secret setting value(s) and ${settings.redaction.patterns.length} DJANGOCOMMAND_REDACT_PATTERNS pattern(s) before it leaves this host`);
     rememberStart(p, flags, settings.stateDir, log);
     // Holding the pid file: what the state folder lists as running is a dead runner's.
     await cleanUpLeftovers(settings.stateDir, log, settings.killGraceMs);

@@ -13,6 +13,8 @@ import { MISFIRE_POLICIES, OVERLAP_POLICIES } from '../domain/schedule.js';
 type Flags = ClientOptions & { json?: boolean };
 interface ScheduleFlags extends Flags {
   project?: string;
+  readOnly?: boolean;
+  writable?: boolean;
   cron?: string;
   timezone?: string;
   name?: string;
@@ -52,7 +54,8 @@ function timingOptions(cmd: Command, creating: boolean): Command {
     .option('--timeout <seconds>', 'stop a run after this long (default: the server default)')
     .option('--start-timeout <seconds>', 'a runner must start a run within this long, else the occurrence is missed (default 600)')
     .option('--catch-up <seconds>', 'misfires older than this are recorded as missed, never run (default 3600)')
-    .option('--health-every <minutes>', 'expect a success at least this often, else notify');
+    .option('--health-every <minutes>', 'expect a success at least this often, else notify')
+    .option('--read-only', 'runs are in read-only database mode: every write to the database is refused');
 }
 
 function body(flags: ScheduleFlags): Record<string, unknown> {
@@ -66,6 +69,9 @@ function body(flags: ScheduleFlags): Record<string, unknown> {
   if (flags.startTimeout !== undefined) b.start_timeout = whole('--start-timeout', flags.startTimeout, 1, MAX_SECONDS, 'seconds');
   if (flags.catchUp !== undefined) b.catch_up_window = whole('--catch-up', flags.catchUp, 0, MAX_SECONDS, 'seconds');
   if (flags.healthEvery !== undefined) b.health_every = whole('--health-every', flags.healthEvery, 1, 527_040, 'minutes');
+  if (flags.readOnly && flags.writable) throw new UserError('DC_VALIDATION', 'Give --read-only or --writable, not both.', 2);
+  if (flags.readOnly) b.read_only = true;
+  if (flags.writable) b.read_only = false;
   return b;
 }
 
@@ -78,7 +84,7 @@ function runLine(r: PreviewRunView): string {
 }
 
 function describe(s: ScheduleView): string {
-  return `${s.name ? `"${s.name}" ` : ''}${s.command}${s.args ? ' ' + s.args : ''} in ${s.project}, cron "${s.cron}" ${s.timezone}${s.paused ? ' (paused)' : ''}`;
+  return `${s.name ? `"${s.name}" ` : ''}${s.command}${s.args ? ' ' + s.args : ''} in ${s.project}, cron "${s.cron}" ${s.timezone}${s.read_only ? ' (read-only)' : ''}${s.paused ? ' (paused)' : ''}`;
 }
 
 function occurrenceLine(o: OccurrenceView): string {
@@ -177,6 +183,7 @@ export function registerScheduleCommands(program: Command): void {
     .option('--command <command>', 'a new management command')
     .option('--clear-args', 'run the command without arguments')
     .option('--no-health', 'stop expecting a success')
+    .option('--writable', 'runs are no longer in read-only database mode')
     .argument('<id>')
     .argument('[args...]', "new arguments for the command (put -- before them)")
     .action(async (id: string, args: string[], flags: ScheduleFlags) => {

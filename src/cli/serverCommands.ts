@@ -6,6 +6,9 @@ import { openStore } from '../store/openStore.js';
 import type { Core } from '../core/context.js';
 import { LocalNotifier } from '../core/notifier.js';
 import { hostActor } from '../core/audit.js';
+import { registerAuditAdminCommands } from './auditCommands.js';
+import { registerKeyAdminCommands } from './keyCommands.js';
+import { assertKeyUnused } from '../core/keyRotation.js';
 import { createProject, createRunnerKey, resolveProject, revokeRunnerKey } from '../core/projects.js';
 import { createToken, createUser, normaliseEmail } from '../core/accounts.js';
 import { newPassword } from '../core/secrets.js';
@@ -61,6 +64,8 @@ export function registerServerCommands(program: Command): void {
     });
 
   const admin = program.command('admin').description('Administer the server, straight on its database (run where the server runs).');
+  registerAuditAdminCommands(admin);
+  registerKeyAdminCommands(admin);
 
   dbOptions(admin.command('create-project <name>'))
     .description("Create a project and print its runner API key (shown once; put it in the Django settings' DJANGOCOMMAND_API_KEY).")
@@ -92,9 +97,11 @@ export function registerServerCommands(program: Command): void {
 
   dbOptions(admin.command('revoke-key <key>'))
     .description('Revoke a runner API key, given as the key, its prefix (dc_xxxxxxxx) or its id.')
+    .option('--if-unused', 'refuse while a runner is connected with the key (after a rotate-key)')
     .option('--json', 'print JSON')
-    .action((ref: string, flags: DbFlags) =>
+    .action((ref: string, flags: DbFlags & { ifUnused?: boolean }) =>
       withCore(flags, async (core) => {
+        if (flags.ifUnused) await assertKeyUnused(core, ref);
         const key = await revokeRunnerKey(core, hostActor(), ref);
         if (flags.json) out(JSON.stringify(runnerKeyView(key)));
         else out(`Revoked runner key ${key.prefix}… (${key.id}).`);

@@ -45,6 +45,13 @@ export const SERVER_SETTINGS = [
   { key: 'publicUrl', env: 'DJANGOCOMMAND_PUBLIC_URL', kind: 'string', default: undefined, doc: 'The dashboard address people open (https://dc.example.com), for links in notifications. Default: the address the server listens on.' },
   { key: 'notifyRetryBase', env: 'DJANGOCOMMAND_NOTIFY_RETRY_BASE', kind: 'seconds', default: '30', doc: 'Wait before retrying a failed notification; it doubles with each attempt (at most 1 h apart), for a day.' },
   { key: 'logLevel', env: 'DJANGOCOMMAND_LOG_LEVEL', kind: 'string', default: 'warn', doc: 'fatal, error, warn, info (every request), debug or silent.' },
+  { key: 'metricsToken', env: 'DJANGOCOMMAND_METRICS_TOKEN', kind: 'string', default: undefined, doc: 'Serve Prometheus metrics at /metrics to requests with "Authorization: Bearer <this>" (at least 16 characters). Without it (and without a metrics address) /metrics is 404.' },
+  { key: 'metricsAddress', env: 'DJANGOCOMMAND_METRICS_ADDRESS', kind: 'string', default: undefined, doc: 'host:port of a second listener serving only /metrics, /healthz and /readyz, with no token (e.g. 127.0.0.1:9600, reachable by Prometheus only).' },
+  { key: 'shutdownGrace', env: 'DJANGOCOMMAND_SHUTDOWN_GRACE', kind: 'seconds', default: '25', doc: 'On SIGTERM/SIGINT, how long requests in flight may take to finish before their connections are closed.' },
+  { key: 'shutdownDelay', env: 'DJANGOCOMMAND_SHUTDOWN_DELAY', kind: 'whole', default: '0', doc: 'On SIGTERM/SIGINT, how long to keep serving with /readyz answering 503 before the listener closes, so a load balancer takes the server out first.' },
+  { key: 'retentionDays', env: 'DJANGOCOMMAND_RETENTION_DAYS', kind: 'whole', default: '0', doc: 'Finished executions (with their output) older than this many days are purged; 0 keeps them forever. A project may set its own (djangocommand retention set).' },
+  { key: 'retentionMaxOutputBytes', env: 'DJANGOCOMMAND_RETENTION_MAX_OUTPUT_BYTES', kind: 'whole', default: '0', doc: "Most output bytes a project keeps; the oldest finished executions are purged beyond it. 0: no limit. A project may set its own." },
+  { key: 'retentionInterval', env: 'DJANGOCOMMAND_RETENTION_INTERVAL', kind: 'seconds', default: '600', doc: 'How often the background purge runs.' },
 ] as const satisfies readonly Setting[];
 
 export type ServerSettingKey = (typeof SERVER_SETTINGS)[number]['key'];
@@ -64,6 +71,13 @@ export interface ServerConfig {
   maxConnectionsPerAddress: number;
   sweepIntervalMs: number;
   logLevel: string;
+  /** Bearer token for /metrics on the main listener; undefined: not served there. */
+  metricsToken: string | undefined;
+  /** A second listener for /metrics (no token), health and readiness. */
+  metricsAddress: { host: string; port: number } | undefined;
+  shutdownGraceMs: number;
+  shutdownDelayMs: number;
+  retention: { days: number; maxOutputBytes: number; intervalMs: number };
   core: CoreSettings;
   notifications: NotificationConfig;
 }
@@ -89,6 +103,10 @@ export function resolveServerConfig(flags: Partial<Record<ServerSettingKey, stri
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
     throw settingError(get('logLevel').s, logLevel, 'one of fatal, error, warn, info, debug, silent');
   }
+  const metricsToken = str('metricsToken');
+  if (metricsToken !== undefined && (metricsToken.length < 16 || !/^[\x21-\x7e]+$/.test(metricsToken))) {
+    throw settingError(get('metricsToken').s, '…', 'at least 16 printable characters without spaces (openssl rand -hex 24)');
+  }
   return {
     dataDir: path.resolve(str('dataDir')!),
     databaseUrl: str('databaseUrl'),
@@ -104,6 +122,11 @@ export function resolveServerConfig(flags: Partial<Record<ServerSettingKey, stri
     maxConnectionsPerAddress: num('maxConnectionsPerAddress'),
     sweepIntervalMs: num('sweepInterval') * 1000,
     logLevel,
+    metricsToken,
+    metricsAddress: parseListenAddress(get('metricsAddress').s, str('metricsAddress')),
+    shutdownGraceMs: num('shutdownGrace') * 1000,
+    shutdownDelayMs: num('shutdownDelay') * 1000,
+    retention: { days: num('retentionDays'), maxOutputBytes: num('retentionMaxOutputBytes'), intervalMs: num('retentionInterval') * 1000 },
     core: {
       defaultTimeoutSeconds: Math.round(num('defaultTimeout')),
       defaultStartTimeoutSeconds: Math.round(num('defaultStartTimeout')),
@@ -138,6 +161,15 @@ function parseNumber(s: Setting, value: string): number {
     default:
       throw settingError(s, value, 'a number');
   }
+}
+
+/** "host:port" ("[::1]:9600" for IPv6) of an extra listener; undefined when not set. */
+function parseListenAddress(s: Setting, value: string | undefined): { host: string; port: number } | undefined {
+  if (value === undefined) return undefined;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw settingError(s, value, 'host:port, e.g. 127.0.0.1:9600 or [::1]:9600');
+  return { host: m[1] ?? m[2], port };
 }
 
 function settingError(s: Setting, value: string, want: string): UserError {

@@ -1,5 +1,5 @@
 /** Writing audit events: one call per thing a person, token or runner did. */
-import type { Actor, AuditEvent } from '../domain/model.js';
+import type { Actor, AuditEvent, NewAuditEvent } from '../domain/model.js';
 import type { Core } from './context.js';
 
 export interface AuditInput {
@@ -11,7 +11,12 @@ export interface AuditInput {
 }
 
 export async function audit(core: Core, actor: Actor, input: AuditInput): Promise<AuditEvent> {
-  return core.store.appendAudit({
+  return core.store.appendAudit(auditEvent(core, actor, input));
+}
+
+/** The event audit() appends, for callers that append several in one go (store.appendAudits). */
+export function auditEvent(core: Core, actor: Actor, input: AuditInput): NewAuditEvent {
+  return {
     at: core.now(),
     actorType: actor.type,
     actorId: actor.id,
@@ -22,7 +27,7 @@ export async function audit(core: Core, actor: Actor, input: AuditInput): Promis
     executionId: input.executionId ?? null,
     outcome: input.outcome ?? 'ok',
     details: input.details ?? {},
-  });
+  };
 }
 
 export const SYSTEM_ACTOR: Actor = { type: 'system', id: null, label: 'djangocommand server', address: null };

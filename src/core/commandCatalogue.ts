@@ -1,9 +1,10 @@
 /** Replacing a project's command catalogue with what a runner reported, for either protocol. */
 import { commandsHash } from '../domain/commandsHash.js';
 import { checkArgparseSchema } from '../domain/argparseSchema.js';
+import { readOnlyHashSuffix } from '../domain/readOnly.js';
 import { UserError } from '../shared/errors.js';
 import type { Core } from './context.js';
-import type { RunnerCaller } from './runnerV1.js';
+import type { RunnerCaller } from './runnerCaller.js';
 import { audit } from './audit.js';
 
 export interface ReportedCommand {
@@ -13,6 +14,8 @@ export interface ReportedCommand {
   schema?: unknown;
   /** Why the runner's own policy refuses it (v2 lists refused commands; v1 leaves them out). */
   refused?: string;
+  /** Listed in DJANGOCOMMAND_READONLY_COMMANDS (v2 runners only). */
+  read_only?: boolean;
 }
 
 /** Stores the catalogue and returns its hash: the v1 runner's hash of the commands it allows. */
@@ -24,7 +27,8 @@ export async function replaceCatalogue(core: Core, caller: RunnerCaller, command
     names.add(c.name);
   });
   const runnable = commands.filter((c) => !c.refused);
-  const hash = commandsHash(runnable);
+  // The runner appends the same suffix when DJANGOCOMMAND_READONLY_COMMANDS names commands.
+  const hash = commandsHash(runnable) + readOnlyHashSuffix(commands.filter((c) => c.read_only).map((c) => c.name));
   const now = core.now();
   const before = (await core.store.getProject(caller.project.id))?.commandsHash;
   await core.store.replaceCommands(
@@ -38,6 +42,8 @@ export async function replaceCatalogue(core: Core, caller: RunnerCaller, command
       refused: c.refused ?? null,
       maxConcurrency: null,
       syncedAt: now,
+      readOnlyDefault: false,
+      djangoReadOnly: c.read_only === true,
     })),
     hash,
   );
@@ -45,7 +51,7 @@ export async function replaceCatalogue(core: Core, caller: RunnerCaller, command
     await audit(core, caller.actor, {
       action: 'runner.commands_sync',
       projectId: caller.project.id,
-      details: { count: runnable.length, refused: commands.length - runnable.length, hash, commands: runnable.map((c) => c.name).sort() },
+      details: { count: runnable.length, refused: commands.length - runnable.length, hash, commands: runnable.map((c) => c.name).sort(), read_only: commands.filter((c) => c.read_only).map((c) => c.name).sort() },
     });
   }
   return hash;

@@ -11,6 +11,7 @@ import type { Core } from './context.js';
 import { audit, type AuditInput } from './audit.js';
 import { topics } from './notifier.js';
 import { raise } from './notify.js';
+import { observe } from './observer.js';
 
 export interface TransitionOptions {
   /** Narrows the table's "from" statuses (e.g. only a queued execution may be claimed). */
@@ -33,6 +34,7 @@ export async function transition(
   if (allowed.length === 0) return undefined;
   const updated = await core.store.updateExecution(id, allowed, { ...patch, status: to });
   if (!updated) return undefined;
+  observe(core, (o) => o.executionChanged?.(updated));
   if (opts.audit) {
     const { actor, ...input } = opts.audit;
     await audit(core, actor, { ...input, projectId: updated.projectId, executionId: id });

@@ -1,15 +1,16 @@
 /** Creating and cancelling executions: what a person or token asks for. */
 import { randomUUID } from 'node:crypto';
-import type { Actor, Command, Execution, Project } from '../domain/model.js';
+import type { Actor, Command, Execution, NewAuditEvent, Project } from '../domain/model.js';
 import { isTerminal } from '../domain/execution.js';
 import { joinShellWords, splitShellWords } from '../domain/shellWords.js';
 import { validateArgv } from '../domain/argvValidation.js';
 import { closestNames } from '../domain/suggest.js';
 import { UserError } from '../shared/errors.js';
 import type { Core } from './context.js';
-import { audit } from './audit.js';
+import { audit, auditEvent } from './audit.js';
 import { topics } from './notifier.js';
 import { transition } from './executionState.js';
+import { decideReadOnly, type ReadOnlyDecision } from './readOnlyRuns.js';
 
 export const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
 const MAX_ARGV_ITEMS = 1000;
@@ -24,6 +25,8 @@ export interface CreateExecutionInput {
   startTimeoutSeconds?: number;
   /** The schedule creating it (its occurrence), if any. */
   scheduleId?: string;
+  /** Asked for read-only database mode; the command's defaults may make it read-only anyway. */
+  readOnly?: boolean;
 }
 
 export interface CheckedRun {
@@ -39,8 +42,13 @@ export interface CheckedRun {
  * timeouts), made without running anything: createExecution uses them, and a schedule is checked
  * with them when it is saved, with the same codes and words it would get when it fires.
  */
-export async function checkRun(core: Core, project: Project, input: Omit<CreateExecutionInput, 'scheduleId'>): Promise<CheckedRun> {
-  const command = await core.store.getCommand(project.id, input.command);
+export async function checkRun(
+  core: Core,
+  project: Project,
+  input: Omit<CreateExecutionInput, 'scheduleId'>,
+  getCommand: (projectId: string, name: string) => Promise<Command | undefined> = (p, n) => core.store.getCommand(p, n),
+): Promise<CheckedRun> {
+  const command = await getCommand(project.id, input.command);
   if (!command) {
     const known = await core.store.listCommands(project.id);
     const close = closestNames(input.command, known.map((c) => c.name));
@@ -73,32 +81,102 @@ function seconds(field: string, value: number): number {
 }
 
 export async function createExecution(core: Core, actor: Actor, project: Project, input: CreateExecutionInput): Promise<Execution> {
-  let checked: CheckedRun;
-  try {
-    checked = await checkRun(core, project, input);
-  } catch (err) {
-    // Refusals of what may run are audited; argument mistakes are not (nothing was at stake).
-    if (err instanceof UserError && (err.code === 'DC_UNKNOWN_COMMAND' || err.code === 'DC_COMMAND_NOT_ALLOWED')) {
-      const reason = err.code === 'DC_UNKNOWN_COMMAND' ? 'unknown command' : 'refused by runner policy';
-      await audit(core, actor, { action: 'execution.create', projectId: project.id, outcome: 'denied', details: { command: input.command, reason } });
+  const [made] = await createExecutions(core, [{ actor, project, input }]);
+  if (made instanceof UserError) throw made;
+  return made;
+}
+
+export interface ExecutionRequest {
+  actor: Actor;
+  project: Project;
+  input: CreateExecutionInput;
+}
+
+/**
+ * Makes executions: each checked like any run, then all written in one transaction (each against
+ * its command's concurrency limit) and their audit events in one more, so a burst of schedules
+ * due in the same second costs a few commits instead of two per execution. Each result is the
+ * execution or why it was refused; a failure of the database throws.
+ */
+export async function createExecutions(core: Core, requests: readonly ExecutionRequest[]): Promise<Array<Execution | UserError>> {
+  const results: Array<Execution | UserError> = [];
+  const audits: NewAuditEvent[] = [];
+  const toCreate: Array<{ at: number; request: ExecutionRequest; execution: Execution; limit: number; startTimeout: number; mode: ReadOnlyDecision }> = [];
+  // The commands asked for, one query per project.
+  const wanted = new Map<string, Set<string>>();
+  for (const { project, input } of requests) wanted.set(project.id, (wanted.get(project.id) ?? new Set()).add(input.command));
+  const commands = new Map<string, Command>();
+  for (const [projectId, names] of wanted) for (const c of await core.store.getCommands(projectId, [...names])) commands.set(`${projectId}/${c.name}`, c);
+  const getCommand = async (projectId: string, name: string) => commands.get(`${projectId}/${name}`);
+  for (const request of requests) {
+    const { actor, project, input } = request;
+    let checked: CheckedRun;
+    try {
+      checked = await checkRun(core, project, input, getCommand);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      // Refusals of what may run are audited; argument mistakes are not (nothing was at stake).
+      if (err.code === 'DC_UNKNOWN_COMMAND' || err.code === 'DC_COMMAND_NOT_ALLOWED') {
+        const reason = err.code === 'DC_UNKNOWN_COMMAND' ? 'unknown command' : 'refused by runner policy';
+        audits.push(auditEvent(core, actor, { action: 'execution.create', projectId: project.id, outcome: 'denied', details: { command: input.command, reason } }));
+      }
+      results.push(err);
+      continue;
     }
-    throw err;
+    let mode: ReadOnlyDecision;
+    try {
+      mode = await decideReadOnly(core, project, checked.command, input.readOnly === true);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      audits.push(auditEvent(core, actor, { action: 'execution.create', projectId: project.id, outcome: 'denied', details: { command: input.command, reason: 'read-only mode needs a v2 runner', read_only: true } }));
+      results.push(err);
+      continue;
+    }
+    const execution = newExecution(core, actor, project, checked, input.scheduleId ?? null, mode.readOnly);
+    toCreate.push({ at: results.length, request, execution, limit: checked.command.maxConcurrency ?? core.settings.defaultConcurrency, startTimeout: checked.startTimeoutSeconds, mode });
+    results.push(execution);
   }
-  const { command, argv, args, timeoutSeconds, startTimeoutSeconds } = checked;
-  const execution: Execution = {
+  const made = await core.store.createExecutions(toCreate.map(({ execution, limit }) => ({ execution, limit })));
+  for (const [i, { at, request, execution, limit, startTimeout, mode }] of toCreate.entries()) {
+    const { actor, project } = request;
+    const { command, args, argv, timeoutSeconds } = execution;
+    const result = made[i];
+    if (result.created) {
+      audits.push(auditEvent(core, actor, { action: 'execution.create', projectId: project.id, executionId: execution.id, details: { command, args, argv, timeout: timeoutSeconds, start_timeout: startTimeout, read_only: mode.readOnly, ...(mode.readOnly ? { read_only_sources: mode.sources } : {}) } }));
+      continue;
+    }
+    const first = result.active[0];
+    audits.push(auditEvent(core, actor, { action: 'execution.create', projectId: project.id, outcome: 'denied', details: { command, args, reason: 'concurrency limit', active: result.active.map((e) => e.id) } }));
+    results[at] = new UserError(
+      'DC_CONCURRENCY_LIMIT',
+      `"${command}" is already ${first.status} in project "${project.name}" (execution ${first.id}, started by ${first.createdByLabel}); ` +
+        `at most ${limit} at a time. Wait for it, cancel it, or raise the command's limit.`,
+      409,
+      { active: result.active.map((e) => e.id), limit },
+    );
+  }
+  await core.store.appendAudits(audits);
+  for (const projectId of new Set(toCreate.filter((_, i) => made[i].created).map((c) => c.execution.projectId))) core.notifier.publish(topics.project(projectId));
+  return results;
+}
+
+function newExecution(core: Core, actor: Actor, project: Project, checked: CheckedRun, scheduleId: string | null, readOnly: boolean): Execution {
+  const now = core.now();
+  return {
     id: randomUUID(),
     projectId: project.id,
-    command: command.name,
-    args,
-    argv,
+    command: checked.command.name,
+    args: checked.args,
+    argv: checked.argv,
     status: 'queued',
     statusReason: null,
     exitCode: null,
-    timeoutSeconds,
-    startDeadline: core.now() + startTimeoutSeconds * 1000,
-    scheduleId: input.scheduleId ?? null,
+    timeoutSeconds: checked.timeoutSeconds,
+    startDeadline: now + checked.startTimeoutSeconds * 1000,
+    scheduleId,
     metadataOnly: false,
-    createdAt: core.now(),
+    readOnly,
+    createdAt: now,
     createdByType: actor.type,
     createdById: actor.type === 'token' || actor.type === 'user' ? actor.id : null,
     createdByLabel: actor.label,
@@ -118,32 +196,6 @@ export async function createExecution(core: Core, actor: Actor, project: Project
     runnerLastSeq: 0,
     runnerChunks: 0,
   };
-  const limit = command.maxConcurrency ?? core.settings.defaultConcurrency;
-  const result = await core.store.createExecution(execution, limit);
-  if (!result.created) {
-    const first = result.active[0];
-    await audit(core, actor, {
-      action: 'execution.create',
-      projectId: project.id,
-      outcome: 'denied',
-      details: { command: command.name, args, reason: 'concurrency limit', active: result.active.map((e) => e.id) },
-    });
-    throw new UserError(
-      'DC_CONCURRENCY_LIMIT',
-      `"${command.name}" is already ${first.status} in project "${project.name}" (execution ${first.id}, started by ${first.createdByLabel}); ` +
-        `at most ${limit} at a time. Wait for it, cancel it, or raise the command's limit.`,
-      409,
-      { active: result.active.map((e) => e.id), limit },
-    );
-  }
-  await audit(core, actor, {
-    action: 'execution.create',
-    projectId: project.id,
-    executionId: execution.id,
-    details: { command: command.name, args, argv, timeout: timeoutSeconds, start_timeout: startTimeoutSeconds },
-  });
-  core.notifier.publish(topics.project(project.id));
-  return execution;
 }
 
 function normaliseArguments(input: CreateExecutionInput): { argv: string[]; args: string } {

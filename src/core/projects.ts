@@ -57,7 +57,7 @@ export async function revokeRunnerKey(core: Core, actor: Actor, ref: string): Pr
   return { ...key, revokedAt: key.revokedAt ?? core.now() };
 }
 
-async function findRunnerKey(core: Core, ref: string): Promise<RunnerKey | undefined> {
+export async function findRunnerKey(core: Core, ref: string): Promise<RunnerKey | undefined> {
   if (ref.startsWith(RUNNER_KEY_PREFIX) && ref.length > 20) return core.store.findRunnerKeyByHash(hashSecret(ref));
   if (ref.startsWith(RUNNER_KEY_PREFIX)) return core.store.findRunnerKeyByPrefix(ref);
   const all = await core.store.listProjects();

@@ -12,22 +12,17 @@ import {
   type PendingExecution,
 } from '../shared/protocolV1.js';
 import type { Core } from './context.js';
+import type { RunnerCaller } from './runnerCaller.js';
 import { audit } from './audit.js';
 import { finishExecution } from './finishExecution.js';
 import { replaceCatalogue } from './commandCatalogue.js';
 import { hashSecret, RUNNER_KEY_PREFIX, USER_TOKEN_PREFIX } from './secrets.js';
 import { topics } from './notifier.js';
 import { transition } from './executionState.js';
+import { dataBytes, observe } from './observer.js';
 
 /** Who is calling: resolved once per request from the key, the address and the headers. */
-export interface RunnerCaller {
-  key: RunnerKey;
-  project: Project;
-  address: string;
-  /** v2: the runner's own id, once it said hello. */
-  instance?: string;
-  actor: Actor;
-}
+export type { RunnerCaller } from './runnerCaller.js';
 
 export interface RunnerCredentials {
   bearer: string | undefined;
@@ -171,6 +166,8 @@ export async function pending(core: Core, caller: RunnerCaller): Promise<{ execu
   const now = core.now();
   const out: PendingExecution[] = [];
   for (const e of items) {
+    // Protocol v1 cannot carry read-only mode: the Python runner would run it writable. Left for a v2 runner.
+    if (e.readOnly) continue;
     if (e.status === 'queued') {
       // Offered, not started: it stays takeable by any runner of the project until one calls start/.
       await transition(core, e.id, 'dispatched', { runnerId: runner.id, dispatchedAt: now }, { from: ['queued'] });
@@ -190,6 +187,9 @@ async function executionOf(core: Core, caller: RunnerCaller, id: string): Promis
 export async function start(core: Core, caller: RunnerCaller, id: string) {
   const runner = await sight(core, caller);
   const e = await executionOf(core, caller, id);
+  if (e.readOnly) {
+    throw new UserError('DC_READ_ONLY_UNSUPPORTED', `Execution ${id} runs in read-only database mode, which a v1 runner cannot enforce: it waits for a v2 runner.`, 409);
+  }
   // No "already started by you" shortcut: two runners sharing a key and an address (NAT, one
   // host) would both be told to run it. start/ is the claim, and only one claim wins.
   const started = await transition(
@@ -232,7 +232,10 @@ export async function openOutput(core: Core, caller: RunnerCaller, id: string) {
   return {
     async part(header: V1ChunkHeader, part: V1ChunkPart, index: number): Promise<void> {
       const piece = { stream: header.isStderr ? ('stderr' as const) : ('stdout' as const), data: part.data, lineTimes: part.lineTimes, receivedAt: core.now() };
-      if (await core.store.appendV1Part(e.id, header.chunkNumber, index, piece)) core.notifier.publish(topics.execution(e.id));
+      if (await core.store.appendV1Part(e.id, header.chunkNumber, index, piece)) {
+        core.notifier.publish(topics.execution(e.id));
+        observe(core, (o) => o.outputStored?.(e, dataBytes(part.data), header.chunkNumber === 1 && index === 0, core.now()));
+      }
     },
     async complete(header: V1ChunkHeader) {
       const fresh = await core.store.completeV1Chunk(e.id, header.chunkNumber);

@@ -7,7 +7,7 @@ import { isTerminal, type ExecutionStatus } from '../domain/execution.js';
 import { UserError } from '../shared/errors.js';
 import type { CommandsMessage, Finished, Hello, OutputHeader, Started, Execute } from '../shared/protocolV2.js';
 import type { Core } from './context.js';
-import type { RunnerCaller } from './runnerV1.js';
+import type { RunnerCaller } from './runnerCaller.js';
 import { audit } from './audit.js';
 import { finishExecution } from './finishExecution.js';
 import { replaceCatalogue } from './commandCatalogue.js';
@@ -15,6 +15,7 @@ import { topics } from './notifier.js';
 import { transition } from './executionState.js';
 import { codeSchedulesDigest, splitCatalogueHash } from '../domain/codeSchedule.js';
 import { syncCodeSchedules, type RefusedCodeSchedule } from './schedules/codeSchedules.js';
+import { dataBytes, observe } from './observer.js';
 
 export interface HelloResult {
   runner: Runner;
@@ -100,7 +101,7 @@ async function storedCodeDigest(core: Core, projectId: string): Promise<string> 
 export async function claim(core: Core, runner: Runner, e: Execution): Promise<Execute | undefined> {
   const claimed = await transition(core, e.id, 'dispatched', { runnerId: runner.id, dispatchedAt: core.now() }, { from: ['queued'] });
   if (!claimed) return undefined;
-  return { type: 'execute', execution_id: e.id, command: e.command, argv: e.argv, timeout: e.timeoutSeconds, metadata_only: e.metadataOnly };
+  return { type: 'execute', execution_id: e.id, command: e.command, argv: e.argv, timeout: e.timeoutSeconds, metadata_only: e.metadataOnly, read_only: e.readOnly };
 }
 
 async function ownExecution(core: Core, caller: RunnerCaller, id: string): Promise<Execution> {
@@ -140,6 +141,7 @@ export async function output(core: Core, caller: RunnerCaller, msg: OutputHeader
     receivedAt: core.now(),
   });
   if (stored) core.notifier.publish(topics.execution(e.id));
+  if (stored) observe(core, (o) => o.outputStored?.(e, dataBytes(msg.data), msg.seq === 1, core.now()));
 }
 
 export async function finished(core: Core, caller: RunnerCaller, runner: Runner, msg: Finished): Promise<ExecutionStatus> {

@@ -4,6 +4,7 @@
  * and become an ApiError whose message is the server's, safe to show.
  */
 import type {
+  AuditChainView,
   AuditEventView,
   CommandView,
   ErrorBody,
@@ -139,7 +140,7 @@ export const api = {
   createKey: (project: string, name: string) => post<RunnerKeyView & { key: string }>(`/api/v1/projects/${enc(project)}/keys`, { name }),
   revokeKey: (project: string, id: string) => post<RunnerKeyView>(`/api/v1/projects/${enc(project)}/keys/${enc(id)}/revoke`),
 
-  createExecution: (project: string, body: { command: string; argv?: string[]; args?: string; timeout?: number }) =>
+  createExecution: (project: string, body: { command: string; argv?: string[]; args?: string; timeout?: number; read_only?: boolean }) =>
     post<ExecutionView>(`/api/v1/projects/${enc(project)}/executions`, body),
   executions: (filters: ExecutionFilters, signal?: AbortSignal) => get<PageView<ExecutionView>>('/api/v1/executions', { ...filters }, signal),
   execution: (id: string, signal?: AbortSignal) => get<ExecutionView>(`/api/v1/executions/${enc(id)}`, {}, signal),
@@ -150,6 +151,7 @@ export const api = {
   eventsUrl: (id: string, after: number) => withQuery(`/api/v1/executions/${enc(id)}/events`, { after: after > 0 ? after : undefined }),
 
   audit: (filters: AuditFilters, signal?: AbortSignal) => get<PageView<AuditEventView>>('/api/v1/audit', { ...filters }, signal),
+  auditChain: (signal?: AbortSignal) => get<AuditChainView>('/api/v1/audit/chain', undefined, signal),
   auditExportUrl: (format: 'csv' | 'jsonl', filters: AuditFilters) => withQuery('/api/v1/audit/export', { ...filters, limit: undefined, cursor: undefined, format }),
 
   tokens: () => get<{ items: TokenView[] }>('/api/v1/tokens'),

@@ -22,11 +22,14 @@ import { schedulesPage } from './pages/schedules.js';
 import { schedulePage } from './pages/schedule.js';
 import { scheduleFormPage } from './pages/scheduleForm.js';
 import { notificationsPage } from './pages/notifications.js';
+import { shellsPage } from './pages/shells.js';
+import { shellPage } from './pages/shell.js';
 
 const NAV: Array<{ label: string; path: string; match: RegExp }> = [
   { label: 'Projects', path: '/', match: /^\/($|projects)/ },
   { label: 'Schedules', path: '/schedules', match: /^\/schedules/ },
   { label: 'History', path: '/history', match: /^\/(history|executions)/ },
+  { label: 'Shells', path: '/shells', match: /^\/shells/ },
   { label: 'Audit log', path: '/audit', match: /^\/audit/ },
   { label: 'Notifications', path: '/notifications', match: /^\/notifications/ },
   { label: 'Settings', path: '/settings', match: /^\/settings/ },
@@ -145,5 +148,7 @@ const router = new Router(render, notFound)
   .add('/schedules/new', scheduleFormPage)
   .add('/schedules/:id', schedulePage)
   .add('/schedules/:id/edit', scheduleFormPage)
-  .add('/notifications', notificationsPage);
+  .add('/notifications', notificationsPage)
+  .add('/shells', shellsPage)
+  .add('/shells/:id', shellPage);
 router.start();

@@ -8,7 +8,7 @@ import { FitAddon } from '@xterm/addon-fit';
 import type { OutputChunkView } from '../shared/api.js';
 import { currentTheme, onThemeChange, type Theme } from './theme.js';
 
-const THEMES: Record<Theme, ITheme> = {
+export const THEMES: Record<Theme, ITheme> = {
   light: {
     background: '#fbfbfa',
     foreground: '#1f2328',

@@ -101,6 +101,10 @@ export interface Command {
   refused: string | null;
   maxConcurrency: number | null;
   syncedAt: number;
+  /** Read-only database mode by default, set on the server (kept across catalogue syncs). */
+  readOnlyDefault: boolean;
+  /** Listed in DJANGOCOMMAND_READONLY_COMMANDS, as the runner reported it. */
+  djangoReadOnly: boolean;
 }
 
 export type CancelReason = 'user' | 'timeout';
@@ -122,6 +126,8 @@ export interface Execution {
   /** The schedule that created it; null when a person or token asked for it. */
   scheduleId: string | null;
   metadataOnly: boolean;
+  /** Runs in read-only database mode (requested, or a default of its command). */
+  readOnly: boolean;
   createdAt: number;
   createdByType: ActorType;
   createdById: string | null;

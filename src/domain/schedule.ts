@@ -64,6 +64,8 @@ export interface Schedule {
   misfire: MisfirePolicy;
   catchUpSeconds: number;
   healthEveryMinutes: number | null;
+  /** Its executions run in read-only database mode (their command's defaults may make them so too). */
+  readOnly: boolean;
   paused: boolean;
   pausedAt: number | null;
   /** Why it is paused when no person paused it (a code schedule of the same name took over). */

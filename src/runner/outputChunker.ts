@@ -5,6 +5,7 @@
  */
 import { StringDecoder } from 'node:string_decoder';
 import type { OutputStream } from '../domain/model.js';
+import { hasRules, StreamRedactor, type RedactionRules } from './redactor.js';
 
 export interface Chunk {
   seq: number;
@@ -22,6 +23,8 @@ interface Pending {
   /** The last time recorded: lines starting within the same millisecond share it. */
   lastTime: number;
   atLineStart: boolean;
+  /** Scrubs secrets before anything is chunked (redactor.ts); may hold back a possible secret's start. */
+  redactor?: StreamRedactor;
 }
 
 export class OutputChunker {
@@ -33,10 +36,19 @@ export class OutputChunker {
 
   constructor(
     private readonly emit: (chunk: Chunk) => void,
-    private readonly opts: { flushMs: number; maxBytes: number; firstSeq?: number; now?: () => number },
+    private readonly opts: { flushMs: number; maxBytes: number; firstSeq?: number; now?: () => number; redact?: RedactionRules },
   ) {
     this.seq = opts.firstSeq ?? 0;
-    const fresh = (): Pending => ({ decoder: new StringDecoder('utf8'), data: '', bytes: 0, lineTimes: [], lastTime: -1, atLineStart: true });
+    const redact = opts.redact;
+    const fresh = (): Pending => ({
+      decoder: new StringDecoder('utf8'),
+      data: '',
+      bytes: 0,
+      lineTimes: [],
+      lastTime: -1,
+      atLineStart: true,
+      redactor: hasRules(redact) ? new StreamRedactor(redact) : undefined,
+    });
     this.pending = { stdout: fresh(), stderr: fresh() };
   }
 
@@ -46,7 +58,8 @@ export class OutputChunker {
 
   write(stream: OutputStream, bytes: Buffer): void {
     const p = this.pending[stream];
-    const text = p.decoder.write(bytes);
+    const decoded = p.decoder.write(bytes);
+    const text = p.redactor ? p.redactor.push(decoded) : decoded;
     if (text.length === 0) return;
     const now = (this.opts.now ?? Date.now)();
     let from = 0;
@@ -80,7 +93,11 @@ export class OutputChunker {
     clearTimeout(this.timer);
     this.timer = undefined;
     if (end) {
-      for (const s of ['stdout', 'stderr'] as const) this.pending[s].data += this.pending[s].decoder.end();
+      for (const s of ['stdout', 'stderr'] as const) {
+        const p = this.pending[s];
+        const rest = p.decoder.end();
+        p.data += p.redactor ? p.redactor.push(rest) + p.redactor.end() : rest;
+      }
     }
     for (const s of this.order) this.flushStream(s);
     for (const s of ['stdout', 'stderr'] as const) this.flushStream(s);

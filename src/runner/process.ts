@@ -22,12 +22,18 @@ export interface LaunchSpec {
   command: string;
   argv: string[];
   env: NodeJS.ProcessEnv;
+  /** Read-only database mode: bootstrap.py `run-read-only` runs manage.py with every connection read-only. */
+  readOnly?: boolean;
 }
 
 export function launchCold(spec: LaunchSpec): Launched {
   // Through bootstrap.py `exec`, which asks to die with the runner (a parent-death signal) and
   // then becomes `python manage.py CMD ARGS` itself: same pid, command line and environment.
-  const program = [spec.python, 'manage.py', spec.command, ...spec.argv];
+  // Read-only: `python bootstrap.py run-read-only CMD ARGS`, which runs manage.py the same way
+  // with read-only mode enabled right after django.setup(), before any command code.
+  const program = spec.readOnly
+    ? [spec.python, bootstrapPath(), 'run-read-only', spec.command, ...spec.argv]
+    : [spec.python, 'manage.py', spec.command, ...spec.argv];
   const child = spawn(spec.python, ['-S', bootstrapPath(), 'exec', String(process.pid), ...program], {
     cwd: spec.projectDir,
     env: { ...spec.env, PYTHONUNBUFFERED: '1' },

@@ -24,13 +24,15 @@ import type { RunnerSettings } from './settings.js';
 import type { DiscoveredCommand, PythonProject } from './bootstrap.js';
 import { commandsHash } from '../domain/commandsHash.js';
 import { codeSchedulesDigest, joinCatalogueHash, type CodeScheduleSpec } from '../domain/codeSchedule.js';
+import { readOnlyHashSuffix } from '../domain/readOnly.js';
+import { ShellHost } from './shell.js';
 import type { CommandsMessage, Execute, Finished, FinishedStatus, Hello, ServerMessage } from '../shared/protocolV2.js';
 
 export type Log = (level: 'info' | 'warn' | 'error', message: string) => void;
 
 export interface WarmLauncher {
   /** A warm start, or undefined when it cannot be had now (the caller starts cold). */
-  launch(command: string, argv: string[]): Promise<Launched | undefined>;
+  launch(command: string, argv: string[], options?: { readOnly?: boolean }): Promise<Launched | undefined>;
   stop(): Promise<void>;
 }
 
@@ -83,6 +85,8 @@ const METADATA_ONLY_TEXT = '(metadata-only mode, no output captured)\n';
 
 export class Runner {
   readonly connection: Connection;
+  /** Audited shells (shell.ts): started on the server's `shell_open`. */
+  readonly shells: ShellHost;
   private readonly live = new Map<string, Live>();
   private readonly runnerId: string;
   private readonly commandsMsg: CommandsMessage;
@@ -103,20 +107,30 @@ export class Runner {
       .filter((c) => !c.error)
       .map((c) => {
         const verdict = judge(s.policy, c.name);
-        return { name: c.name, app_label: c.app_label, help_text: c.help_text, schema: c.schema ?? null, ...(verdict.allowed ? {} : { refused: `${verdict.reason}. ${verdict.fix}` }) };
+        return {
+          name: c.name,
+          app_label: c.app_label,
+          help_text: c.help_text,
+          schema: c.schema ?? null,
+          ...(verdict.allowed ? {} : { refused: `${verdict.reason}. ${verdict.fix}` }),
+          ...(s.readOnlyCommands?.includes(c.name) ? { read_only: true } : {}),
+        };
       })
       .filter((c) => c.name !== 'djangocommand');
     // Code schedules travel with the catalogue; their digest joins the hash so a change in the
     // settings alone is resent too. The server says why it skips an entry (logged as `server says`).
     const schedules = opts.schedules ?? undefined;
     this.commandsMsg = { type: 'commands', commands: catalogue, ...(schedules ? { schedules } : {}) };
-    this.hash = joinCatalogueHash(commandsHash(catalogue.filter((c) => !c.refused)), schedules && codeSchedulesDigest(schedules));
+    // DJANGOCOMMAND_READONLY_COMMANDS joins the hash the same way (domain/readOnly.ts).
+    const readOnlySuffix = readOnlyHashSuffix(catalogue.filter((c) => c.read_only).map((c) => c.name));
+    this.hash = joinCatalogueHash(commandsHash(catalogue.filter((c) => !c.refused)) + readOnlySuffix, schedules && codeSchedulesDigest(schedules));
     if (schedules) opts.log('info', `DJANGOCOMMAND_SCHEDULES: ${schedules.length} schedule${schedules.length === 1 ? '' : 's'} (${schedules.map((x) => x.name).join(', ') || 'none'})`);
     this.connection = new Connection(s.serverUrl, s.apiKey, {
       handshakeTimeoutMs: s.requestTimeoutSeconds * 1000,
       baseBackoffMs: opts.reconnectBaseMs,
       userAgent: `djangocommand-runner/${opts.version}`,
     });
+    this.shells = new ShellHost(opts.project, this.connection, opts.log);
   }
 
   /** Connects and serves until stop(). Output left unsent by an earlier run is sent first. */
@@ -142,6 +156,8 @@ export class Runner {
   }
 
   private onOpen(): void {
+    // A shell lives only as long as the connection that opened it: the server ended it meanwhile.
+    this.shells.closeAll('the connection to the server was replaced');
     this.inflight = 0;
     for (const l of this.live.values()) {
       l.nextIndex = 0;
@@ -161,6 +177,7 @@ export class Runner {
       max_concurrency: s.maxConcurrency,
       // Everything it started, even if it has ended since: the server learns it ran.
       running: [...this.live.values()].filter((l) => l.proc).map((l) => l.id),
+      features: ['read_only'],
     };
     this.connection.send(JSON.stringify(hello));
     if (this.draining) this.connection.send(JSON.stringify({ type: 'draining' }));
@@ -199,6 +216,9 @@ export class Runner {
       case 'warning':
         this.opts.log('warn', `server says: ${msg.message} [${msg.code}]`);
         return;
+      default:
+        if (msg.type.startsWith('shell_')) this.shells.handle(msg);
+        return;
     }
   }
 
@@ -207,7 +227,8 @@ export class Runner {
     const spool = ExecutionSpool.create(this.opts.settings.stateDir, msg.execution_id);
     const l: Live = { id: msg.execution_id, command: msg.command, spool, nextIndex: 0, fresh: new Map(), unspooled: [], finishedSent: false, cancelled: false, timedOut: false };
     this.live.set(l.id, l);
-    const chunker = new OutputChunker((c) => this.spoolChunk(l, c), { flushMs: this.opts.flushMs ?? 100, maxBytes: CHUNK_MAX_BYTES });
+    // Secrets are scrubbed here, before the spool: nothing unscrubbed is written or sent.
+    const chunker = new OutputChunker((c) => this.spoolChunk(l, c), { flushMs: this.opts.flushMs ?? 100, maxBytes: CHUNK_MAX_BYTES, redact: this.opts.settings.redaction });
 
     const verdict = judge(this.opts.settings.policy, msg.command);
     if (!verdict.allowed || this.draining) {
@@ -220,14 +241,16 @@ export class Runner {
 
     const metadataOnly = msg.metadata_only || isMetadataOnly(this.opts.settings.policy, msg.command);
     const s = this.opts.settings;
+    // Read-only when the server says so, and always for DJANGOCOMMAND_READONLY_COMMANDS (whatever the server says).
+    const readOnly = msg.read_only === true || (s.readOnlyCommands?.includes(msg.command) ?? false);
     const cold = s.coldCommands.includes(msg.command) || !this.opts.warm;
-    const proc = (cold ? undefined : await this.opts.warm!.launch(msg.command, msg.argv)) ??
-      launchCold({ python: this.opts.project.python, projectDir: this.opts.project.projectDir, command: msg.command, argv: msg.argv, env: this.opts.project.env });
+    const proc = (cold ? undefined : await this.opts.warm!.launch(msg.command, msg.argv, { readOnly })) ??
+      launchCold({ python: this.opts.project.python, projectDir: this.opts.project.projectDir, command: msg.command, argv: msg.argv, env: this.opts.project.env, readOnly });
     l.proc = proc;
     l.startedAt = Date.now();
     // Written down until it is seen to end: a runner killed meanwhile finds it on its next start.
     if (proc.pid) recordProcess(s.stateDir, { pid: proc.pid, group: true, kind: 'command', execution_id: l.id, command: msg.command });
-    this.opts.log('info', `execution ${l.id}: ${msg.command} ${msg.argv.join(' ')} started (${proc.warm ? 'warm' : 'cold'}, pid ${proc.pid})`);
+    this.opts.log('info', `execution ${l.id}: ${msg.command} ${msg.argv.join(' ')} started (${proc.warm ? 'warm' : 'cold'}${readOnly ? ', read-only' : ''}, pid ${proc.pid})`);
     this.connection.send(JSON.stringify({ type: 'started', execution_id: l.id, pid: proc.pid, warm: proc.warm, at: l.startedAt }));
     this.writeStatus();
 
@@ -386,6 +409,7 @@ export class Runner {
    */
   async stop(opts: { force?: boolean; graceMs?: number } = {}): Promise<void> {
     this.draining = true;
+    this.shells.closeAll('the runner is stopping');
     this.connection.send(JSON.stringify({ type: 'draining' }));
     this.writeStatus();
     if (opts.force) for (const id of this.running) this.cancel(id, true);

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../shared/errors.js';
 import { DEFAULT_ALLOWED_COMMANDS, DEFAULT_DISALLOWED_COMMANDS, type Policy } from './policy.js';
+import { redactionRules, type RedactionRules, type Secret } from './redactor.js';
 
 export interface DjangoSettingsReport {
   settings: Record<string, unknown>;
@@ -16,6 +17,10 @@ export interface DjangoSettingsReport {
   python_version: string;
   django_version: string;
   settings_module: string;
+  /** Values of settings that look secret (bootstrap.py), scrubbed from output. Never logged. */
+  secrets?: Secret[];
+  /** DJANGOCOMMAND_REDACT_PATTERNS from the Django settings, as JSON. */
+  redact_patterns?: unknown;
 }
 
 export interface RunnerSettings {
@@ -29,6 +34,8 @@ export interface RunnerSettings {
   maxConcurrency: number;
   warmStart: boolean;
   coldCommands: string[];
+  /** DJANGOCOMMAND_READONLY_COMMANDS: run in read-only database mode by default (reported to the server). */
+  readOnlyCommands?: string[];
   killGraceMs: number;
   /** Unacknowledged output kept on disk before commands are paused (back-pressure), bytes. */
   spoolMaxBytes: number;
@@ -36,6 +43,8 @@ export interface RunnerSettings {
   baseDir: string;
   pythonVersion: string;
   djangoVersion: string;
+  /** What is scrubbed from command output before it leaves the host (redactor.ts). */
+  redaction: RedactionRules;
 }
 
 export interface RunnerFlags {
@@ -109,13 +118,40 @@ export function resolveRunnerSettings(flags: RunnerFlags, env: NodeJS.ProcessEnv
     maxConcurrency,
     warmStart: flags.warm ?? (warmEnv === undefined ? bool(from('DJANGOCOMMAND_WARM_START'), 'DJANGOCOMMAND_WARM_START', true) : !['0', 'false', 'no'].includes(warmEnv.toLowerCase())),
     coldCommands: list(from('DJANGOCOMMAND_COLD_COMMANDS'), 'DJANGOCOMMAND_COLD_COMMANDS') ?? [],
+    readOnlyCommands: list(from('DJANGOCOMMAND_READONLY_COMMANDS'), 'DJANGOCOMMAND_READONLY_COMMANDS') ?? [],
     killGraceMs: killGrace * 1000,
     spoolMaxBytes: spoolMaxMb * 1024 * 1024,
     stateDir: flags.stateDir ?? stateDirFor(django.base_dir),
     baseDir: django.base_dir,
     pythonVersion: django.python_version,
     djangoVersion: django.django_version,
+    redaction: redactionRules(django.secrets ?? [], redactPatterns(env.DJANGOCOMMAND_REDACT_PATTERNS, django.redact_patterns)),
   };
+}
+
+/**
+ * DJANGOCOMMAND_REDACT_PATTERNS: in the environment, a JSON list of strings or one pattern per
+ * line (a comma can be part of a pattern); in the Django settings, a tuple or list of strings.
+ */
+function redactPatterns(fromEnv: string | undefined, fromDjango: unknown): string[] {
+  if (fromEnv !== undefined && fromEnv.trim() !== '') {
+    const text = fromEnv.trim();
+    if (text.startsWith('[')) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        throw configError('DJANGOCOMMAND_REDACT_PATTERNS starts with "[" but is not a JSON list of strings; write one pattern per line, or a JSON list.');
+      }
+      if (!Array.isArray(parsed) || parsed.some((p) => typeof p !== 'string')) throw configError('DJANGOCOMMAND_REDACT_PATTERNS must be a JSON list of strings.');
+      return parsed as string[];
+    }
+    return text.split('\n').map((l) => l.trim()).filter(Boolean);
+  }
+  if (fromDjango === null || fromDjango === undefined) return [];
+  if (typeof fromDjango === 'string') throw configError(`DJANGOCOMMAND_REDACT_PATTERNS is a string; it must be a tuple, e.g. (r"sk_live_[A-Za-z0-9]+",) — note the trailing comma.`);
+  if (!Array.isArray(fromDjango) || fromDjango.some((p) => typeof p !== 'string')) throw configError('DJANGOCOMMAND_REDACT_PATTERNS must be a tuple of regular expressions (strings).');
+  return fromDjango as string[];
 }
 
 function configError(message: string): UserError {

@@ -170,7 +170,8 @@ export class WarmProcess implements WarmLauncher {
     this.pids.clear();
   }
 
-  async launch(command: string, argv: string[]): Promise<Launched | undefined> {
+  /** `readOnly`: the forked child makes every database connection read-only before the command runs. */
+  async launch(command: string, argv: string[], options: { readOnly?: boolean } = {}): Promise<Launched | undefined> {
     if (!this.ready || !this.socket) return undefined;
     const fifos = this.spares.shift() ?? (await this.makeFifos(1))[0];
     if (!fifos) return undefined;
@@ -189,7 +190,7 @@ export class WarmProcess implements WarmLauncher {
     const id = randomUUID();
     // Listening for the exit before asking: "exited" may come in the same read as "started".
     const exited = new Promise<number>((resolve) => this.exits.set(id, resolve));
-    const reply = await this.request({ op: 'run', command, argv, stdout: out, stderr: err }, id);
+    const reply = await this.request({ op: 'run', command, argv, stdout: out, stderr: err, ...(options.readOnly ? { read_only: true } : {}) }, id);
     if (reply.event !== 'started' || !reply.pid) {
       this.exits.delete(id);
       stdout.destroy();

@@ -15,6 +15,7 @@ import { registerRunnerV1Routes } from './routes/runnerV1.js';
 import { registerProjectRoutes } from './routes/projects.js';
 import { registerExecutionRoutes } from './routes/executions.js';
 import { registerAuditRoutes } from './routes/audit.js';
+import { registerAuditChainRoutes } from './routes/auditChain.js';
 import { registerMetaRoutes } from './routes/meta.js';
 import { registerUserRoutes } from './routes/users.js';
 import { registerManageRoutes } from './routes/manage.js';
@@ -22,10 +23,20 @@ import { registerDashboardRoutes } from './routes/dashboard.js';
 import { registerChannelRoutes } from './routes/channels.js';
 import { VERSION } from '../version.js';
 import { RunnerSessions } from './runnerSessions.js';
+import { ShellSessions } from './shellSessions.js';
+import { registerShellRoutes } from './routes/shells.js';
+import { Health, registerHealthRoutes } from './routes/health.js';
+import { registerRetentionRoutes } from './routes/retention.js';
+import type { RetentionLimits } from '../core/retention.js';
+import { registerMetricsRoute, type Metrics } from './metrics.js';
+import { requestIdOf, loggerOptions, requestLogController } from './requestLog.js';
+import { migrations } from '../store/migrations.js';
+import { CAPABILITIES } from '../store/dialects.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
     runnerSessions: RunnerSessions;
+    shellSessions: ShellSessions;
   }
   interface FastifyRequest {
     /** SHA-256 of the JSON body's bytes as received (runner requests are fingerprinted by it). */
@@ -45,6 +56,15 @@ export interface AppOptions {
   receiveTimeoutMs?: number;
   /** Open connections one address may hold; 0: no cap. Default 256. */
   maxConnectionsPerAddress?: number;
+  /** /healthz and /readyz (serve.ts shares it with the shutdown); default: a fresh one. */
+  health?: Health;
+  /** Prometheus metrics; served at /metrics when `metricsToken` is given. */
+  metrics?: Metrics;
+  metricsToken?: string;
+  /** Server-wide retention limits (DJANGOCOMMAND_RETENTION_*); default: none. */
+  retentionDefaults?: RetentionLimits;
+  /** Audited shells: the reattach grace period and start timeout (shellSessions.ts). */
+  shells?: import('./shellSessions.js').ShellSessionsOptions;
 }
 
 /** No real cap: a chunk streams into the store in parts, so its size costs time, not memory. */
@@ -55,7 +75,12 @@ const HEADERS_TIMEOUT_MS = 10_000;
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const receiveTimeoutMs = opts.receiveTimeoutMs ?? 120_000;
   const app = Fastify({
-    logger: opts.logLevel === 'silent' ? false : { level: opts.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie'] },
+    logger: opts.logLevel === 'silent' ? false : loggerOptions(opts.logLevel),
+    // Every request has an id (the caller's X-Request-Id when well-formed): in each log line of
+    // the request, in the response's X-Request-Id header and in error bodies (request_id).
+    genReqId: requestIdOf,
+    requestIdHeader: false,
+    logController: requestLogController(),
     bodyLimit: opts.maxApiBodyBytes,
     trustProxy: opts.trustProxy,
     // No coercion: "5" is not a number and "x" is not a list; query strings are parsed by hand.
@@ -71,6 +96,15 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
   });
   capConnectionsPerAddress(app, opts.maxConnectionsPerAddress ?? 256);
+  app.addHook('onRequest', async (request, reply) => {
+    // On the raw response, so hijacked replies (live output streams) carry it too.
+    reply.raw.setHeader('x-request-id', request.id);
+  });
+  app.addHook('onSend', async (request, reply, payload) => {
+    // Error bodies say which request they answer, for a support ticket or a log search.
+    if (reply.statusCode >= 400 && typeof payload === 'string' && payload.startsWith('{"error"')) return `{"request_id":${JSON.stringify(request.id)},${payload.slice(1)}`;
+    return payload;
+  });
   // `Expect: 100-continue` is answered by Node itself; any other expectation cannot be met.
   app.server.on('checkExpectation', (_req, res) => {
     const body = JSON.stringify({ error: 'Only "Expect: 100-continue" is understood.', code: 'DC_BAD_REQUEST' });
@@ -138,22 +172,35 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
 
   registerMetaRoutes(app, opts.core);
+  registerHealthRoutes(app, opts.health ?? new Health(opts.core, Object.keys(migrations(CAPABILITIES[opts.core.store.dialect]))));
+  if (opts.metrics) opts.metrics.instrument(app);
+  registerMetricsRoute(app, opts.metrics, opts.metricsToken);
   registerRunnerV1Routes(app, opts.core, opts.maxRunnerBodyBytes, opts.maxOutputChunkBytes ?? DEFAULT_MAX_OUTPUT_CHUNK);
   registerProjectRoutes(app, opts.core);
   registerExecutionRoutes(app, opts.core);
   registerAuditRoutes(app, opts.core);
+  registerAuditChainRoutes(app, opts.core);
   registerUserRoutes(app, opts.core);
   registerManageRoutes(app, opts.core);
   registerChannelRoutes(app, opts.core);
+  registerRetentionRoutes(app, opts.core, opts.retentionDefaults ?? { days: 0, maxOutputBytes: 0 });
   (await import('./routes/schedules.js')).registerScheduleRoutes(app, opts.core);
   registerDashboardRoutes(app);
 
   const sessions = new RunnerSessions(opts.core, app.log, opts.maxRunnerBodyBytes);
+  // Audited shells: their own routes and attach WebSocket; they ride on the runner connections.
+  const shells = new ShellSessions(opts.core, app.log, opts.shells);
+  sessions.shells = shells;
+  registerShellRoutes(app, opts.core, shells);
+  app.decorate('shellSessions', shells);
+  app.addHook('preClose', async () => shells.close());
   app.server.on('upgrade', (request, socket, head) => {
     const forwarded = opts.trustProxy ? String(request.headers['x-forwarded-for'] ?? '').split(',')[0].trim() : '';
-    if (!sessions.handleUpgrade(request, socket, head, forwarded || request.socket.remoteAddress || 'unknown')) socket.destroy();
+    const address = forwarded || request.socket.remoteAddress || 'unknown';
+    if (!sessions.handleUpgrade(request, socket, head, address) && !shells.handleUpgrade(request, socket, head, address)) socket.destroy();
   });
   app.decorate('runnerSessions', sessions);
+  opts.metrics?.attach(opts.core, () => sessions.connected());
   app.addHook('preClose', async () => sessions.close());
   return app;
 }

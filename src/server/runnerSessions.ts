@@ -21,6 +21,8 @@ import { isUserError } from '../shared/errors.js';
 import { CLOSE, CommandsMessage, decodeOutputFrame, Draining, Finished, Hello, Output, OutputHeader, Started, V2_PATH, type RunnerMessage, type ServerMessage } from '../shared/protocolV2.js';
 import { V1_HEADERS } from '../shared/protocolV1.js';
 import { bearerOf } from './userAuth.js';
+import { isShellFrame } from '../shared/shellFrame.js';
+import type { ShellSessions } from './shellSessions.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 if (!FormatRegistry.Has('uuid')) FormatRegistry.Set('uuid', (v) => UUID.test(v));
@@ -30,6 +32,10 @@ const checkers = Object.fromEntries(
 ) as unknown as Record<RunnerMessage['type'], { Check(v: unknown): v is RunnerMessage; Errors(v: unknown): Iterable<{ path: string; message: string }> }>;
 const outputHeader = TypeCompiler.Compile(OutputHeader);
 const SAFETY_SWEEP_MS = 1_000;
+/** Every connection's key is read again this often; in between, only the keys revoked lately. */
+const FULL_REVOCATION_CHECK_MS = 60_000;
+const REVOCATION_CLOCK_SLACK_MS = 5 * 60_000;
+const SEEN_PER_WRITE = 250;
 /** Pings (and "last seen" writes) often enough that a live runner never looks offline. */
 const pingEveryMs = (core: Core) => Math.min(10_000, core.settings.runnerOfflineAfterMs / 3);
 /** Writing "last seen" on every output chunk would double the writes; a few times per offline period is enough. */
@@ -38,10 +44,20 @@ const sightEveryMs = (core: Core) => Math.min(5_000, core.settings.runnerOffline
 export class RunnerSessions {
   private readonly wss: WebSocketServer;
   private readonly sessions = new Set<Session>();
+  /** Sessions that said hello, by project and by runner: what a connect, a dispatch or a sweep looks at, never the whole fleet. */
+  private readonly byProject = new Map<string, Set<Session>>();
+  private readonly byRunner = new Map<string, Session>();
+  /** Runners heard from (pongs, messages) since the last "last seen" write: one batched write every few seconds. */
+  private readonly seen = new Set<string>();
+  private lastSeenFlush = Date.now();
+  private revocationsCheckedAt = Date.now();
+  private lastFullRevocationCheck = Date.now();
   private readonly dispatching = new Map<string, Promise<void>>();
   private readonly again = new Set<string>();
   private readonly projectWatchers = new Map<string, () => void>();
   private readonly timer: NodeJS.Timeout;
+  /** Audited shells ride on runner connections: shell_* messages and shell data frames go there (shellSessions.ts). */
+  shells: ShellSessions | undefined;
 
   constructor(
     private readonly core: Core,
@@ -49,7 +65,8 @@ export class RunnerSessions {
     maxMessageBytes: number,
   ) {
     this.wss = new WebSocketServer({ noServer: true, maxPayload: maxMessageBytes, perMessageDeflate: false });
-    this.timer = setInterval(() => this.safetySweep(), SAFETY_SWEEP_MS);
+    // At least as often as "last seen" must be written, so a runner never looks offline between flushes.
+    this.timer = setInterval(() => this.safetySweep(), Math.min(SAFETY_SWEEP_MS, sightEveryMs(core)));
   }
 
   /** Handles `upgrade` requests of the HTTP server for the v2 path; false when the path is not ours. */
@@ -83,18 +100,48 @@ export class RunnerSessions {
     this.sessions.add(session);
     ws.on('close', (code) => {
       this.sessions.delete(session);
+      this.forget(session);
+      if (session.runner) this.seen.delete(session.runner.id);
+      this.shells?.runnerGone(session);
       session.closed(code);
-      this.watchProjects();
     });
   }
 
   /** Called by a session once it knows its runner. */
   ready(session: Session): void {
-    for (const other of this.sessions) {
-      if (other !== session && other.runner?.id === session.runner?.id) other.close(CLOSE.replaced, 'replaced by a newer connection of the same runner');
+    const runnerId = session.runner!.id;
+    const other = this.byRunner.get(runnerId);
+    if (other && other !== session) {
+      this.forget(other);
+      other.close(CLOSE.replaced, 'replaced by a newer connection of the same runner');
     }
-    this.watchProjects();
-    void this.dispatch(session.caller.project.id);
+    this.byRunner.set(runnerId, session);
+    const projectId = session.caller.project.id;
+    let ofProject = this.byProject.get(projectId);
+    if (!ofProject) {
+      this.byProject.set(projectId, (ofProject = new Set()));
+      this.projectWatchers.set(projectId, this.core.notifier.subscribe(topics.project(projectId), () => void this.dispatch(projectId)));
+    }
+    ofProject.add(session);
+    this.shells?.runnerReady(session);
+    void this.dispatch(projectId);
+  }
+
+  /** Takes a closed or replaced session out of the indexes; the project's wake-ups stop with its last session. */
+  private forget(session: Session): void {
+    const runnerId = session.runner?.id;
+    if (runnerId !== undefined && this.byRunner.get(runnerId) === session) this.byRunner.delete(runnerId);
+    const projectId = session.caller.project.id;
+    const ofProject = this.byProject.get(projectId);
+    if (!ofProject?.delete(session) || ofProject.size > 0) return;
+    this.byProject.delete(projectId);
+    this.projectWatchers.get(projectId)?.();
+    this.projectWatchers.delete(projectId);
+  }
+
+  /** A session heard from its runner; written as "last seen" with the others at the next flush. */
+  heard(session: Session): void {
+    if (session.runner) this.seen.add(session.runner.id);
   }
 
   /** Hands queued executions of the project to this process's runners with free capacity. */
@@ -115,39 +162,65 @@ export class RunnerSessions {
   }
 
   private async dispatchOnce(projectId: string): Promise<void> {
-    const candidates = () => [...this.sessions].filter((s) => s.runner && s.caller.project.id === projectId && s.free() > 0);
+    const candidates = () => [...(this.byProject.get(projectId) ?? [])].filter((s) => s.free() > 0);
     if (candidates().length === 0) return;
     const queued = (await this.core.store.listDispatchable(projectId, 100)).filter((e) => e.status === 'queued');
     for (const e of queued) {
-      const target = candidates().sort((a, b) => b.free() - a.free())[0];
-      if (!target) return;
-      await target.offer(e);
-    }
-  }
-
-  private watchProjects(): void {
-    const wanted = new Set([...this.sessions].map((s) => s.caller.project.id));
-    for (const [id, unsubscribe] of this.projectWatchers) {
-      if (!wanted.has(id)) {
-        unsubscribe();
-        this.projectWatchers.delete(id);
-      }
-    }
-    for (const id of wanted) {
-      if (!this.projectWatchers.has(id)) this.projectWatchers.set(id, this.core.notifier.subscribe(topics.project(id), () => void this.dispatch(id)));
+      const free = candidates();
+      if (free.length === 0) return;
+      // A read-only execution goes only to a runner that enforces read-only mode (older v2 runners do not).
+      const target = free.filter((s) => !e.readOnly || s.enforcesReadOnly).sort((a, b) => b.free() - a.free())[0];
+      if (target) await target.offer(e);
     }
   }
 
   private safetySweep(): void {
-    for (const id of new Set([...this.sessions].filter((s) => s.runner).map((s) => s.caller.project.id))) void this.dispatch(id);
-    for (const s of this.sessions) s.checkCancels();
-    void this.checkRevocations();
+    if (this.sweeping) return;
+    this.sweeping = true;
+    this.sweep()
+      .catch((err) => this.log.warn({ err }, 'runner safety sweep failed'))
+      .finally(() => (this.sweeping = false));
+  }
+  private sweeping = false;
+
+  /**
+   * What wake-ups may have missed, at a cost that does not grow with the fleet: queued work of
+   * this process's projects (one read), cancels of held executions, revoked keys (those revoked
+   * lately; every key once a minute), and the batched "last seen" writes.
+   */
+  private async sweep(): Promise<void> {
+    for (const id of await this.core.store.projectsWithQueued([...this.byProject.keys()])) void this.dispatch(id);
+    for (const s of this.sessions) if (s.held.size > 0) s.checkCancels();
+    await this.checkRevocations();
+    if (Date.now() - this.lastSeenFlush >= sightEveryMs(this.core) * 0.9) await this.flushSeen();
   }
 
-  /** Covers a revocation whose wake-up was lost (another replica's NOTIFY while ours reconnected). */
+  private async flushSeen(): Promise<void> {
+    this.lastSeenFlush = Date.now();
+    const ids = [...this.seen];
+    this.seen.clear();
+    const at = this.core.now();
+    // A few hundred a statement, letting the event loop breathe in between (SQLite runs in this thread).
+    for (let i = 0; i < ids.length; i += SEEN_PER_WRITE) {
+      await this.core.store.markRunnersSeen(ids.slice(i, i + SEEN_PER_WRITE), at);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /** Covers a revocation whose wake-up was lost (another replica's NOTIFY while ours reconnected, or `admin revoke-key`). */
   private async checkRevocations(): Promise<void> {
-    const keyIds = [...new Set([...this.sessions].map((s) => s.caller.key.id))];
-    const revoked = new Set(await this.core.store.revokedRunnerKeys(keyIds).catch((err) => (this.log.warn({ err }, 'cannot check runner keys'), [] as string[])));
+    const started = Date.now();
+    let revoked: Set<string>;
+    if (started - this.lastFullRevocationCheck >= FULL_REVOCATION_CHECK_MS) {
+      const keyIds = [...new Set([...this.sessions].map((s) => s.caller.key.id))];
+      revoked = new Set(await this.core.store.revokedRunnerKeys(keyIds));
+      this.lastFullRevocationCheck = started;
+    } else {
+      // Clocks of other hosts may differ a little: look back further than the last check.
+      revoked = new Set(await this.core.store.runnerKeysRevokedSince(this.revocationsCheckedAt - REVOCATION_CLOCK_SLACK_MS));
+    }
+    this.revocationsCheckedAt = started;
+    if (revoked.size === 0) return;
     for (const s of this.sessions) if (revoked.has(s.caller.key.id)) s.revoke();
   }
 
@@ -158,6 +231,7 @@ export class RunnerSessions {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
+    await this.flushSeen().catch(() => undefined);
     for (const s of this.sessions) s.close(CLOSE.goingAway, 'server shutting down');
     for (const unsubscribe of this.projectWatchers.values()) unsubscribe();
     await Promise.allSettled([...this.dispatching.values()]);
@@ -170,8 +244,9 @@ class Session {
   /** Executions this runner holds (dispatched or running), with the cancel we last pushed. */
   readonly held = new Map<string, { cancelSent: 'none' | 'graceful' | 'force'; unsubscribe: () => void }>();
   private maxConcurrency = 1;
+  /** Its hello listed the "read_only" feature: it may be sent read-only executions. */
+  enforcesReadOnly = false;
   private chain: Promise<void> = Promise.resolve();
-  private lastSight = 0;
   private alive = true;
   /** Its key was revoked: nothing more it sends is stored, and the socket is closing. */
   private revoked = false;
@@ -279,10 +354,7 @@ class Session {
   }
 
   private async sight(): Promise<void> {
-    const now = Date.now();
-    if (!this.runner || now - this.lastSight < sightEveryMs(this.core)) return;
-    this.lastSight = now;
-    await v2.sightV2(this.core, this.caller).catch((err) => this.log.warn({ err }, 'cannot record runner sighting'));
+    this.registry.heard(this);
   }
 
   /**
@@ -300,7 +372,12 @@ class Session {
   private async onMessage(data: RawData, isBinary: boolean): Promise<void> {
     if (this.revoked) return;
     if (isBinary && !(await this.keyStillValid())) return;
-    if (isBinary) return this.onOutputFrame(Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data));
+    if (isBinary) {
+      const frame = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      // ---- shells (shellSessions.ts): terminal output frames
+      if (this.registry.shells && this.runner && isShellFrame(frame)) return this.registry.shells.fromRunnerFrame(this, frame);
+      return this.onOutputFrame(frame);
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(data.toString());
@@ -308,6 +385,11 @@ class Session {
       parsed = undefined;
     }
     const type = (parsed as { type?: unknown } | undefined)?.type;
+    // ---- shells (shellSessions.ts): shell_* messages, validated there
+    if (typeof type === 'string' && type.startsWith('shell_') && this.registry.shells && this.runner) {
+      if (!(await this.keyStillValid())) return;
+      return this.registry.shells.fromRunner(this, parsed);
+    }
     // Own keys only: a type of "__proto__" or "constructor" names no checker.
     const checker = typeof type === 'string' && Object.hasOwn(checkers, type) ? checkers[type as RunnerMessage['type']] : undefined;
     if (!checker) {
@@ -332,6 +414,7 @@ class Session {
         const result = await v2.hello(this.core, this.caller, msg);
         this.runner = result.runner;
         this.maxConcurrency = msg.max_concurrency;
+        this.enforcesReadOnly = msg.features?.includes('read_only') ?? false;
         for (const id of msg.running) if (!result.cancel.includes(id)) this.hold(id);
         this.send({ type: 'welcome', runner_id: result.runner.id, commands_in_sync: result.commandsInSync, cancel: result.cancel });
         this.registry.ready(this);

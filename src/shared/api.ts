@@ -31,6 +31,7 @@ export const ExecutionView = Type.Object({
   timeout: Type.Integer({ description: 'Seconds.' }),
   start_deadline: Nullable(Type.String({ format: 'date-time', description: 'When it ends expired if no runner has started it.' })),
   schedule_id: Nullable(Type.String({ description: 'The schedule that created it, if any.' })),
+  read_only: Type.Boolean({ description: 'Runs in read-only database mode: every write to the database is refused (asked for, or a default of the command).' }),
   created_at: Time,
   created_by: Type.String(),
   runner_id: Nullable(Type.String()),
@@ -60,6 +61,12 @@ export const CreateExecutionRequest = Type.Object(
     args: Type.Optional(Type.String({ maxLength: 65_536, description: 'Arguments as one string, split with POSIX shell rules.' })),
     timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 604_800, description: 'Seconds.' })),
     start_timeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 604_800, description: 'Seconds a runner has to start it; then it ends expired and never starts (default: DJANGOCOMMAND_START_TIMEOUT).' })),
+    read_only: Type.Optional(
+      Type.Boolean({
+        description:
+          'Run in read-only database mode (every write refused, the command exits non-zero). false does not make a command that is read-only by default writable. Needs a v2 runner (DC_READ_ONLY_UNSUPPORTED when only v1 runners are online).',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -109,13 +116,19 @@ export const CommandView = Type.Object({
   schema: Type.Union([Type.Unknown(), Type.Null()], { description: "argparse definition, when the runner sent one." }),
   refused: Nullable(Type.String({ description: "Why the runners' own policy refuses this command, and the setting that would allow it." })),
   max_concurrency: Type.Integer(),
+  read_only: Type.Boolean({ description: 'Runs in read-only database mode by default (read_only_default or django_read_only).' }),
+  read_only_default: Type.Boolean({ description: 'Read-only by default, set on the server (PATCH this command).' }),
+  django_read_only: Type.Boolean({ description: 'Listed in DJANGOCOMMAND_READONLY_COMMANDS in the Django settings (change it there).' }),
   synced_at: Time,
 });
 export type CommandView = Static<typeof CommandView>;
 
 export const UpdateCommandRequest = Type.Object(
-  { max_concurrency: Nullable(Type.Integer({ minimum: 1, maximum: 1000 })) },
-  { additionalProperties: false },
+  {
+    max_concurrency: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 1000 }))),
+    read_only_default: Type.Optional(Type.Boolean({ description: 'true: every run of this command is in read-only database mode (a request cannot make it writable); false: only when asked for.' })),
+  },
+  { additionalProperties: false, minProperties: 1 },
 );
 
 export const AuditEventView = Type.Object({
@@ -132,6 +145,20 @@ export const AuditEventView = Type.Object({
   details: Type.Record(Type.String(), Type.Unknown()),
 });
 export type AuditEventView = Static<typeof AuditEventView>;
+
+/** The newest check of the audit log's hash chain (`djangocommand admin audit verify`), or none yet. */
+export const AuditChainView = Type.Object({
+  last_verification: Nullable(
+    Type.Object({
+      at: Time,
+      ok: Type.Boolean(),
+      events: Type.Integer({ description: 'Events checked.' }),
+      head_seq: Type.Integer({ description: 'The last event of the chain found whole.' }),
+      problem: Nullable(Type.String({ description: 'The first event changed, removed or inserted, when not ok.' })),
+    }),
+  ),
+});
+export type AuditChainView = Static<typeof AuditChainView>;
 
 export const OutputChunkView = Type.Object({
   seq: Type.Integer(),

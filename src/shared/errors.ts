@@ -39,7 +39,19 @@ export const ERROR_CODES = {
   DC_CONFIG: 'a setting has a wrong value',
   DC_REQUEST_TIMEOUT: 'the request did not arrive in time',
   DC_HEADERS_TOO_LARGE: 'the request headers are too large',
+  DC_SHELLS_OFF: 'shells are turned off for the project',
+  DC_SHELL_REASON: 'a writable shell needs a reason',
+  DC_NO_RUNNER: 'no runner of the project is connected to this server',
+  DC_SHELL_REFUSED: 'the runner or the Django side refused the shell',
+  DC_SHELL_ENDED: 'the shell has ended',
+  DC_UNKNOWN_SHELL: 'no such shell session',
   DC_INTERNAL: 'a bug: the server logged it',
+  DC_SERVER_RUNNING: 'a server is running on this data folder: stop it first',
+  DC_NOT_A_BACKUP: 'the file is not a whole djangocommand SQLite database',
+  DC_AUDIT_CHAIN_BROKEN: 'the audit log hash chain is not whole: an event was changed, removed or inserted',
+  DC_ARCHIVE_EXISTS: 'the audit archive file exists already',
+  DC_KEY_IN_USE: 'a runner is still connected with that runner key',
+  DC_READ_ONLY_UNSUPPORTED: 'a read-only run needs a v2 runner, and the online runners all speak v1',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -28,6 +28,7 @@
 import { isUtf8 } from 'node:buffer';
 import { Type, type Static } from '@sinclair/typebox';
 import { LATEST_UNIX_SECONDS, MAX_COUNT, NO_CONTROL_CHARACTERS } from './protocolV1.js';
+import { ShellEcho, ShellExited, ShellModeChanged, ShellRefused, ShellStarted, ShellWritableRequest, type ShellServerMessage } from './shellProtocol.js';
 
 export const V2_PATH = '/api/runner/v2/connect';
 export const V2_PROTOCOL_VERSION = 2;
@@ -54,6 +55,11 @@ export const Hello = Type.Object({
   max_concurrency: Type.Integer({ minimum: 1, maximum: 1000 }),
   /** Executions this runner is running now (after a reconnect, or a server restart). */
   running: Type.Array(Id, { maxItems: 1000 }),
+  /**
+   * What this runner can do beyond the base protocol. "read_only": it enforces `execute.read_only`
+   * (read-only database mode); a runner without it is never sent a read-only execution.
+   */
+  features: Type.Optional(Type.Array(Label(50), { maxItems: 50 })),
 });
 export type Hello = Static<typeof Hello>;
 
@@ -74,6 +80,12 @@ export const CommandsMessage = Type.Object({
       schema: ArgparseSchema,
       /** Refused by this runner's own policy: shown, not runnable. */
       refused: Type.Optional(Type.String({ maxLength: 2000 })),
+      /**
+       * Listed in DJANGOCOMMAND_READONLY_COMMANDS: runs in read-only database mode by default.
+       * When any command has it, the runner's commands hash ends with `;readonly=<digest>`
+       * (domain/readOnly.ts), before any `;schedules=` part.
+       */
+      read_only: Type.Optional(Type.Boolean()),
     }),
     { maxItems: 5000 },
   ),
@@ -185,7 +197,8 @@ export type Finished = Static<typeof Finished>;
 export const Draining = Type.Object({ type: Type.Literal('draining') });
 export type Draining = Static<typeof Draining>;
 
-export const RunnerMessage = Type.Union([Hello, CommandsMessage, Started, Output, Finished, Draining]);
+/** Shell messages (shell_*) are described in shellProtocol.ts. */
+export const RunnerMessage = Type.Union([Hello, CommandsMessage, Started, Output, Finished, Draining, ShellStarted, ShellRefused, ShellEcho, ShellWritableRequest, ShellModeChanged, ShellExited]);
 export type RunnerMessage = Static<typeof RunnerMessage>;
 
 // ---- server → runner ---------------------------------------------------------------------------
@@ -205,6 +218,12 @@ export interface Execute {
   argv: string[];
   timeout: number;
   metadata_only: boolean;
+  /**
+   * Read-only database mode: the runner runs the command with every database connection refusing
+   * writes (bootstrap.py enable_read_only). A runner that cannot must refuse the execution, never
+   * run it writable. Absent (older servers): false.
+   */
+  read_only?: boolean;
 }
 
 export interface Cancel {
@@ -238,7 +257,7 @@ export interface ProtocolWarning {
   message: string;
 }
 
-export type ServerMessage = Welcome | Execute | Cancel | Ack | FinishedAck | ProtocolError | ProtocolWarning;
+export type ServerMessage = Welcome | Execute | Cancel | Ack | FinishedAck | ProtocolError | ProtocolWarning | ShellServerMessage;
 
 /** WebSocket close codes the server uses, so a runner can tell "retry" from "fix your settings". */
 export const CLOSE = {

@@ -71,7 +71,8 @@ export const ScheduleView = Type.Object({
   paused: Type.Boolean(),
   paused_reason: Nullable(Type.String({ description: 'Why it is paused when no person paused it (a code schedule of the same name took over).' })),
   source: literals(SCHEDULE_SOURCES),
-  read_only: Type.Boolean({ description: 'Defined in DJANGOCOMMAND_SCHEDULES ("from code"): changed by a deploy, not by edit or delete.' }),
+  from_code: Type.Boolean({ description: 'Defined in DJANGOCOMMAND_SCHEDULES: changed by a deploy, not by edit or delete.' }),
+  read_only: Type.Boolean({ description: 'Its runs are in read-only database mode (every write refused).' }),
   next_run_at: Nullable(Time),
   last_success_at: Nullable(Time),
   created_at: Time,
@@ -96,6 +97,7 @@ const fields = {
   misfire: literals(MISFIRE_POLICIES),
   catch_up_window: Type.Integer({ minimum: 0, maximum: 604_800, description: 'Seconds (default 3600).' }),
   health_every: Nullable(Type.Integer({ minimum: 1, maximum: 527_040, description: 'Minutes.' })),
+  read_only: Type.Boolean({ description: 'Run in read-only database mode (default false).' }),
   paused: Type.Boolean(),
 };
 const { command, cron, paused, ...rest } = fields;
@@ -174,7 +176,8 @@ export function scheduleView(s: Schedule, projectName: string, extra: { nextRuns
     paused: s.paused,
     paused_reason: s.pausedReason,
     source: s.source,
-    read_only: s.source === 'code',
+    from_code: s.source === 'code',
+    read_only: s.readOnly,
     next_run_at: isoOrNull(s.nextDueAt),
     last_success_at: isoOrNull(s.lastSuccessAt),
     created_at: iso(s.createdAt),

@@ -20,6 +20,7 @@ export function executionView(e: Execution, projectName: string): ExecutionView 
     timeout: e.timeoutSeconds,
     start_deadline: isoOrNull(e.startDeadline),
     schedule_id: e.scheduleId,
+    read_only: e.readOnly,
     created_at: iso(e.createdAt),
     created_by: e.createdByLabel,
     runner_id: e.runnerId,
@@ -66,6 +67,9 @@ export function commandView(c: Command, defaultConcurrency: number): CommandView
     schema: c.schema,
     refused: c.refused,
     max_concurrency: c.maxConcurrency ?? defaultConcurrency,
+    read_only: c.readOnlyDefault || c.djangoReadOnly,
+    read_only_default: c.readOnlyDefault,
+    django_read_only: c.djangoReadOnly,
     synced_at: iso(c.syncedAt),
   };
 }

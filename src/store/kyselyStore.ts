@@ -9,7 +9,11 @@ import type { Capabilities } from './dialects.js';
 import { migrations } from './migrations.js';
 import { ScheduleSql } from './scheduleSql.js';
 import { NotificationSql } from './notificationSql.js';
-import type { AuditFilter, ExecutionFilter, ExecutionPatch, NonceRecord, Page, RunnerSighting, Store } from './store.js';
+import { ShellSql } from './shellSql.js';
+import { RetentionSql } from './retentionSql.js';
+import { OperationsSql } from './operationsSql.js';
+import { AuditSql } from './auditSql.js';
+import type { AuditFilter, CreateExecutionResult, ExecutionFilter, ExecutionPatch, NonceRecord, Page, RunnerSighting, Store } from './store.js';
 import type {
   ApiToken,
   AuditEvent,
@@ -31,6 +35,10 @@ export class KyselyStore implements Store {
   readonly dialect: 'sqlite' | 'postgres';
   readonly schedules: ScheduleSql;
   readonly notifications: NotificationSql;
+  readonly shells: ShellSql;
+  readonly retention: RetentionSql;
+  readonly operations: OperationsSql;
+  readonly auditChain: AuditSql;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -39,6 +47,10 @@ export class KyselyStore implements Store {
     this.dialect = caps.name;
     this.schedules = new ScheduleSql(db, caps);
     this.notifications = new NotificationSql(db, caps);
+    this.shells = new ShellSql(db, caps);
+    this.retention = new RetentionSql(db, caps);
+    this.operations = new OperationsSql(db);
+    this.auditChain = new AuditSql(db, caps);
   }
 
   async migrate(): Promise<void> {
@@ -188,6 +200,31 @@ export class KyselyStore implements Store {
     return Number(res.numUpdatedRows) > 0;
   }
 
+  async runnerKeysRevokedSince(since: number): Promise<string[]> {
+    return (await this.db.selectFrom('runner_keys').select('id').where('revoked_at', '>=', since).execute()).map((r) => r.id);
+  }
+
+  async markRunnersSeen(runnerIds: readonly string[], at: number): Promise<void> {
+    for (let i = 0; i < runnerIds.length; i += 500) {
+      await this.db
+        .updateTable('runners')
+        .set({ last_seen_at: at })
+        .where('id', 'in', runnerIds.slice(i, i + 500))
+        .where('last_seen_at', '<', at)
+        // A runner that said it stopped stays stopped: a late flush of its last pongs must not bring it back.
+        .where((eb) => eb.or([eb('stopped_at', 'is', null), eb('stopped_at', '<', eb.ref('last_seen_at'))]))
+        .execute();
+    }
+  }
+
+  async projectsWithQueued(projectIds: readonly string[]): Promise<string[]> {
+    if (projectIds.length === 0) return [];
+    // Few executions are queued at any time: read them by status, then keep this process's projects.
+    const rows = await this.db.selectFrom('executions').select('project_id').distinct().where('status', '=', 'queued').execute();
+    const wanted = new Set(projectIds);
+    return rows.map((r) => r.project_id).filter((id) => wanted.has(id));
+  }
+
   async revokedRunnerKeys(ids: readonly string[]): Promise<string[]> {
     if (ids.length === 0) return [];
     const found = new Map<string, boolean>();
@@ -318,12 +355,9 @@ export class KyselyStore implements Store {
   async replaceCommands(projectId: string, commands: Command[], hash: string): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       // Per-command settings (concurrency) survive a re-sync of the catalogue.
-      const kept = new Map(
-        (await trx.selectFrom('commands').select(['name', 'max_concurrency']).where('project_id', '=', projectId).execute()).map((r) => [
-          r.name,
-          r.max_concurrency,
-        ]),
-      );
+      const keptRows = await trx.selectFrom('commands').select(['name', 'max_concurrency', 'read_only_default']).where('project_id', '=', projectId).execute();
+      const kept = new Map(keptRows.map((r) => [r.name, r.max_concurrency]));
+      const keptReadOnly = new Map(keptRows.map((r) => [r.name, r.read_only_default]));
       await trx.deleteFrom('commands').where('project_id', '=', projectId).execute();
       for (let i = 0; i < commands.length; i += 200) {
         const rows = commands.slice(i, i + 200).map((c) => ({
@@ -335,6 +369,8 @@ export class KyselyStore implements Store {
           refused: c.refused,
           max_concurrency: kept.get(c.name) ?? c.maxConcurrency,
           synced_at: c.syncedAt,
+          read_only_default: keptReadOnly.get(c.name) ?? (c.readOnlyDefault ? 1 : 0),
+          django_read_only: c.djangoReadOnly ? 1 : 0,
         }));
         if (rows.length > 0) await trx.insertInto('commands').values(rows).execute();
       }
@@ -351,6 +387,25 @@ export class KyselyStore implements Store {
     return r && toCommand(r);
   }
 
+  async getCommands(projectId: string, names: readonly string[]): Promise<Command[]> {
+    const found: Command[] = [];
+    for (let i = 0; i < names.length; i += 500) {
+      const rows = await this.db.selectFrom('commands').selectAll().where('project_id', '=', projectId).where('name', 'in', names.slice(i, i + 500)).execute();
+      found.push(...rows.map(toCommand));
+    }
+    return found;
+  }
+
+  async setCommandReadOnly(projectId: string, name: string, readOnly: boolean): Promise<boolean> {
+    const res = await this.db
+      .updateTable('commands')
+      .set({ read_only_default: readOnly ? 1 : 0 })
+      .where('project_id', '=', projectId)
+      .where('name', '=', name)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
   async setCommandConcurrency(projectId: string, name: string, max: number | null): Promise<boolean> {
     const res = await this.db
       .updateTable('commands')
@@ -363,22 +418,51 @@ export class KyselyStore implements Store {
 
   // ---- executions ------------------------------------------------------------------------
 
-  async createExecution(e: Execution, limit: number): Promise<{ created: true } | { created: false; active: Execution[] }> {
+  async createExecution(e: Execution, limit: number): Promise<CreateExecutionResult> {
+    return (await this.createExecutions([{ execution: e, limit }]))[0];
+  }
+
+  async createExecutions(items: ReadonlyArray<{ execution: Execution; limit: number }>): Promise<CreateExecutionResult[]> {
+    if (items.length === 0) return [];
     return this.db.transaction().execute(async (trx) => {
+      const projectIds = [...new Set(items.map((i) => i.execution.projectId))].sort();
+      const commands = [...new Set(items.map((i) => i.execution.command))];
       if (this.caps.rowLocks) {
-        // Serialises creators per project across server replicas, so the check below holds.
-        await trx.selectFrom('projects').select('id').where('id', '=', e.projectId).forUpdate().execute();
+        // Serialises creators per project across server replicas, so the check below holds
+        // (locked in id order, so two batches never wait for each other in a circle).
+        await trx.selectFrom('projects').select('id').where('id', 'in', projectIds).orderBy('id').forUpdate().execute();
       }
-      const activeOfCommand = (q: typeof trx) =>
-        q.selectFrom('executions').where('project_id', '=', e.projectId).where('command', '=', e.command).where('status', 'in', [...ACTIVE_STATUSES]);
-      const { n } = await activeOfCommand(trx).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-      if (Number(n) >= limit) {
-        // Refused: name a few of the active ones, oldest first.
-        const active = await activeOfCommand(trx).selectAll().orderBy('created_at').limit(10).execute();
-        return { created: false as const, active: active.map(toExecution) };
+      const key = (projectId: string, command: string) => `${projectId}\u0000${command}`;
+      const active = new Map<string, number>();
+      const counted = await trx
+        .selectFrom('executions')
+        .select(['project_id', 'command', (eb) => eb.fn.countAll<number>().as('n')])
+        .where('project_id', 'in', projectIds)
+        .where('command', 'in', commands)
+        .where('status', 'in', [...ACTIVE_STATUSES])
+        .groupBy(['project_id', 'command'])
+        .execute();
+      for (const r of counted) active.set(key(r.project_id, r.command), Number(r.n));
+      const results: CreateExecutionResult[] = [];
+      const rows: Array<ReturnType<typeof fromExecution>> = [];
+      const madeHere = new Map<string, Execution[]>();
+      for (const { execution: e, limit } of items) {
+        const k = key(e.projectId, e.command);
+        const n = active.get(k) ?? 0;
+        if (n >= limit) {
+          // Refused: name a few of the active ones, oldest first (this batch's own included).
+          const stored = await trx.selectFrom('executions').selectAll().where('project_id', '=', e.projectId).where('command', '=', e.command)
+            .where('status', 'in', [...ACTIVE_STATUSES]).orderBy('created_at').limit(10).execute();
+          results.push({ created: false, active: [...stored.map(toExecution), ...(madeHere.get(k) ?? [])].slice(0, 10) });
+          continue;
+        }
+        active.set(k, n + 1);
+        madeHere.set(k, [...(madeHere.get(k) ?? []), e]);
+        rows.push(fromExecution(e));
+        results.push({ created: true });
       }
-      await trx.insertInto('executions').values(fromExecution(e)).execute();
-      return { created: true as const };
+      for (let i = 0; i < rows.length; i += INSERT_BATCH) await trx.insertInto('executions').values(rows.slice(i, i + INSERT_BATCH)).execute();
+      return results;
     });
   }
 
@@ -605,23 +689,11 @@ export class KyselyStore implements Store {
   // ---- audit -----------------------------------------------------------------------------
 
   async appendAudit(e: NewAuditEvent): Promise<AuditEvent> {
-    const row = await this.db
-      .insertInto('audit_events')
-      .values({
-        at: e.at,
-        actor_type: e.actorType,
-        actor_id: e.actorId,
-        actor_label: e.actorLabel,
-        address: e.address,
-        action: e.action,
-        project_id: e.projectId,
-        execution_id: e.executionId,
-        outcome: e.outcome,
-        details_json: JSON.stringify(e.details),
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    return { ...e, id: Number(row.id) };
+    return this.auditChain.append(e);
+  }
+
+  async appendAudits(events: readonly NewAuditEvent[]): Promise<AuditEvent[]> {
+    return this.auditChain.appendMany(events);
   }
 
   async listAudit(f: AuditFilter, limit: number, cursor?: string): Promise<Page<AuditEvent>> {
@@ -712,6 +784,8 @@ function toCommand(r: Selectable<CommandsTable>): Command {
     refused: r.refused,
     maxConcurrency: r.max_concurrency,
     syncedAt: r.synced_at,
+    readOnlyDefault: r.read_only_default === 1,
+    djangoReadOnly: r.django_read_only === 1,
   };
 }
 
@@ -727,6 +801,7 @@ function toExecution(r: Selectable<ExecutionsTable>): Execution {
     exitCode: r.exit_code,
     timeoutSeconds: r.timeout_seconds,
     metadataOnly: r.metadata_only === 1,
+    readOnly: r.read_only === 1,
     createdAt: r.created_at,
     createdByType: r.created_by_type as Execution['createdByType'],
     createdById: r.created_by_id,
@@ -763,6 +838,7 @@ function fromExecution(e: Execution): ExecutionsTable {
     exit_code: e.exitCode,
     timeout_seconds: e.timeoutSeconds,
     metadata_only: e.metadataOnly ? 1 : 0,
+    read_only: e.readOnly ? 1 : 0,
     created_at: e.createdAt,
     created_by_type: e.createdByType,
     created_by_id: e.createdById,
@@ -837,3 +913,27 @@ function decodeExecutionCursor(cursor: string | undefined): { at: number; id: st
 function decodeAuditCursor(cursor: string | undefined): number | undefined {
   return cursor ? Number(decodeCursor(cursor, /^[1-9]\d{0,14}$/)) : undefined;
 }
+
+/** One audit row, in whatever transaction (or none) the caller holds. */
+async function insertAudit(db: Kysely<Database>, e: NewAuditEvent): Promise<AuditEvent> {
+  const row = await db
+    .insertInto('audit_events')
+    .values({
+      at: e.at,
+      actor_type: e.actorType,
+      actor_id: e.actorId,
+      actor_label: e.actorLabel,
+      address: e.address,
+      action: e.action,
+      project_id: e.projectId,
+      execution_id: e.executionId,
+      outcome: e.outcome,
+      details_json: JSON.stringify(e.details),
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return { ...e, id: Number(row.id) };
+}
+
+/** Rows per INSERT: well under SQLite's 32,766 bound parameters with every column of an execution. */
+const INSERT_BATCH = 200;

@@ -6,6 +6,10 @@ import { sql, type Kysely, type Migration } from 'kysely';
 import type { Capabilities } from './dialects.js';
 import { scheduleMigrations } from './migrations/schedules.js';
 import { notificationMigrations } from './migrations/notifications.js';
+import { shellMigrations } from './migrations/shells.js';
+import { auditChainMigrations } from './migrations/auditChain.js';
+import { retentionMigrations } from './migrations/retention.js';
+import { readOnlyMigrations } from './migrations/readOnly.js';
 
 export function migrations(caps: Capabilities): Record<string, Migration> {
   return {
@@ -226,5 +230,9 @@ export function migrations(caps: Capabilities): Record<string, Migration> {
     // Each concept with tables of its own keeps its migrations beside its SQL.
     ...scheduleMigrations(caps),
     ...notificationMigrations(caps),
+    ...shellMigrations(caps),
+    ...auditChainMigrations(caps),
+    ...retentionMigrations(caps),
+    ...readOnlyMigrations(caps),
   };
 }

@@ -2,6 +2,7 @@
 import type { Generated, Kysely, Selectable } from 'kysely';
 import type { Capabilities } from './dialects.js';
 import type { Database } from './schema.js';
+import type { Runner } from '../domain/model.js';
 import type {
   AttemptOutcome,
   Channel,
@@ -13,6 +14,7 @@ import type {
   NotificationEvent,
   NotificationStore,
   RouteTarget,
+  RunnerStateChange,
   RunningExecution,
   StormLimit,
 } from './notificationStore.js';
@@ -351,9 +353,21 @@ export class NotificationSql implements NotificationStore {
 
   // ---- runners -----------------------------------------------------------------------------
 
-  async runnerStates(): Promise<Map<string, boolean>> {
-    const rows = await this.db.selectFrom('notification_runner_states').selectAll().execute();
-    return new Map(rows.map((r) => [r.runner_id, r.online === 1]));
+  async runnerStateChanges(onlineSince: number): Promise<RunnerStateChange[]> {
+    const rows = await this.db
+      .selectFrom('runners as r')
+      .leftJoin('notification_runner_states as s', 's.runner_id', 'r.id')
+      .select(['r.id', 'r.project_id', 'r.hostname', 'r.address', 'r.protocol', 'r.last_seen_at', 'r.stopped_at', 's.online'])
+      .where((eb) => {
+        // The rule of domain/model.ts runnerOnline(), in SQL.
+        const online = eb.and([eb('r.last_seen_at', '>', onlineSince), eb.or([eb('r.stopped_at', 'is', null), eb('r.stopped_at', '<', eb.ref('r.last_seen_at'))])]);
+        return eb.or([eb('s.runner_id', 'is', null), eb.and([eb('s.online', '=', 1), eb.not(online)]), eb.and([eb('s.online', '=', 0), online])]);
+      })
+      .execute();
+    return rows.map((r) => ({
+      runner: { id: r.id, projectId: r.project_id, hostname: r.hostname, address: r.address, protocol: r.protocol as Runner['protocol'], lastSeenAt: Number(r.last_seen_at), stoppedAt: r.stopped_at === null ? null : Number(r.stopped_at) },
+      known: r.online === null ? undefined : r.online === 1,
+    }));
   }
 
   async setRunnerState(runnerId: string, online: boolean, now: number, event: NewNotificationEvent): Promise<boolean> {

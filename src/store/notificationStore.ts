@@ -9,6 +9,8 @@
  *   held ──▶ digested                           (storm control: carried by one digest delivery)
  *   pending | held ──▶ cancelled                (its channel was deleted)
  */
+import type { Runner } from '../domain/model.js';
+
 export interface NewNotificationEvent {
   type: string;
   projectId: string | null;
@@ -151,11 +153,21 @@ export interface NotificationStore {
   /** Running executions started before `startedBefore` (of one project, or of all when null). */
   listRunningStartedBefore(startedBefore: number, projectId: string | null, limit: number): Promise<RunningExecution[]>;
 
-  /** What was last announced about each runner: runner id → online. */
-  runnerStates(): Promise<Map<string, boolean>>;
+  /**
+   * Runners whose state may need announcing: never recorded, or recorded online/offline while
+   * "seen since `onlineSince` and not stopped after that" now says otherwise. Compared in the
+   * database, so an idle fleet costs one read, not one per runner or project.
+   */
+  runnerStateChanges(onlineSince: number): Promise<RunnerStateChange[]>;
   /**
    * Remembers a runner's state. The first time a runner is seen nothing is announced; when the
    * state changes, `event` is recorded in the same transaction. Returns whether it changed.
    */
   setRunnerState(runnerId: string, online: boolean, now: number, event: NewNotificationEvent): Promise<boolean>;
+}
+
+/** A runner whose announced state may be out of date; `known` is the last one announced, if any. */
+export interface RunnerStateChange {
+  runner: Pick<Runner, 'id' | 'projectId' | 'hostname' | 'address' | 'protocol' | 'lastSeenAt' | 'stoppedAt'>;
+  known: boolean | undefined;
 }

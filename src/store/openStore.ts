@@ -6,10 +6,13 @@ import type { Database } from './schema.js';
 import { KyselyStore } from './kyselyStore.js';
 import type { Store } from './store.js';
 import { UserError } from '../shared/errors.js';
+import { queryTiming, type QueryTimer } from './queryTiming.js';
 
 export interface DatabaseLocation {
   dataDir: string;
   databaseUrl?: string;
+  /** Told the duration of every query (the server's metrics). */
+  onQuery?: QueryTimer;
 }
 
 /** The database's query builder and what its engine can do, not migrated yet. */
@@ -23,7 +26,7 @@ export function openDatabase(loc: DatabaseLocation): { db: Kysely<Database>; cap
 
 export async function openStore(loc: DatabaseLocation): Promise<Store> {
   const { db, caps } = openDatabase(loc);
-  const store = new KyselyStore(db, caps);
+  const store = new KyselyStore(loc.onQuery ? db.withPlugin(queryTiming(loc.onQuery)) : db, caps);
   try {
     await store.migrate();
   } catch (err) {

@@ -29,6 +29,7 @@ export interface SchedulesTable {
   misfire: string;
   catch_up_seconds: number;
   health_every_minutes: number | null;
+  read_only: number;
   paused: number;
   paused_at: number | null;
   paused_reason: string | null;
@@ -312,6 +313,7 @@ function toSchedule(r: Selectable<SchedulesTable>): Schedule {
     misfire: r.misfire as MisfirePolicy,
     catchUpSeconds: r.catch_up_seconds,
     healthEveryMinutes: r.health_every_minutes,
+    readOnly: r.read_only === 1,
     paused: r.paused === 1,
     pausedAt: r.paused_at,
     pausedReason: r.paused_reason,
@@ -351,6 +353,7 @@ function schedulePatchColumns(p: SchedulePatch): Partial<SchedulesTable> {
   if (p.misfire !== undefined) set.misfire = p.misfire;
   if (p.catchUpSeconds !== undefined) set.catch_up_seconds = p.catchUpSeconds;
   if (p.healthEveryMinutes !== undefined) set.health_every_minutes = p.healthEveryMinutes;
+  if (p.readOnly !== undefined) set.read_only = p.readOnly ? 1 : 0;
   if (p.paused !== undefined) set.paused = p.paused ? 1 : 0;
   if (p.pausedAt !== undefined) set.paused_at = p.pausedAt;
   if (p.pausedReason !== undefined) set.paused_reason = p.pausedReason;

@@ -82,6 +82,8 @@ export interface CommandsTable {
   refused: string | null;
   max_concurrency: number | null;
   synced_at: number;
+  read_only_default: number;
+  django_read_only: number;
 }
 
 export interface ExecutionsTable {
@@ -116,6 +118,7 @@ export interface ExecutionsTable {
   runner_chunks: number;
   start_deadline: number | null;
   schedule_id: string | null;
+  read_only: number;
 }
 
 export interface V1ChunksTable {

@@ -21,6 +21,10 @@ import type {
 import type { ExecutionStatus } from '../domain/execution.js';
 import type { ScheduleStore } from './scheduleStore.js';
 import type { NotificationStore } from './notificationStore.js';
+import type { RetentionStore } from './retentionStore.js';
+import type { OperationsStore } from './operationsStore.js';
+import type { AuditChainStore } from './auditChainStore.js';
+import type { ShellStore } from './shellStore.js';
 
 export interface Page<T> {
   items: T[];
@@ -78,12 +82,23 @@ export type NonceRecord =
   | { fresh: true }
   | { fresh: false; fingerprint: string; response: { status: number; body: string } | null };
 
+/** Made, or refused by the concurrency limit (naming a few of the active executions, oldest first). */
+export type CreateExecutionResult = { created: true } | { created: false; active: Execution[] };
+
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
   /** Schedules and their occurrences (scheduleStore.ts). */
   readonly schedules: ScheduleStore;
   /** Notification channels, the outbox and deliveries (notificationStore.ts). */
   readonly notifications: NotificationStore;
+  /** Audited shells: sessions, recordings, per-project settings (shellStore.ts). */
+  readonly shells: ShellStore;
+  /** Per-project retention limits and purging (retentionStore.ts). */
+  readonly retention: RetentionStore;
+  /** Cheap reads for readiness and metrics (operationsStore.ts). */
+  readonly operations: OperationsStore;
+  /** The audit log's hash chain: verification, archiving, signed anchors (auditChainStore.ts). */
+  readonly auditChain: AuditChainStore;
   migrate(): Promise<void>;
   close(): Promise<void>;
 
@@ -124,6 +139,8 @@ export interface Store {
   revokeRunnerKey(id: string, at: number): Promise<boolean>;
   /** Of these key ids, those revoked (or gone): one query for every connected runner. */
   revokedRunnerKeys(ids: readonly string[]): Promise<string[]>;
+  /** Runner keys revoked at or after `since` (a fleet's connections check this each second, not every key). */
+  runnerKeysRevokedSince(since: number): Promise<string[]>;
 
   /**
    * Records a request nonce with the request's fingerprint. When the key already used it, returns
@@ -137,6 +154,10 @@ export interface Store {
 
   // Runners and their commands
   sightRunner(sighting: RunnerSighting): Promise<Runner>;
+  /** "Last seen" for runners already sighted (their pings), in one statement per few hundred. */
+  markRunnersSeen(runnerIds: readonly string[], at: number): Promise<void>;
+  /** Of `projectIds`, those with a queued execution (one indexed read for a whole fleet's safety sweep). */
+  projectsWithQueued(projectIds: readonly string[]): Promise<string[]>;
   getRunner(id: string): Promise<Runner | undefined>;
   /** The runner said it is stopping: offline from `at` until it is seen again. */
   markRunnerStopped(id: string, at: number): Promise<void>;
@@ -145,6 +166,10 @@ export interface Store {
   replaceCommands(projectId: string, commands: Command[], hash: string): Promise<void>;
   listCommands(projectId: string): Promise<Command[]>;
   getCommand(projectId: string, name: string): Promise<Command | undefined>;
+  /** Those of `names` the project has (a burst of runs reads them in one query). */
+  getCommands(projectId: string, names: readonly string[]): Promise<Command[]>;
+  /** The server's "read-only by default" of a command; false when the project has no such command. */
+  setCommandReadOnly(projectId: string, name: string, readOnly: boolean): Promise<boolean>;
   setCommandConcurrency(projectId: string, name: string, max: number | null): Promise<boolean>;
 
   // Executions
@@ -152,7 +177,12 @@ export interface Store {
    * Inserts the execution unless `limit` executions of the same command of the same project
    * are already active; checked and written atomically, also across server replicas.
    */
-  createExecution(execution: Execution, limit: number): Promise<{ created: true } | { created: false; active: Execution[] }>;
+  createExecution(execution: Execution, limit: number): Promise<CreateExecutionResult>;
+  /**
+   * Many at once, in one transaction (a schedule burst): each item is checked against its limit
+   * counting the active executions and those of this batch inserted before it; results in order.
+   */
+  createExecutions(items: ReadonlyArray<{ execution: Execution; limit: number }>): Promise<CreateExecutionResult[]>;
   getExecution(id: string): Promise<Execution | undefined>;
   listExecutions(filter: ExecutionFilter, limit: number, cursor?: string): Promise<Page<Execution>>;
   countExecutions(projectId: string, statuses: ExecutionStatus[]): Promise<number>;
@@ -186,6 +216,9 @@ export interface Store {
   readOutput(executionId: string, afterSeq: number, limit: number): Promise<OutputChunk[]>;
 
   // Audit
+  /** Appends the event to the hash chain (one transaction; serialised across server processes). */
   appendAudit(event: NewAuditEvent): Promise<AuditEvent>;
+  /** Appends several events in one transaction, in order. */
+  appendAudits(events: readonly NewAuditEvent[]): Promise<AuditEvent[]>;
   listAudit(filter: AuditFilter, limit: number, cursor?: string): Promise<Page<AuditEvent>>;
 }

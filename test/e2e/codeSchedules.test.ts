@@ -11,6 +11,7 @@ import { setUpProject, startServer, waitFor, type ServerHandle } from '../suppor
 import { exampleProject, type ExampleProject } from '../support/example.js';
 import { runnerCli, runnerEnv, startRunner, type RunnerHandle } from '../support/runnerProcess.js';
 import type { ScheduleView } from '../../src/shared/schedulesApi.js';
+import { launchBrowser, screenshot } from '../support/browser.js';
 
 const SETTINGS = ['--settings', 'exampleproject.settings_schedules', '--no-warm'];
 
@@ -42,14 +43,14 @@ describe('schedules as code (TypeScript runner, SQLite)', () => {
     await db?.drop();
   });
 
-  it('reports DJANGOCOMMAND_SCHEDULES: the valid entries appear with source "code", read-only; the invalid one is skipped and said', async () => {
+  it('reports DJANGOCOMMAND_SCHEDULES: the valid entries appear with source "code", from code; the invalid one is skipped and said', async () => {
     const items = await waitFor('the code schedules', async () => {
       const got = await schedules();
       return got.length === 2 ? got : undefined;
     });
     const byName = Object.fromEntries(items.map((s) => [s.name, s]));
-    expect(byName['nightly sessions']).toMatchObject({ source: 'code', read_only: true, command: 'clearsessions', cron: '30 2 * * *', timezone: 'Europe/Amsterdam', paused: false });
-    expect(byName.check).toMatchObject({ source: 'code', read_only: true, command: 'check', args: '--deploy --fail-level ERROR', cron: '@hourly', timezone: 'UTC' });
+    expect(byName['nightly sessions']).toMatchObject({ source: 'code', from_code: true, command: 'clearsessions', cron: '30 2 * * *', timezone: 'Europe/Amsterdam', paused: false });
+    expect(byName.check).toMatchObject({ source: 'code', from_code: true, command: 'check', args: '--deploy --fail-level ERROR', cron: '@hourly', timezone: 'UTC' });
     expect(byName.check.next_run_at).not.toBeNull();
 
     await waitFor('the runner to log the skipped entry', async () => /server says: DJANGOCOMMAND_SCHEDULES entry "ghost" skipped: .*\[DC_UNKNOWN_COMMAND\]/.test(runner.logs()));
@@ -67,6 +68,40 @@ describe('schedules as code (TypeScript runner, SQLite)', () => {
     runner = await startRunner(runnerEnv(server.url, key, example.env), SETTINGS, runner.stateDir);
     await waitFor('the catalogue again', async () => /entry "ghost" skipped/.test(runner.logs()));
     expect((await schedules()).map((s) => s.id).sort()).toEqual(items.map((s) => s.id).sort());
+  });
+
+  it('shows code schedules in the dashboard as "from code", without Edit or Delete; pause still works', async () => {
+    const items = await waitFor('the code schedules', async () => {
+      const got = await schedules();
+      return got.length === 2 ? got : undefined;
+    });
+    const nightly = items.find((s) => s.name === 'nightly sessions')!;
+    const browser = await launchBrowser();
+    try {
+      const page = browser.page;
+      await page.goto(server.url);
+      await page.getByLabel('Email').fill('admin@localhost');
+      await page.getByLabel('Password').fill('correct horse battery staple');
+      await page.getByRole('button', { name: 'Sign in' }).click();
+      await page.getByRole('heading', { name: 'Projects' }).waitFor();
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Schedules' }).click();
+      const row = page.locator('tr', { hasText: 'nightly sessions' });
+      await row.getByTestId('from-code').waitFor();
+      await row.getByRole('link', { name: 'nightly sessions' }).click();
+      await page.getByRole('heading', { name: 'nightly sessions' }).waitFor();
+      expect(await page.getByTestId('from-code').count()).toBe(1);
+      expect(await page.getByText('from code: DJANGOCOMMAND_SCHEDULES in the Django settings').count()).toBe(1);
+      expect(await page.getByRole('link', { name: 'Edit' }).count()).toBe(0);
+      expect(await page.getByRole('button', { name: 'Delete' }).count()).toBe(0);
+      await screenshot(page, 'schedule-from-code');
+      await page.getByRole('button', { name: 'Pause' }).click();
+      await page.getByRole('button', { name: 'Resume' }).waitFor();
+      expect((await api(`/api/v1/schedules/${nightly.id}`)).body.paused).toBe(true);
+      await page.getByRole('button', { name: 'Resume' }).click();
+      await page.getByRole('button', { name: 'Pause' }).waitFor();
+    } finally {
+      await browser.close();
+    }
   });
 
   it('refuses a DJANGOCOMMAND_SCHEDULES entry with an unknown key at start-up, with one line naming the setting', async () => {

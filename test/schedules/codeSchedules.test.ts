@@ -67,7 +67,7 @@ describe.each(DB_KINDS)('schedules as code over protocol v2 (%s)', (kind) => {
 
     // Created in the same millisecond: listed by name here.
     const code = (await list()).sort((a, b) => (a.name! < b.name! ? 1 : -1));
-    expect(code.map((s) => [s.name, s.source, s.read_only, s.command, s.args, s.cron, s.timezone, s.paused])).toEqual([
+    expect(code.map((s) => [s.name, s.source, s.from_code, s.command, s.args, s.cron, s.timezone, s.paused])).toEqual([
       ['nightly', 'code', true, 'clearsessions', '--days 3', '0 3 * * *', 'Europe/Amsterdam', false],
       ['hourly', 'code', true, 'check', '', '@hourly', 'UTC', false],
     ]);

@@ -21,6 +21,7 @@ import { commandMatches, FAILURE_STATUSES, kindsOf, TEST_EVENT } from './kinds.j
 import { digestMessage, eventMessage, subjectOf, type Message } from './message.js';
 import { runtimeOf } from './runtime.js';
 import { send } from './senders.js';
+import { observe } from '../observer.js';
 
 export const STORM: StormLimit = { limit: 10, windowMs: 60_000 };
 export const RETRY_FOR_MS = 24 * 3600_000;
@@ -167,6 +168,7 @@ async function deliver(core: Core, d: Delivery, channel: Channel | undefined, ow
         ? ({ status: 'failed' } as const)
         : ({ status: 'pending', nextAttemptAt: at + wait } as const);
     await core.store.notifications.finishAttempt(d.id, owner, { channelId: d.channelId, at, durationMs: Date.now() - started, ok, statusCode, error }, outcome);
+    observe(core, (o) => o.deliveryEnded?.(channel?.kind ?? 'deleted', ok ? 'delivered' : outcome.status === 'pending' ? 'retry' : 'failed'));
     return ok;
   };
   // Deleted meanwhile: its pending deliveries were cancelled; this claimed one ends here.

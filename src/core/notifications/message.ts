@@ -69,6 +69,8 @@ export function subjectOf(e: Pick<NotificationEvent, 'type' | 'details'>, projec
       return `${p}schedule ${str(d.schedule_name) ?? str(d.schedule_id) ?? ''} did not run ${command}${d.due_at ? ` due at ${String(d.due_at)}` : ''}`;
     case 'schedule.health':
       return `${p}schedule ${str(d.schedule_name) ?? str(d.schedule_id) ?? ''}: ${command} has not succeeded in time`;
+    case 'shell.writable':
+      return `${p}${str(d.user) ?? 'someone'} made a shell WRITABLE: ${str(d.reason) ?? ''}`;
     case TEST_EVENT:
       return `Test message from djangocommand${projectName ? ` for ${projectName}` : ''}`;
     default:
@@ -124,7 +126,7 @@ export async function eventMessage(core: Core, e: NotificationEvent, kinds: stri
     subject: subjectOf(e, project?.name ?? null, kinds),
     tone: toneOf(e, kinds),
     fields,
-    link: executionLink(publicUrl, e.executionId),
+    link: executionLink(publicUrl, e.executionId) ?? (typeof e.details.link === 'string' ? e.details.link : null),
     tail,
     items: [],
     event: e,

@@ -13,31 +13,27 @@ import { topics } from '../notifier.js';
 export async function announceRunnerChanges(core: Core, hearingSince = -Infinity): Promise<number> {
   const now = core.now();
   const canTellOffline = hearingSince <= now - core.settings.runnerOfflineAfterMs;
-  const known = await core.store.notifications.runnerStates();
   let announced = 0;
-  for (const project of await core.store.listProjects()) {
-    for (const r of await core.store.listRunners(project.id)) {
-      const online = runnerOnline(r, now, core.settings.runnerOfflineAfterMs);
-      const was = known.get(r.id);
-      if (was === online || (!online && !canTellOffline && was !== undefined)) continue;
-      const stopped = r.stoppedAt !== null && r.stoppedAt >= r.lastSeenAt;
-      const changed = await core.store.notifications.setRunnerState(r.id, online, now, {
-        type: online ? 'runner.online' : 'runner.offline',
-        projectId: project.id,
-        executionId: null,
-        scheduleId: null,
-        details: {
-          runner_id: r.id,
-          hostname: r.hostname || null,
-          address: r.address,
-          protocol: r.protocol,
-          last_seen_at: new Date(r.lastSeenAt).toISOString(),
-          reason: online ? null : stopped ? 'it said it was stopping' : `not heard from for ${Math.round((now - r.lastSeenAt) / 1000)} s`,
-        },
-        at: now,
-      });
-      if (changed) announced++;
-    }
+  for (const { runner: r, known: was } of await core.store.notifications.runnerStateChanges(now - core.settings.runnerOfflineAfterMs)) {
+    const online = runnerOnline(r, now, core.settings.runnerOfflineAfterMs);
+    if (was === online || (!online && !canTellOffline && was !== undefined)) continue;
+    const stopped = r.stoppedAt !== null && r.stoppedAt >= r.lastSeenAt;
+    const changed = await core.store.notifications.setRunnerState(r.id, online, now, {
+      type: online ? 'runner.online' : 'runner.offline',
+      projectId: r.projectId,
+      executionId: null,
+      scheduleId: null,
+      details: {
+        runner_id: r.id,
+        hostname: r.hostname || null,
+        address: r.address,
+        protocol: r.protocol,
+        last_seen_at: new Date(r.lastSeenAt).toISOString(),
+        reason: online ? null : stopped ? 'it said it was stopping' : `not heard from for ${Math.round((now - r.lastSeenAt) / 1000)} s`,
+      },
+      at: now,
+    });
+    if (changed) announced++;
   }
   if (announced > 0) core.notifier.publish(topics.notifications);
   return announced;

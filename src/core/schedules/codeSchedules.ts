@@ -22,7 +22,7 @@ import type { CodeScheduleSpec } from '../../domain/codeSchedule.js';
 import type { Schedule } from '../../domain/schedule.js';
 import { isUserError, UserError } from '../../shared/errors.js';
 import type { Core } from '../context.js';
-import type { RunnerCaller } from '../runnerV1.js';
+import type { RunnerCaller } from '../runnerCaller.js';
 import { audit } from '../audit.js';
 import { topics } from '../notifier.js';
 import { auditedFields, changeSchedule, createSchedule } from './schedules.js';

@@ -1,14 +1,14 @@
 /**
- * Starting one occurrence that this server holds (claimed `pending`): the overlap policy, then
- * `createExecution` (the same checks and concurrency limit as any run), then the link from the
+ * Starting occurrences that this server holds (claimed `pending`): the overlap policy, then
+ * `createExecutions` (the same checks and concurrency limit as any run), then the link from each
  * occurrence to its execution. Whatever stops it is recorded on the occurrence in words, and
  * raised as `schedule.missed`: an occurrence never disappears silently.
  */
 import type { Actor, Project } from '../../domain/model.js';
 import type { Occurrence, NewOccurrence, Schedule } from '../../domain/schedule.js';
-import { isUserError, UserError } from '../../shared/errors.js';
+import { UserError } from '../../shared/errors.js';
 import type { Core } from '../context.js';
-import { createExecution, cancelExecution } from '../executions.js';
+import { cancelExecution, createExecutions, type ExecutionRequest } from '../executions.js';
 import { raise } from '../notify.js';
 
 type Held = Pick<NewOccurrence, 'scheduleId' | 'dueAt' | 'claimedAt' | 'trigger'>;
@@ -57,64 +57,81 @@ const linkNow = (core: Core): Link => async (held, executionId) =>
 /** What the scheduler reads once for the many occurrences it starts together. */
 export interface Shared {
   link?: Link;
-  /** The schedule's active executions. */
-  active?: string[];
+  /** Active executions by schedule id, read for all of them at once. */
+  active?: Map<string, string[]>;
   project?: (id: string) => Promise<Project | undefined>;
 }
 
+export interface Firing {
+  schedule: Schedule;
+  held: Held;
+}
+
 export async function fireOccurrence(core: Core, s: Schedule, held: Held, shared: Shared = {}): Promise<FireResult> {
+  return (await fireOccurrences(core, [{ schedule: s, held }], shared))[0];
+}
+
+/**
+ * Starts occurrences this server holds, together: the overlap policy for each, then one
+ * createExecutions for all of them (the same checks and limits as any run, in a few commits), then
+ * each occurrence's link to its execution.
+ */
+export async function fireOccurrences(core: Core, firings: readonly Firing[], shared: Shared = {}): Promise<FireResult[]> {
   const link = shared.link ?? linkNow(core);
-  const active = shared.active;
-  const settle = async (outcome: 'skipped' | 'refused' | 'waiting', reason: string, error?: UserError): Promise<FireResult> => {
-    const done = await core.store.schedules.updateOccurrence(s.id, held.dueAt, ['pending'], { outcome, reason, recordedAt: core.now() }, held.claimedAt);
-    if (!done) return { outcome: 'lost_race' };
-    if (outcome !== 'waiting' && held.trigger !== 'manual') await raiseMissed(core, s, { dueAt: held.dueAt, count: 1, lastDueAt: held.dueAt }, outcome, reason);
-    return { outcome, reason, error };
-  };
-  const busy = async (why: string): Promise<FireResult> => {
-    if (held.trigger === 'manual') {
-      return settle('skipped', `${why}: run now waits for nothing`, new UserError('DC_CONCURRENCY_LIMIT', `Schedule ${scheduleLabel(s)}: ${why}. Wait for it to end, or cancel it.`, 409));
+  const projectOf = shared.project ?? ((id: string) => core.store.getProject(id));
+  const results: FireResult[] = new Array(firings.length);
+  const toCreate: Array<{ at: number; request: ExecutionRequest }> = [];
+  for (const [at, { schedule: s, held }] of firings.entries()) {
+    const running = shared.active?.get(s.id) ?? (await core.store.schedules.activeExecutionIds(s.id));
+    if (running.length > 0) {
+      results[at] = await busy(core, s, held, `the previous run (execution ${running[0]}) was still active`);
+      continue;
     }
-    if (s.overlap === 'queue') {
-      const waiting = (await core.store.schedules.listWaiting()).filter((o) => o.scheduleId === s.id);
-      if (waiting.length === 0) {
-        const until = new Date(held.dueAt + s.startTimeoutSeconds * 1000).toISOString();
-        return settle('waiting', `${why}; waits for it to end (overlap: queue), until ${until}`);
-      }
-      return settle('skipped', `${why}, and an earlier occurrence already waits (overlap: queue holds one)`);
+    const project = await projectOf(s.projectId);
+    if (!project) {
+      results[at] = await settle(core, s, held, 'refused', 'its project no longer exists');
+      continue;
     }
-    return settle('skipped', `${why} (overlap: skip)`);
-  };
-
-  const running = active ?? (await core.store.schedules.activeExecutionIds(s.id));
-  if (running.length > 0) return busy(`the previous run (execution ${running[0]}) was still active`);
-
-  const project = await (shared.project ?? ((id: string) => core.store.getProject(id)))(s.projectId);
-  if (!project) return settle('refused', 'its project no longer exists');
-  // A queued occurrence keeps the start deadline of its due time, not of the moment it starts.
-  const deadline = held.dueAt + s.startTimeoutSeconds * 1000;
-  const startTimeoutSeconds = Math.max(1, Math.ceil((deadline - core.now()) / 1000));
-  let executionId: string;
-  try {
-    const e = await createExecution(core, scheduleActor(s), project, {
-      command: s.command,
-      argv: s.argv,
-      timeoutSeconds: s.timeoutSeconds ?? undefined,
-      startTimeoutSeconds: held.trigger === 'manual' ? s.startTimeoutSeconds : Math.min(s.startTimeoutSeconds, startTimeoutSeconds),
-      scheduleId: s.id,
+    // A queued occurrence keeps the start deadline of its due time, not of the moment it starts.
+    const deadline = held.dueAt + s.startTimeoutSeconds * 1000;
+    const startTimeoutSeconds = Math.max(1, Math.ceil((deadline - core.now()) / 1000));
+    toCreate.push({
+      at,
+      request: {
+        actor: scheduleActor(s),
+        project,
+        input: {
+          command: s.command,
+          argv: s.argv,
+          timeoutSeconds: s.timeoutSeconds ?? undefined,
+          startTimeoutSeconds: held.trigger === 'manual' ? s.startTimeoutSeconds : Math.min(s.startTimeoutSeconds, startTimeoutSeconds),
+          scheduleId: s.id,
+          readOnly: s.readOnly,
+        },
+      },
     });
-    executionId = e.id;
-  } catch (err) {
-    if (!isUserError(err)) throw err; // the database went away: the occurrence stays pending and is taken over
-    if (err.code === 'DC_CONCURRENCY_LIMIT') {
-      const others = (err.details?.active as string[] | undefined) ?? [];
-      const res = await busy(`"${s.command}" was already running (execution ${others[0] ?? '?'}; at most ${String(err.details?.limit ?? 1)} at a time)`);
-      return { ...res, error: err };
-    }
-    return settle('refused', err.message, err);
   }
-  const linked = await link(held, executionId);
-  if (!linked) {
+  // A failure of the database throws: the occurrences stay pending and are taken over.
+  const made = await createExecutions(core, toCreate.map((c) => c.request));
+  await Promise.all(
+    toCreate.map(async ({ at }, i) => {
+      const { schedule, held } = firings[at];
+      const m = made[i];
+      results[at] = m instanceof UserError ? await refused(core, schedule, held, m) : await linkTo(core, schedule, held, m.id, link);
+    }),
+  );
+  return results;
+}
+
+async function refused(core: Core, s: Schedule, held: Held, err: UserError): Promise<FireResult> {
+  if (err.code !== 'DC_CONCURRENCY_LIMIT') return settle(core, s, held, 'refused', err.message, err);
+  const others = (err.details?.active as string[] | undefined) ?? [];
+  const res = await busy(core, s, held, `"${s.command}" was already running (execution ${others[0] ?? '?'}; at most ${String(err.details?.limit ?? 1)} at a time)`);
+  return { ...res, error: err };
+}
+
+async function linkTo(core: Core, s: Schedule, held: Held, executionId: string, link: Link): Promise<FireResult> {
+  if (!(await link(held, executionId))) {
     // Another server took this occurrence over while we were slow, and may have made its own
     // execution: keep exactly one. Ours goes unless it is the one the occurrence links to.
     let o = await core.store.schedules.getOccurrence(s.id, held.dueAt);
@@ -128,4 +145,27 @@ export async function fireOccurrence(core: Core, s: Schedule, held: Held, shared
     }
   }
   return { outcome: 'started', executionId };
+}
+
+async function settle(core: Core, s: Schedule, held: Held, outcome: 'skipped' | 'refused' | 'waiting', reason: string, error?: UserError): Promise<FireResult> {
+  const done = await core.store.schedules.updateOccurrence(s.id, held.dueAt, ['pending'], { outcome, reason, recordedAt: core.now() }, held.claimedAt);
+  if (!done) return { outcome: 'lost_race' };
+  if (outcome !== 'waiting' && held.trigger !== 'manual') await raiseMissed(core, s, { dueAt: held.dueAt, count: 1, lastDueAt: held.dueAt }, outcome, reason);
+  return { outcome, reason, error };
+}
+
+/** The previous run is still active: run now is refused; a cron occurrence waits or is skipped by the overlap policy. */
+async function busy(core: Core, s: Schedule, held: Held, why: string): Promise<FireResult> {
+  if (held.trigger === 'manual') {
+    return settle(core, s, held, 'skipped', `${why}: run now waits for nothing`, new UserError('DC_CONCURRENCY_LIMIT', `Schedule ${scheduleLabel(s)}: ${why}. Wait for it to end, or cancel it.`, 409));
+  }
+  if (s.overlap === 'queue') {
+    const waiting = (await core.store.schedules.listWaiting()).filter((o) => o.scheduleId === s.id);
+    if (waiting.length === 0) {
+      const until = new Date(held.dueAt + s.startTimeoutSeconds * 1000).toISOString();
+      return settle(core, s, held, 'waiting', `${why}; waits for it to end (overlap: queue), until ${until}`);
+    }
+    return settle(core, s, held, 'skipped', `${why}, and an earlier occurrence already waits (overlap: queue holds one)`);
+  }
+  return settle(core, s, held, 'skipped', `${why} (overlap: skip)`);
 }

@@ -18,7 +18,7 @@ import type { DuePlan } from '../../store/scheduleStore.js';
 import type { Core } from '../context.js';
 import { topics } from '../notifier.js';
 import { raise } from '../notify.js';
-import { fireOccurrence, raiseMissed, scheduleLabel, type Link } from './fireOccurrence.js';
+import { fireOccurrence, fireOccurrences, raiseMissed, scheduleLabel, type Firing, type Link } from './fireOccurrence.js';
 
 export interface SchedulerOptions {
   /** This process, as occurrences name who claimed them. */
@@ -141,28 +141,41 @@ export class Scheduler {
       for (let i = 0; i < due.length; i += CLAIM_BATCH) {
         claimed.push(...(await this.core.store.schedules.claimDue(due.slice(i, i + CLAIM_BATCH), (s) => planDue(s, Math.max(now, s.nextDueAt!), this.owner))));
       }
-      const byDue = new Map<number, Array<(active: Map<string, string[]>) => Promise<void>>>();
-      const link = batchedLink(this.core);
-      const project = memo((id: string) => this.core.store.getProject(id));
+      const byDue = new Map<number, { firings: Firing[]; missed: Array<() => Promise<void>> }>();
+      const at = (t: number) => byDue.get(t) ?? byDue.set(t, { firings: [], missed: [] }).get(t)!;
       for (const { schedule, occurrences } of claimed) {
         for (const o of occurrences) {
-          const at = o.outcome === 'pending' ? o.dueAt : now;
-          const work = o.outcome === 'pending'
-            ? async (active: Map<string, string[]>) => count(report, (await fireOccurrence(this.core, schedule, o, { link, project, active: active.get(schedule.id) ?? [] })).outcome)
-            : async () => {
-                report.missed += o.count;
-                await raiseMissed(this.core, schedule, o, o.outcome, o.reason ?? '');
-              };
-          byDue.set(at, [...(byDue.get(at) ?? []), work]);
+          if (o.outcome === 'pending') {
+            at(o.dueAt).firings.push({ schedule, held: o });
+          } else {
+            at(now).missed.push(async () => {
+              report.missed += o.count;
+              await raiseMissed(this.core, schedule, o, o.outcome, o.reason ?? '');
+            });
+          }
         }
       }
+      const link = batchedLink(this.core);
+      const project = memo((id: string) => this.core.store.getProject(id));
       const scheduleIds = claimed.map((c) => c.schedule.id);
-      for (const at of [...byDue.keys()].sort((x, y) => x - y)) {
-        const wait = at - this.core.now();
+      for (const t of [...byDue.keys()].sort((x, y) => x - y)) {
+        const wait = t - this.core.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        const { firings, missed } = byDue.get(t)!;
         // Whether each schedule's previous run is still active, read at the due time, for all at once.
         const active = await this.core.store.schedules.activeExecutionsOf(scheduleIds);
-        await inParallel(byDue.get(at)!.map((work) => () => work(active)), this.parallel);
+        // A project's occurrences together: a lane locks the projects of its chunk while it creates.
+        firings.sort((x, y) => (x.schedule.projectId < y.schedule.projectId ? -1 : x.schedule.projectId > y.schedule.projectId ? 1 : 0));
+        const chunks = Array.from({ length: Math.ceil(firings.length / FIRE_CHUNK) }, (_, i) => firings.slice(i * FIRE_CHUNK, (i + 1) * FIRE_CHUNK));
+        await inParallel(
+          [
+            ...chunks.map((chunk) => async () => {
+              for (const r of await fireOccurrences(this.core, chunk, { link, project, active })) count(report, r.outcome);
+            }),
+            ...missed,
+          ],
+          this.parallel,
+        );
       }
       if (due.length < this.batch) return report;
     }
@@ -323,10 +336,12 @@ async function inParallel(work: Array<() => Promise<void>>, n: number): Promise<
     }
   };
   await Promise.all(Array.from({ length: Math.min(n, work.length) }, lane));
-  if (errors.length > 0) throw new Error(`${errors.length} occurrence(s) could not be started; they are taken over later`, { cause: errors[0] });
+  if (errors.length > 0) throw new Error(`${errors.length} group(s) of occurrences could not be started; they are taken over later`, { cause: errors[0] });
 }
 
 const CLAIM_BATCH = 50;
+/** Occurrences made in one createExecutions (one transaction for the executions, one for their audit events). */
+const FIRE_CHUNK = 100;
 
 /**
  * Links occurrences to their executions in one transaction per few: the lanes that ask within the

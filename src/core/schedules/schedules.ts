@@ -41,6 +41,8 @@ export interface ScheduleInput {
   misfire?: MisfirePolicy;
   catchUpSeconds?: number;
   healthEveryMinutes?: number | null;
+  /** Runs in read-only database mode. */
+  readOnly?: boolean;
   paused?: boolean;
 }
 
@@ -135,6 +137,7 @@ export async function createSchedule(core: Core, actor: Actor, project: Project,
     misfire: input.misfire ?? 'run_once',
     catchUpSeconds: input.catchUpSeconds ?? DEFAULT_CATCH_UP_SECONDS,
     healthEveryMinutes: input.healthEveryMinutes ?? null,
+    readOnly: input.readOnly ?? false,
     paused,
     pausedAt: paused ? now : null,
     pausedReason: null,
@@ -199,6 +202,7 @@ export async function changeSchedule(core: Core, actor: Actor, before: Schedule,
   if (input.overlap !== undefined) patch.overlap = input.overlap;
   if (input.misfire !== undefined) patch.misfire = input.misfire;
   if (input.catchUpSeconds !== undefined) patch.catchUpSeconds = input.catchUpSeconds;
+  if (input.readOnly !== undefined) patch.readOnly = input.readOnly;
   if (input.healthEveryMinutes !== undefined && input.healthEveryMinutes !== before.healthEveryMinutes) {
     patch.healthEveryMinutes = input.healthEveryMinutes;
     patch.healthSince = now; // a new expectation counts from now
@@ -305,6 +309,7 @@ export function auditedFields(s: Schedule): Record<string, unknown> {
     misfire: s.misfire,
     catch_up_window: s.catchUpSeconds,
     health_every: s.healthEveryMinutes,
+    read_only: s.readOnly,
     paused: s.paused,
   };
 }

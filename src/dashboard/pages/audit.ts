@@ -1,11 +1,11 @@
 /** The audit log: who did what, filtered and paged, exported as CSV or JSON lines. */
-import type { AuditEventView, ProjectView } from '../../shared/api.js';
+import type { AuditChainView, AuditEventView, ProjectView } from '../../shared/api.js';
 import { api, type AuditFilters } from '../api.js';
 import { h, replace } from '../dom.js';
 import { filterBar, readFilters, selectFilter, textFilter, timeFilter, type Filters } from '../filters.js';
 import { timeEl } from '../format.js';
 import { executionPath, href, replaceQuery, type Route } from '../router.js';
-import { empty, errorNotice, loading, pageTitle, pager, dataTable } from '../ui.js';
+import { empty, errorNotice, loading, notice, pageTitle, pager, dataTable } from '../ui.js';
 
 const NAMES = ['project', 'action', 'actor_type', 'execution', 'since', 'until'];
 const PAGE = 50;
@@ -22,6 +22,12 @@ function details(d: Record<string, unknown>): HTMLElement | string {
   return h('span', { class: 'audit-details mono small', title: JSON.stringify(d, null, 2) }, text.length > 240 ? `${text.slice(0, 240)}…` : text);
 }
 
+/** A shell's events (shell.open, shell.writable, ...) link to its replay. */
+function shellLink(d: Record<string, unknown>): HTMLElement | string {
+  const id = typeof d.session_id === 'string' && /^[0-9a-f-]{36}$/.test(d.session_id) ? d.session_id : null;
+  return id ? h('a', { href: href(`/shells/${id}`), class: 'small', 'data-testid': 'audit-shell-link', title: id }, 'shell replay') : '—';
+}
+
 function row(a: AuditEventView, projectNames: Map<string, string>): HTMLTableRowElement {
   return h(
     'tr',
@@ -30,15 +36,28 @@ function row(a: AuditEventView, projectNames: Map<string, string>): HTMLTableRow
     h('td', null, h('div', null, a.actor), h('div', { class: 'muted small' }, a.actor_type, a.address ? ` · ${a.address}` : '')),
     h('td', null, h('span', { class: 'mono' }, a.action), ' ', h('span', { class: `badge outcome-${a.outcome}` }, a.outcome)),
     h('td', null, a.project_id ? projectNames.get(a.project_id) ?? a.project_id.slice(0, 8) : '—'),
-    h('td', null, a.execution_id ? h('a', { href: href(executionPath(a.execution_id)), class: 'mono small', title: a.execution_id }, a.execution_id.slice(0, 8)) : '—'),
+    h('td', null, a.execution_id ? h('a', { href: href(executionPath(a.execution_id)), class: 'mono small', title: a.execution_id }, a.execution_id.slice(0, 8)) : shellLink(a.details)),
     h('td', { class: 'cell-details' }, details(a.details)),
   );
+}
+
+/** When the hash chain was last verified (on the server host) and what was found. */
+function chainStatus(chain: AuditChainView | null): HTMLElement {
+  const how = h('code', null, 'djangocommand admin audit verify');
+  if (!chain) return notice('warning', 'The state of the audit hash chain could not be read.');
+  const v = chain.last_verification;
+  if (!v) return h('div', { 'data-testid': 'audit-chain' }, notice('warning', 'The audit hash chain has never been verified. Run ', how, ' on the server host (e.g. daily from cron).'));
+  if (v.ok) {
+    return h('div', { 'data-testid': 'audit-chain', 'data-ok': 'true' }, notice('success', 'Hash chain verified whole ', timeEl(v.at), `: ${v.events} event(s) checked, up to #${v.head_seq}. Verify again with `, how, '.'));
+  }
+  return h('div', { 'data-testid': 'audit-chain', 'data-ok': 'false' }, notice('error', h('strong', null, 'The audit hash chain is broken'), ' (verified ', timeEl(v.at), `): ${v.problem ?? 'unknown problem'}`));
 }
 
 export async function auditPage(main: HTMLElement, route: Route): Promise<void> {
   let filters: Filters = readFilters(route.query, NAMES);
   const projects: ProjectView[] = await api.projects(route.signal).then((r) => r.items).catch(() => []);
   const projectNames = new Map(projects.map((p) => [p.id, p.name]));
+  const chain = await api.auditChain(route.signal).catch(() => null);
   const table = h('div', { class: 'table-wrap' }, loading());
   const cursors: string[] = [];
   let cursor: string | undefined;
@@ -70,7 +89,7 @@ export async function auditPage(main: HTMLElement, route: Route): Promise<void> 
     },
   );
 
-  replace(main, pageTitle('Audit log', csv, jsonl), bar, table);
+  replace(main, pageTitle('Audit log', csv, jsonl), chainStatus(chain), bar, table);
 
   async function load(): Promise<void> {
     try {

@@ -11,6 +11,7 @@ import { ArgsForm, commandPreview, isParser } from '../argsForm.js';
 import { h, replace, uid } from '../dom.js';
 import { commandPath, executionPath, href, navigate, projectPath, replaceQuery, type Route } from '../router.js';
 import { errorMessage, errorNotice, field, loading, notice, pageTitle, setFieldError } from '../ui.js';
+import { readOnlyCheckbox } from '../readOnly.js';
 
 const CACHE_MS = 30_000;
 const cache = new Map<string, { at: number; items: CommandView[] }>();
@@ -106,7 +107,7 @@ function commandList(project: string, items: CommandView[], selected: string | u
   return aside;
 }
 
-function runForm(project: string, c: CommandView, prefill: string | null): HTMLElement {
+function runForm(project: string, c: CommandView, prefill: string | null, readOnlyAsked = false): HTMLElement {
   const schema = isParser(c.schema) ? c.schema : null;
   const preview = commandPreview();
   const formError = h('div', { class: 'form-error', 'aria-live': 'assertive' });
@@ -117,6 +118,7 @@ function runForm(project: string, c: CommandView, prefill: string | null): HTMLE
   const text = field('Arguments', textInput, { help: 'Split like a POSIX shell: quote values with spaces.' });
   const timeout = h('input', { type: 'number', min: '1', max: '604800', step: '1', placeholder: 'server default', name: 'timeout', class: 'input-number' });
   const timeoutField = field('Timeout (seconds)', timeout);
+  const readOnly = readOnlyCheckbox(c, readOnlyAsked);
 
   const update = () => {
     let problem: ArgvProblem | undefined;
@@ -202,7 +204,8 @@ function runForm(project: string, c: CommandView, prefill: string | null): HTMLE
         run.disabled = true;
         run.textContent = 'Starting…';
         try {
-          const body = mode === 'form' && argsForm ? { command: c.name, argv: argsForm.argv(), timeout: t } : { command: c.name, args: textInput.value, timeout: t };
+          const args = mode === 'form' && argsForm ? { argv: argsForm.argv() } : { args: textInput.value };
+          const body = { command: c.name, ...args, timeout: t, ...(readOnly.checked() ? { read_only: true } : {}) };
           const created = await api.createExecution(project, body);
           navigate(executionPath(created.id));
         } catch (err) {
@@ -230,6 +233,7 @@ function runForm(project: string, c: CommandView, prefill: string | null): HTMLE
     tabs,
     formBox,
     textBox,
+    readOnly.el,
     h('details', { class: 'advanced' }, h('summary', null, 'Timeout'), timeoutField.el),
     // Always in reach, however long the form: what will run, and the button.
     h('div', { class: 'run-bar' }, preview.el, formError, h('div', { class: 'form-actions' }, run)),
@@ -238,19 +242,19 @@ function runForm(project: string, c: CommandView, prefill: string | null): HTMLE
   return form;
 }
 
-function commandDetail(project: string, c: CommandView, prefill: string | null, q: string): HTMLElement {
+function commandDetail(project: string, c: CommandView, prefill: string | null, q: string, readOnlyAsked = false): HTMLElement {
   const desc = summary(c);
   return h(
     'section',
     { class: 'command-detail', 'aria-labelledby': 'page-title' },
     h('p', { class: 'back-link' }, h('a', { href: href(projectPath(project), { q }) }, '← All commands')),
     pageTitle(c.name),
-    h('p', { class: 'muted small' }, `${c.app_label} · at most ${c.max_concurrency} running at a time in ${project}`),
+    h('p', { class: 'muted small' }, `${c.app_label} · at most ${c.max_concurrency} running at a time in ${project}${c.read_only ? ' · read-only by default' : ''}`),
     desc ? h('p', { class: 'command-description' }, desc) : null,
     c.refused
       ? notice('warning', h('strong', null, 'The runners\u2019 policy refuses this command. '), c.refused)
       : null,
-    c.refused ? null : runForm(project, c, prefill),
+    c.refused ? null : runForm(project, c, prefill, readOnlyAsked),
     h('details', { class: 'help-text' }, h('summary', null, 'Full help (', h('code', null, `manage.py ${c.name} --help`), ')'), h('pre', { class: 'mono' }, c.help_text || 'No help text.')),
     h('p', null, h('a', { href: href('/history', { project, command: c.name }) }, `Past runs of ${c.name} →`)),
   );
@@ -262,7 +266,7 @@ export async function cataloguePage(main: HTMLElement, route: Route): Promise<vo
   const items = await commandsOf(project, route.signal);
   const selected = command ? items.find((c) => c.name === command) : undefined;
   const detail = selected
-    ? commandDetail(project, selected, route.query.get('args'), route.query.get('q') ?? '')
+    ? commandDetail(project, selected, route.query.get('args'), route.query.get('q') ?? '', route.query.get('read_only') === '1')
     : command
       ? h('section', null, pageTitle(command), notice('error', `Project ${project} has no command "${command}". `, h('a', { href: href(projectPath(project)) }, 'See all its commands.')))
       : h(

@@ -11,6 +11,7 @@ import { filterBar, peopleOptions, readFilters, selectFilter, textFilter, timeFi
 import { ACTIVE, ALL_STATUSES, commandLine, elapsed, FAILED, statusBadge, timeEl } from '../format.js';
 import { executionPath, href, replaceQuery, type Route } from '../router.js';
 import { empty, errorNotice, every, loading, pageTitle, pager, dataTable } from '../ui.js';
+import { readOnlyBadge } from '../readOnly.js';
 
 const NAMES = ['project', 'command', 'status', 'created_by', 'since', 'until'];
 const PAGE = 25;
@@ -20,7 +21,7 @@ function row(e: ExecutionView): HTMLTableRowElement {
   return h(
     'tr',
     { 'data-execution': e.id, 'data-command': e.command },
-    h('td', null, statusBadge(e.status, e.cancel_requested)),
+    h('td', null, statusBadge(e.status, e.cancel_requested), e.read_only ? [' ', readOnlyBadge()] : null),
     h('td', { class: 'cell-command' }, h('a', { href: href(executionPath(e.id)), class: 'mono' }, commandLine(e))),
     h('td', null, e.project),
     h('td', { class: 'cell-person' }, e.created_by),

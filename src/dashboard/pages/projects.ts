@@ -43,6 +43,9 @@ function runnerRow(r: RunnerView): HTMLElement {
         [`runner ${r.runner_version || '?'} (${r.protocol})`, r.python_version && `Python ${r.python_version}`, r.django_version && `Django ${r.django_version}`].filter(Boolean).join(' · '),
       ),
       h('div', { class: 'muted small' }, 'last heartbeat ', h('time', { datetime: r.last_seen_at, title: new Date(r.last_seen_at).toLocaleString() }, ago(r.last_seen_at)), r.address ? ` · ${r.address}` : ''),
+      r.protocol === 'v1'
+        ? h('div', { class: 'small', 'data-testid': 'runner-unscrubbed' }, '⚠ The Python runner (protocol v1) does not scrub secrets from output on its host: use the djangocommand runner for that.')
+        : null,
     ),
   );
 }

@@ -12,6 +12,7 @@ import { readBackwards, TAIL_BUDGET_CHARS, TAIL_THRESHOLD_BYTES } from '../outpu
 import { commandPath, href, projectPath, type Route } from '../router.js';
 import { OutputTerminal, stripAnsi } from '../terminal.js';
 import { errorMessage, errorNotice, every, loading, notice, pageTitle } from '../ui.js';
+import { readOnlyBadge } from '../readOnly.js';
 
 const RECONNECT_MS = 2000;
 /** Lines of a huge output's tail that go into the terminal (its scroll-back is 10 000). */
@@ -57,7 +58,7 @@ export async function runPage(main: HTMLElement, route: Route): Promise<void> {
   const cancel = h('button', { type: 'button', class: 'button', 'data-testid': 'cancel' }, 'Cancel');
   const kill = h('button', { type: 'button', class: 'button button-danger', 'data-testid': 'force-kill', title: 'Kill the process at once (SIGKILL), without a grace period' }, 'Force kill');
   const download = h('a', { class: 'button', href: api.outputUrl(id), download: `${e.command}-${e.id}.log`, 'data-testid': 'download' }, 'Download full output');
-  const again = h('a', { class: 'button button-plain', href: href(commandPath(e.project, e.command), { args: e.args }) }, 'Run again…');
+  const again = h('a', { class: 'button button-plain', href: href(commandPath(e.project, e.command), { args: e.args, ...(e.read_only ? { read_only: '1' } : {}) }) }, 'Run again…');
 
   const earlierBox = h('div', { class: 'earlier', hidden: true });
   const earlierText = h('pre', { class: 'earlier-text mono', tabindex: '0', 'aria-label': 'Earlier output' });
@@ -87,7 +88,7 @@ export async function runPage(main: HTMLElement, route: Route): Promise<void> {
 
   const paint = () => {
     document.title = `${e.command} · ${e.status.replace('_', ' ')} · djangocommand`;
-    replace(badgeSlot, statusBadge(e.status, e.cancel_requested));
+    replace(badgeSlot, statusBadge(e.status, e.cancel_requested), e.read_only ? [' ', readOnlyBadge()] : null);
     const ended = isEnded(e);
     replace(
       meta,
@@ -116,6 +117,14 @@ export async function runPage(main: HTMLElement, route: Route): Promise<void> {
     kill.disabled = ended;
   };
   paint();
+  // The Python runner (protocol v1) sends output as the command printed it: nothing is scrubbed.
+  if (e.runner_id) {
+    const runnerId = e.runner_id;
+    void api.runners(e.project, route.signal).then((r) => {
+      if (r.items.find((x) => x.id === runnerId)?.protocol !== 'v1') return;
+      reason.after(h('div', { 'data-testid': 'output-unscrubbed' }, notice('warning', 'This ran on a Python runner (protocol v1), which does not scrub secrets from output on the host: secret setting values the command printed are stored as printed.')));
+    }, () => undefined);
+  }
   // While it runs, only the duration ticks (the rest stays put, and so does the focus).
   every(1000, route.signal, () => {
     const d = meta.querySelector('[data-testid="duration"]');

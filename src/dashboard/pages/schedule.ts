@@ -11,6 +11,7 @@ import { button, dataTable, errorNotice, every, loading, pageTitle } from '../ui
 import { schedulePath, schedulesApi, schedulesPath } from './scheduleApi.js';
 import { executionLink, resultBadge, resultStrip, runsTable } from './scheduleParts.js';
 import { fromCodeBadge, scheduleTitle } from './schedules.js';
+import { readOnlyBadge } from '../readOnly.js';
 
 const REFRESH_MS = 5000;
 
@@ -36,7 +37,7 @@ function facts(s: ScheduleView): HTMLElement {
     row('Runs', h('span', { class: 'mono' }, `${s.command}${s.args ? ' ' + s.args : ''}`)),
     row('When', h('span', { class: 'mono' }, s.cron), ` in ${s.timezone}`),
     row('Next run', s.paused ? `paused${s.paused_reason ? `: ${s.paused_reason}` : ''}` : timeEl(s.next_run_at)),
-    row('Defined', s.read_only ? 'from code: DJANGOCOMMAND_SCHEDULES in the Django settings (change it there and deploy; pause, resume and run now work here)' : 'here (dashboard, CLI or API)'),
+    row('Defined', s.from_code ? 'from code: DJANGOCOMMAND_SCHEDULES in the Django settings (change it there and deploy; pause, resume and run now work here)' : 'here (dashboard, CLI or API)'),
     row('Overlap', s.overlap === 'skip' ? 'skip while the previous run is active' : 'queue behind the previous run (one waits at most)'),
     row('Missed while down', `${s.misfire === 'run_once' ? 'run once' : 'skip'} (catch-up window ${duration(s.catch_up_window * 1000)})`),
     row('Start deadline', duration(s.start_timeout * 1000)),
@@ -68,11 +69,12 @@ export async function schedulePage(main: HTMLElement, route: Route): Promise<voi
       pageTitle(
         scheduleTitle(s),
         s.paused ? h('span', { class: 'badge badge-off' }, 'paused') : null,
-        s.read_only ? fromCodeBadge() : null,
-        admin && !s.read_only ? h('a', { href: href(`${schedulePath(s.id)}/edit`), class: 'button' }, 'Edit') : null,
+        s.from_code ? fromCodeBadge() : null,
+        s.read_only ? readOnlyBadge() : null,
+        admin && !s.from_code ? h('a', { href: href(`${schedulePath(s.id)}/edit`), class: 'button' }, 'Edit') : null,
         admin ? (s.paused ? button('Resume', act(() => schedulesApi.resume(s.id))) : button('Pause', act(() => schedulesApi.pause(s.id)))) : null,
         button('Run now', act(() => schedulesApi.runNow(s.id)), { testid: 'run-now' }),
-        admin && !s.read_only
+        admin && !s.from_code
           ? button(
               'Delete',
               act(

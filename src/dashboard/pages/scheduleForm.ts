@@ -12,6 +12,7 @@ import { href, navigate, type Route } from '../router.js';
 import { errorMessage, errorNotice, field, loading, notice, pageTitle, setFieldError } from '../ui.js';
 import { schedulePath, schedulesApi, schedulesPath } from './scheduleApi.js';
 import { runsTable, viewerZone } from './scheduleParts.js';
+import { readOnlyCheckbox } from '../readOnly.js';
 
 const PREVIEW_DELAY_MS = 250;
 
@@ -46,6 +47,7 @@ export async function scheduleFormPage(main: HTMLElement, route: Route): Promise
   const timeout = number('timeout', existing?.timeout, 'server default');
   const startTimeout = number('start_timeout', existing?.start_timeout, '600');
   const healthEvery = number('health_every', existing?.health_every, 'no health check');
+  const readOnly = readOnlyCheckbox(null, existing?.read_only ?? false);
 
   const fCommand = field('Command', command, { required: true });
   const fArgs = field('Arguments', args, { help: 'As you would type them after the command; checked against its arguments when saved.' });
@@ -122,6 +124,7 @@ export async function scheduleFormPage(main: HTMLElement, route: Route): Promise
           misfire: misfire.value,
           timeout: num(timeout),
           health_every: num(healthEvery),
+          read_only: readOnly.checked(),
           ...(num(startTimeout) !== null ? { start_timeout: num(startTimeout) } : {}),
         };
         save.disabled = true;
@@ -148,6 +151,7 @@ export async function scheduleFormPage(main: HTMLElement, route: Route): Promise
       fCron.el,
       fZone.el,
       field('Name', name, { help: 'Optional; shown instead of the command line.' }).el,
+      readOnly.el,
       h(
         'details',
         { class: 'advanced', open: Boolean(existing) },

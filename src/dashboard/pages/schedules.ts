@@ -12,6 +12,7 @@ import { signedInUser } from '../session.js';
 import { button, dataTable, empty, errorNotice, every, loading, pageTitle } from '../ui.js';
 import { schedulePath, schedulesApi } from './scheduleApi.js';
 import { resultBadge, resultStrip } from './scheduleParts.js';
+import { readOnlyBadge } from '../readOnly.js';
 
 const REFRESH_MS = 10_000;
 
@@ -79,7 +80,7 @@ function scheduleRow(s: ScheduleView, admin: boolean, reload: () => void, report
   return h(
     'tr',
     { 'data-schedule': s.id },
-    h('td', null, h('a', { href: href(schedulePath(s.id)) }, scheduleTitle(s)), s.read_only ? [' ', fromCodeBadge()] : null, h('div', { class: 'muted small mono' }, s.command, s.args ? ` ${s.args}` : '')),
+    h('td', null, h('a', { href: href(schedulePath(s.id)) }, scheduleTitle(s)), s.from_code ? [' ', fromCodeBadge()] : null, s.read_only ? [' ', readOnlyBadge()] : null, h('div', { class: 'muted small mono' }, s.command, s.args ? ` ${s.args}` : '')),
     h('td', null, h('span', { class: 'mono' }, s.cron), h('div', { class: 'muted small' }, s.timezone)),
     h('td', null, s.paused ? h('span', { class: 'badge badge-off' }, 'paused') : timeEl(s.next_run_at)),
     h('td', null, last ? resultBadge(last) : h('span', { class: 'muted' }, '—')),

@@ -10,6 +10,9 @@ Django 3.2-5.x, Linux.
     python bootstrap.py warm SOCKET_PATH    a long-lived, pre-loaded Django process
     python bootstrap.py exec PARENT_PID PROGRAM [ARG...]
                                             becomes PROGRAM (execvp), dying with PARENT_PID
+    python bootstrap.py run-read-only COMMAND [ARG...]
+                                            `python manage.py COMMAND ARG...` in read-only
+                                            database mode (see "read-only mode" below)
 
 Commands never outlive the runner. On Linux every process the runner starts asks for a
 parent-death signal (prctl PR_SET_PDEATHSIG, through ctypes):
@@ -92,6 +95,8 @@ warm SOCKET_PATH -- the warm process
            Optional "fast_exit": true ends the child with os._exit() after threads,
            atexit and open files are flushed, skipping the interpreter's module teardown
            (~50 ms in a fork; __del__ of objects still alive at exit then never runs).
+           Optional "read_only": true runs the command in read-only database mode (the
+           child drops inherited connections and calls enable_read_only() first).
            <- {"id", "event": "error", "error"}       bad request; nothing was started
            <- {"id", "event": "stale", "reason": "changed", "changed": [up to 5 paths]}
                   a watched file changed or vanished since start-up: run it cold, start a
@@ -159,6 +164,18 @@ warm SOCKET_PATH -- the warm process
     child; os.getppid() is the warm process; /proc/PID/cmdline shows bootstrap.py; threads
     the project started at import time do not exist in the child; objects inherited from
     the warm process are never garbage-collected in the child (gc.freeze()).
+
+run-read-only COMMAND [ARG...] -- a cold read-only run (the runner starts it through `exec`):
+    the project folder first on sys.path, sys.argv = ['manage.py', COMMAND, *ARGS], manage.py
+    run as __main__ (as in a warm child), read-only mode enabled right after django.setup(),
+    before any command code. Exit status as `python manage.py` would give, except that a run
+    whose writes were refused (and swallowed) exits 1 instead of 0.
+
+read-only mode -- enable_read_only(hint=None), disable_read_only(), read_only_active(),
+    ReadOnlyError: every database alias refuses writes, with the database's own session
+    setting (PostgreSQL default_transaction_read_only, SQLite PRAGMA query_only, MySQL SESSION
+    TRANSACTION READ ONLY) on every connection and an execute wrapper refusing write statements
+    ("read-only mode: ..." errors). See the section of that name below.
 """
 import os
 import sys
@@ -247,6 +264,7 @@ RUNNER_SETTINGS = (
     'DJANGOCOMMAND_MAX_CONCURRENCY',
     'DJANGOCOMMAND_WARM_START',
     'DJANGOCOMMAND_COLD_COMMANDS',
+    'DJANGOCOMMAND_READONLY_COMMANDS',
     'DJANGOCOMMAND_KILL_GRACE',
     'DJANGOCOMMAND_SPOOL_MAX_MB',
 )
@@ -474,6 +492,39 @@ def mode_settings():
         else:
             values[name], types[name] = json_safe(value), type(value).__name__
     base_dir = getattr(settings, 'BASE_DIR', None)
+
+    # Values that look secret, for the runner to scrub from command output before it leaves the
+    # host: strings of 8+ characters under a name with KEY, TOKEN, SECRET or PASSWORD, also
+    # nested (DATABASES.default.PASSWORD; a list inherits its setting's name). Never printed to
+    # logs: they go to the runner on this pipe only, and stay in its memory.
+    words = ('KEY', 'TOKEN', 'SECRET', 'PASSWORD')
+    not_secret = frozenset(('PASSWORD_HASHERS', 'AUTH_PASSWORD_VALIDATORS', 'PASSWORD_RESET_TIMEOUT', 'PASSWORD_RESET_TIMEOUT_DAYS', 'KEY_PREFIX', 'KEY_FUNCTION'))
+    secrets = []
+
+    def collect(path, key, value, depth):
+        if depth > 8 or len(secrets) >= 1000:
+            return
+        if isinstance(value, str):
+            if len(value) >= 8 and any(w in key.upper() for w in words):
+                secrets.append({'name': path, 'value': value})
+        elif isinstance(value, dict):
+            for k, v in list(value.items()):
+                if isinstance(k, str) and k.upper() not in not_secret:
+                    collect('%s.%s' % (path, k), k, v, depth + 1)
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                collect('%s.%d' % (path, i), key, v, depth + 1)
+
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # reading a deprecated setting warns
+        for name in dir(settings):
+            if name.isupper() and name not in not_secret:
+                try:
+                    collect(name, name, getattr(settings, name), 0)
+                except Exception:
+                    pass
+    patterns = getattr(settings, 'DJANGOCOMMAND_REDACT_PATTERNS', None)
     result = {
         'ok': True,
         'settings': values,
@@ -481,6 +532,8 @@ def mode_settings():
         'base_dir': str(base_dir) if base_dir is not None else PROJECT_DIR,
         'settings_module': module,
         'settings_module_source': source,
+        'secrets': secrets,
+        'redact_patterns': json_safe(patterns) if patterns is not None else None,
     }
     result.update(versions())
     return result
@@ -768,6 +821,300 @@ def code_schedules(settings):
             'timezone': (entry.get('timezone') or '').strip() or 'UTC',
         })
     return out
+
+
+# --------------------------------------------------------------------------- read-only mode
+# Contract for other modules (the shell): /work/helpers/readonly-api.md; summary:
+#   enable_read_only(hint=None), disable_read_only(), read_only_active() -> bool, ReadOnlyError.
+# Two layers, both at the database connection, for every alias and every thread:
+#   1. the database's own session setting on every connection (open now or opened later):
+#      PostgreSQL default_transaction_read_only, SQLite PRAGMA query_only, MySQL SESSION
+#      TRANSACTION READ ONLY -- the database itself refuses any write, raw SQL included;
+#   2. an execute wrapper on every Django DatabaseWrapper that refuses write statements before
+#      they are sent, with an error naming read-only mode (and catches what layer 1 cannot
+#      see, e.g. SET ... READ WRITE, which would undo it).
+# A safety net against mistakes, not a sandbox: Python code can always open a connection of
+# its own with the driver, bypassing Django.
+
+READ_ONLY_DEFAULT_HINT = (
+    'to write, start a writable run: without --read-only (CLI), with "read-only" unticked '
+    '(dashboard) or "read_only": false (API), for a command that is not read-only by default '
+    '(DJANGOCOMMAND_READONLY_COMMANDS, the server\'s command setting)')
+
+
+class ReadOnlyError(Exception):
+    """A database write refused in read-only mode. What is raised is also a Django
+    DatabaseError (see _read_only_error_class), so atomic() blocks roll back as usual."""
+
+    def __init__(self, message, alias=None, statement=None):
+        super().__init__(message)
+        self.alias = alias
+        self.statement = statement
+
+
+_READ_ONLY = {'active': False, 'hint': READ_ONLY_DEFAULT_HINT, 'refused': 0, 'error_class': None,
+              'signal': False}
+
+# Statements that only read (or manage transactions); anything else is refused.
+_READ_STATEMENTS = frozenset((
+    'SELECT', 'WITH', 'VALUES', 'TABLE', 'SHOW', 'EXPLAIN', 'DESCRIBE', 'DESC', 'PRAGMA',
+    'BEGIN', 'START', 'COMMIT', 'END', 'ROLLBACK', 'SAVEPOINT', 'RELEASE', 'SET', 'FETCH',
+    'MOVE', 'CLOSE', 'DECLARE', 'LISTEN', 'UNLISTEN', 'USE',
+))
+# Words that make a reading statement write (data-modifying CTEs, FOR UPDATE, SELECT INTO,
+# sequences and settings changed from a SELECT).
+_WRITE_WORDS = frozenset((
+    'INSERT', 'UPDATE', 'DELETE', 'MERGE', 'UPSERT', 'INTO', 'NEXTVAL', 'SETVAL', 'SET_CONFIG',
+    'LO_IMPORT', 'LO_UNLINK', 'LO_CREATE', 'LO_FROM_BYTEA', 'LO_PUT',
+))
+# SQLite pragmas that only read, also when given an argument in parentheses.
+_READ_PRAGMAS = frozenset((
+    'TABLE_INFO', 'TABLE_XINFO', 'INDEX_LIST', 'INDEX_INFO', 'INDEX_XINFO', 'FOREIGN_KEY_LIST',
+    'FOREIGN_KEY_CHECK', 'INTEGRITY_CHECK', 'QUICK_CHECK', 'COLLATION_LIST', 'DATABASE_LIST',
+    'FUNCTION_LIST', 'MODULE_LIST', 'PRAGMA_LIST', 'TABLE_LIST', 'COMPILE_OPTIONS',
+))
+_SQL_TOKEN = re.compile(r"""
+      (?P<space>\s+)
+    | (?P<line_comment>--[^\n]*)
+    | (?P<block_comment>/\*.*?(?:\*/|\Z))
+    | (?P<string>[EeBbXxNn]?'(?:[^']|'')*(?:'|\Z))
+    | (?P<dollar>\$(?P<tag>[A-Za-z_][A-Za-z0-9_]*)?\$.*?(?:\$(?P=tag)\$|\Z))
+    | (?P<quoted>"(?:[^"]|"")*(?:"|\Z)|`(?:[^`]|``)*(?:`|\Z)|\[[^\]]*(?:\]|\Z))
+    | (?P<word>[A-Za-z_][A-Za-z0-9_$]*)
+    | (?P<semicolon>;)
+    | (?P<other>.)
+""", re.S | re.X)
+
+
+def _sql_statements(sql):
+    """The SQL's statements, each as [(kind, text)] of its significant tokens (no comments,
+    no whitespace; words upper-cased; literals and quoted names kept as opaque tokens)."""
+    statements, current = [], []
+    for match in _SQL_TOKEN.finditer(sql):
+        kind = match.lastgroup
+        if kind == 'tag':
+            kind = 'dollar'
+        if kind in ('space', 'line_comment', 'block_comment'):
+            continue
+        if kind == 'semicolon':
+            if current:
+                statements.append(current)
+            current = []
+            continue
+        text = match.group(0)
+        current.append((kind, text.upper() if kind == 'word' else text))
+    if current:
+        statements.append(current)
+    return statements
+
+
+def write_statement(sql):
+    """The keyword naming why `sql` would write (e.g. "INSERT"), or None when it only reads."""
+    if isinstance(sql, bytes):
+        sql = sql.decode('utf-8', 'replace')
+    if not isinstance(sql, str):
+        sql = str(sql)  # psycopg2.sql.Composed and the like: as good as it gets without a connection
+    for tokens in _sql_statements(sql):
+        words = [text for kind, text in tokens if kind == 'word']
+        if not words:
+            continue  # "(", ")", literals only: nothing a database would run
+        first = words[0]
+        if first not in _READ_STATEMENTS:
+            return first
+        if first == 'PRAGMA':
+            name = words[1] if len(words) > 1 else ''
+            if any(text == '=' for kind, text in tokens) or ('(' in (t for _k, t in tokens) and name not in _READ_PRAGMAS):
+                return 'PRAGMA %s' % name.lower()
+            continue
+        if first in ('SET', 'BEGIN', 'START'):
+            # READ WRITE, or a setting that holds the mode (default_transaction_read_only,
+            # transaction_read_only, tx_read_only, query_only); ISOLATION LEVEL READ COMMITTED is fine.
+            if ('READ', 'WRITE') in set(zip(words, words[1:])) or 'SESSION_AUTHORIZATION' in words \
+                    or any('READ_ONLY' in w or w == 'QUERY_ONLY' or 'READ_WRITE' in w for w in words):
+                return '%s (transaction mode)' % first
+            continue
+        if first == 'DECLARE' or first == 'LISTEN' or first == 'UNLISTEN' or first == 'FETCH' \
+                or first == 'MOVE' or first == 'CLOSE' or first == 'USE':
+            if first == 'DECLARE' and any(w in _WRITE_WORDS for w in words):
+                return 'DECLARE'
+            continue
+        for i, word in enumerate(words):
+            if word in _WRITE_WORDS:
+                if word == 'UPDATE' and i > 0 and words[i - 1] in ('FOR', 'KEY', 'NO'):
+                    return 'SELECT ... FOR UPDATE'
+                return word
+            if word == 'FOR' and i + 1 < len(words) and words[i + 1] in ('SHARE', 'KEY', 'NO'):
+                return 'SELECT ... FOR UPDATE' if 'UPDATE' in words[i + 1:i + 4] else 'SELECT ... FOR SHARE'
+            if word == 'LOCK' and i + 2 < len(words) and words[i + 1] == 'IN' and words[i + 2] == 'SHARE':
+                return 'SELECT ... LOCK IN SHARE MODE'
+    return None
+
+
+def _read_only_error_class():
+    cls = _READ_ONLY['error_class']
+    if cls is None:
+        from django.db.utils import DatabaseError
+        cls = type('ReadOnlyError', (ReadOnlyError, DatabaseError), {'__module__': __name__})
+        _READ_ONLY['error_class'] = cls
+    return cls
+
+
+def _refuse(alias, statement):
+    _READ_ONLY['refused'] += 1
+    message = ('read-only mode: this run may not write to the database (%s refused on database %r); %s'
+               % (statement, alias, _READ_ONLY['hint']))
+    return _read_only_error_class()(message, alias=alias, statement=statement)
+
+
+def _read_only_wrapper(execute, sql, params, many, context):
+    if _READ_ONLY['active']:
+        text = sql
+        if not isinstance(sql, (str, bytes)) and hasattr(sql, 'as_string'):
+            try:  # psycopg's sql.Composed: its text needs the driver's cursor
+                text = sql.as_string(getattr(context['cursor'], 'cursor', None))
+            except Exception:
+                text = sql
+        statement = write_statement(text)
+        if statement is not None:
+            raise _refuse(context['connection'].alias, statement)
+    return execute(sql, params, many, context)
+
+
+def _session_sql(vendor, read_only):
+    if vendor == 'postgresql':
+        return ['SET SESSION CHARACTERISTICS AS TRANSACTION %s' % ('READ ONLY' if read_only else 'READ WRITE')]
+    if vendor == 'sqlite':
+        return ['PRAGMA query_only = %s' % ('ON' if read_only else 'OFF')]
+    if vendor == 'mysql':
+        return ['SET SESSION TRANSACTION %s' % ('READ ONLY' if read_only else 'READ WRITE')]
+    return []  # other backends: the execute wrapper alone
+
+
+def _apply_session(wrapper, read_only):
+    """The database's own read-only session setting on an open connection, sent on the driver's
+    connection (not through Django's cursor, so the execute wrapper does not see it)."""
+    raw = wrapper.connection
+    if raw is None:
+        return
+    statements = _session_sql(wrapper.vendor, read_only)
+    if not statements:
+        return
+    cursor = raw.cursor()
+    try:
+        for sql in statements:
+            cursor.execute(sql)
+    finally:
+        cursor.close()
+
+
+def _install_on(wrapper):
+    if _read_only_wrapper not in wrapper.execute_wrappers:
+        wrapper.execute_wrappers.append(_read_only_wrapper)
+
+
+def _on_connection_created(sender, connection, **kwargs):
+    if _READ_ONLY['active']:
+        _install_on(connection)
+        _apply_session(connection, True)
+
+
+def enable_read_only(hint=None):
+    """Make every database alias read-only in this process (see the module contract)."""
+    from django.db import connections
+    from django.db.backends.signals import connection_created
+    _read_only_error_class()
+    _READ_ONLY['hint'] = hint or READ_ONLY_DEFAULT_HINT
+    _READ_ONLY['active'] = True
+    if not _READ_ONLY['signal']:
+        connection_created.connect(_on_connection_created, weak=False, dispatch_uid='djangocommand_read_only')
+        _READ_ONLY['signal'] = True
+    for alias in connections:
+        wrapper = connections[alias]
+        _install_on(wrapper)
+        if wrapper.connection is not None:
+            _apply_session(wrapper, True)
+
+
+def disable_read_only():
+    """Make this process writable again (see the module contract)."""
+    if not _READ_ONLY['active']:
+        return
+    _READ_ONLY['active'] = False
+    from django.db import connections
+    for alias in connections:
+        wrapper = connections[alias]
+        if wrapper.connection is not None:
+            try:
+                _apply_session(wrapper, False)
+            except Exception:
+                wrapper.close()  # e.g. an aborted transaction: a new connection is writable
+
+
+def read_only_active():
+    return _READ_ONLY['active']
+
+
+def _drop_inherited_connections():
+    """In a forked child: no connection object of the warm process may be used (the warm
+    process closes its connections before fork(), so normally there are none)."""
+    from django.db import connections
+    for alias in connections:
+        wrapper = connections[alias]
+        if wrapper.connection is not None:
+            wrapper.close()
+
+
+def _enable_read_only_after_setup():
+    """Read-only mode right after django.setup(), before any command code runs (cold runs)."""
+    import django
+    original = django.setup
+
+    def setup(*args, **kwargs):
+        result = original(*args, **kwargs)
+        django.setup = original
+        enable_read_only()
+        return result
+    django.setup = setup
+
+
+def _read_only_status(status):
+    """A read-only command that swallowed refused writes must not look successful."""
+    refused = _READ_ONLY['refused']
+    if refused and status == 0:
+        try:
+            sys.stderr.write('read-only mode: %d database write%s refused; exit status 1\n'
+                             % (refused, ' was' if refused == 1 else 's were'))
+            sys.stderr.flush()
+        except Exception:
+            pass
+        return 1
+    return status
+
+
+def mode_run_read_only(args):
+    """run-read-only CMD [ARG...]: `python manage.py CMD ARG...` in read-only mode (cold runs)."""
+    if not args:
+        sys.stderr.write('usage: bootstrap.py run-read-only COMMAND [ARG...]\n')
+        return 2
+    here = os.path.dirname(os.path.abspath(__file__))
+    if sys.path and sys.path[0] and os.path.abspath(sys.path[0]) == here:
+        sys.path[0] = PROJECT_DIR
+    else:
+        sys.path.insert(0, PROJECT_DIR)
+    try:
+        import django  # noqa: F401
+    except ImportError as exc:
+        sys.stderr.write('read-only mode: Django cannot be imported by %s (%s)\n' % (sys.executable, exc))
+        return 1
+    _enable_read_only_after_setup()
+    _set_argv(args[0], list(args[1:]))
+    manage = os.path.join(PROJECT_DIR, 'manage.py')
+    source = None
+    if os.path.isfile(manage):
+        with open(manage, 'rb') as handle:
+            source = handle.read()
+    filename = manage if sys.version_info >= (3, 9) else 'manage.py'
+    return _read_only_status(_run_entry(source, filename))
 
 
 # --------------------------------------------------------------------------- warm mode
@@ -1241,8 +1588,12 @@ class WarmServer:
         fast_exit = msg.get('fast_exit', False)
         if not isinstance(fast_exit, bool):
             raise ValueError('"fast_exit" must be true or false')
+        read_only = msg.get('read_only', False)
+        if not isinstance(read_only, bool):
+            raise ValueError('"read_only" must be true or false')
         return {'id': run_id, 'command': command, 'argv': list(argv), 'env': dict(env),
-                'stdout': paths['stdout'], 'stderr': paths['stderr'], 'fast_exit': fast_exit}
+                'stdout': paths['stdout'], 'stderr': paths['stderr'], 'fast_exit': fast_exit,
+                'read_only': read_only}
 
     def _cold_reason(self, req):
         """Why this run cannot be made identical in a fork of this process, or None."""
@@ -1626,6 +1977,11 @@ def run_child(forked, server):
         _apply_env(req['env'])
         _attach_stdio(req['stdout'], req['stderr'])
         _set_argv(req['command'], req['argv'])
+        if req['read_only']:
+            # Before any command code: no connection of the warm process is reused, and every
+            # connection this child opens is read-only.
+            _drop_inherited_connections()
+            enable_read_only()
         # Read fresh for every run (so it is not watched): an edited manage.py applies.
         manage = os.path.join(PROJECT_DIR, 'manage.py')
         source = None
@@ -1641,6 +1997,8 @@ def run_child(forked, server):
     # Python 3.9+ makes a script's path absolute; 3.8 kept it as given on the command line.
     filename = manage if sys.version_info >= (3, 9) else 'manage.py'
     status = _run_entry(source, filename)
+    if req['read_only']:
+        status = _read_only_status(status)
     if req['fast_exit']:
         _fast_exit(status)
     return status  # the interpreter exits with it and finalizes, as after a cold run
@@ -1759,4 +2117,6 @@ def main(argv):
 
 
 if __name__ == '__main__':
+    if sys.argv[1:2] == ['run-read-only']:  # stdout stays the command's: no protocol here
+        sys.exit(mode_run_read_only(sys.argv[2:]))
     sys.exit(main(sys.argv[1:]))

@@ -20,8 +20,9 @@ const TYPES: Record<string, string> = {
 
 export const SECURITY_HEADERS: Record<string, string> = {
   // xterm.js themes itself with <style> elements: styles may be inline, scripts never.
+  // 'wasm-unsafe-eval': the shell replay (asciinema-player) runs its terminal in WebAssembly; it allows no JS eval.
   'content-security-policy':
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
   'referrer-policy': 'no-referrer',

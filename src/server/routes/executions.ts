@@ -80,7 +80,7 @@ export function registerExecutionRoutes(app: FastifyInstance, core: Core): void 
     const waitSeconds = parseWait((request.query as { wait?: string }).wait);
     const project = await resolveProject(core, projectRef);
     const body = request.body as CreateExecutionRequest;
-    const e = await createExecution(core, caller.actor, project, { command: body.command, argv: body.argv, args: body.args, timeoutSeconds: body.timeout, startTimeoutSeconds: body.start_timeout });
+    const e = await createExecution(core, caller.actor, project, { command: body.command, argv: body.argv, args: body.args, timeoutSeconds: body.timeout, startTimeoutSeconds: body.start_timeout, readOnly: body.read_only });
     reply.status(201);
     if (waitSeconds === undefined) return view(e);
     const gone = new AbortController();

@@ -109,11 +109,13 @@ export function registerProjectRoutes(app: FastifyInstance, core: Core): void {
       requireAdmin(caller);
       const params = request.params as { project: string; name: string };
       const p = await resolveProject(core, params.project);
-      const { max_concurrency } = request.body as { max_concurrency: number | null };
-      if (!(await core.store.setCommandConcurrency(p.id, params.name, max_concurrency))) {
+      const body = request.body as { max_concurrency?: number | null; read_only_default?: boolean };
+      if (!(await core.store.getCommand(p.id, params.name))) {
         throw new UserError('DC_UNKNOWN_COMMAND', `Project "${p.name}" has no command "${params.name}".`, 404);
       }
-      await audit(core, caller.actor, { action: 'command.update', projectId: p.id, details: { command: params.name, max_concurrency } });
+      if (body.max_concurrency !== undefined) await core.store.setCommandConcurrency(p.id, params.name, body.max_concurrency);
+      if (body.read_only_default !== undefined) await core.store.setCommandReadOnly(p.id, params.name, body.read_only_default);
+      await audit(core, caller.actor, { action: 'command.update', projectId: p.id, details: { command: params.name, ...body } });
       return commandView((await core.store.getCommand(p.id, params.name))!, core.settings.defaultConcurrency);
     },
   );

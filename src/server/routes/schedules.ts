@@ -64,6 +64,7 @@ function inputOf(body: ScheduleBody): ScheduleInput {
     misfire: body.misfire as ScheduleInput['misfire'],
     catchUpSeconds: body.catch_up_window,
     healthEveryMinutes: body.health_every,
+    readOnly: body.read_only,
     paused: body.paused,
   };
 }

@@ -36,8 +36,8 @@ export class ApiClient {
   constructor(opts: ClientOptions, env: NodeJS.ProcessEnv = process.env) {
     const url = opts.url ?? env.DJANGOCOMMAND_URL;
     const token = opts.token ?? env.DJANGOCOMMAND_TOKEN;
-    if (!url) throw new UserError('DC_CONFIG', 'Set DJANGOCOMMAND_URL (or --url) to the server address, e.g. https://djangocommand.example.com.', 2);
-    if (!token) throw new UserError('DC_CONFIG', 'Set DJANGOCOMMAND_TOKEN (or --token) to a personal API token (dct_...); an admin creates one with `djangocommand admin create-token`.', 2);
+    if (!url) throw new UserError('DC_CONFIG', 'Set DJANGOCOMMAND_URL (or --url) to the server address, e.g. https://djangocommand.example.com.', undefined, { exitCode: 2 });
+    if (!token) throw new UserError('DC_CONFIG', 'Set DJANGOCOMMAND_TOKEN (or --token) to a personal API token (dct_...); an admin creates one with `djangocommand admin create-token`.', undefined, { exitCode: 2 });
     this.base = serverBase(url, opts.url !== undefined ? '--url' : 'DJANGOCOMMAND_URL');
     this.token = token;
   }
@@ -54,7 +54,7 @@ export class ApiClient {
   async fetch(method: string, path: string, body?: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<HttpResponse> {
     const payload = body !== undefined ? Buffer.from(JSON.stringify(body), 'utf8') : undefined;
     const url = new URL(this.base + path);
-    const unreachable = (err: Error) => new UserError('DC_CONFIG', `Cannot reach the server at ${this.base}: ${err.message}`, 1);
+    const unreachable = (err: Error) => new UserError('DC_UNREACHABLE', `Cannot reach the server at ${this.base}: ${err.message}`);
     this.transport ??= url.protocol === 'https:'
       ? import('node:https').then((https) => ({ request: https.request, agent: new https.Agent({ keepAlive: true }) }))
       : Promise.resolve({ request: http.request, agent: new http.Agent({ keepAlive: true }) });
@@ -127,13 +127,13 @@ export class ApiClient {
       } catch (err) {
         // The reader's own failure (stdout closed) is not a dropped connection: no retry.
         if (err instanceof HandlerFailed) throw err.cause;
-        if (err instanceof UserError && err.status !== 1 && err.code !== 'DC_INTERNAL') throw err;
+        if (err instanceof UserError && err.code !== 'DC_UNREACHABLE' && err.code !== 'DC_INTERNAL') throw err;
       } finally {
         done.abort();
       }
       // The stream ended without an `end` event: the server went away. Try again.
       failingSince ??= Date.now();
-      if (Date.now() - failingSince > reconnectForMs) throw new UserError('DC_CONFIG', `Lost the connection to ${this.base} and could not reconnect.`, 1);
+      if (Date.now() - failingSince > reconnectForMs) throw new UserError('DC_UNREACHABLE', `Lost the connection to ${this.base} and could not reconnect.`);
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 10_000);
     }
@@ -155,12 +155,12 @@ export function serverBase(url: string, setting: string): string {
   }
   if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
     const guess = /^[a-z][a-z0-9+.-]*:\/\//i.test(trimmed) ? undefined : withScheme(trimmed);
-    throw new UserError('DC_CONFIG', `${setting} "${url}" is not an http:// or https:// URL${guess ? `: did you mean ${guess}?` : ', e.g. https://djangocommand.example.com.'}`, 2);
+    throw new UserError('DC_CONFIG', `${setting} "${url}" is not an http:// or https:// URL${guess ? `: did you mean ${guess}?` : ', e.g. https://djangocommand.example.com.'}`, undefined, { exitCode: 2 });
   }
   const base = parsed.toString().replace(/\/+$/, '');
   const api = /\/api\/v1$/.exec(base);
   if (api) {
-    throw new UserError('DC_CONFIG', `${setting} "${url}" ends in ${api[0]}: did you mean ${base.slice(0, api.index)}? (the server's address; the CLI adds ${api[0]} itself)`, 2);
+    throw new UserError('DC_CONFIG', `${setting} "${url}" ends in ${api[0]}: did you mean ${base.slice(0, api.index)}? (the server's address; the CLI adds ${api[0]} itself)`, undefined, { exitCode: 2 });
   }
   return base;
 }
@@ -194,7 +194,7 @@ function apiError(status: number, body: unknown, text: string): UserError {
   const b = body as Partial<ErrorBody> | undefined;
   const message = b?.error ?? (text.slice(0, 200) || `HTTP ${status}`);
   const code = (b?.code ?? (status >= 500 ? 'DC_INTERNAL' : 'DC_BAD_REQUEST')) as UserError['code'];
-  return new UserError(code, message, status >= 500 ? 1 : status, b?.details);
+  return new UserError(code, message, b?.details);
 }
 
 /**

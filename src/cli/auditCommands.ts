@@ -52,9 +52,9 @@ export function parseBefore(text: string, now: number): number {
   if (age) return now - Number(age[1]) * (age[2] === 'w' ? 7 : 1) * 86_400_000;
   const at = /^\d{4}-\d{2}-\d{2}$/.test(text.trim()) ? Date.parse(`${text.trim()}T00:00:00Z`) : /^\d{4}-\d{2}-\d{2}T/.test(text.trim()) ? Date.parse(text.trim()) : NaN;
   if (!Number.isFinite(at)) {
-    throw new UserError('DC_VALIDATION', `--before "${text}" is not a date: use e.g. 2026-01-31 (UTC midnight), 2026-01-31T12:00:00Z, or an age such as 365d.`, 2, { field: 'before' });
+    throw new UserError('DC_VALIDATION', `--before "${text}" is not a date: use e.g. 2026-01-31 (UTC midnight), 2026-01-31T12:00:00Z, or an age such as 365d.`, { field: 'before' }, { exitCode: 2 });
   }
-  if (at > now) throw new UserError('DC_VALIDATION', `--before ${new Date(at).toISOString()} is in the future: only events already written can be archived.`, 2, { field: 'before' });
+  if (at > now) throw new UserError('DC_VALIDATION', `--before ${new Date(at).toISOString()} is in the future: only events already written can be archived.`, { field: 'before' }, { exitCode: 2 });
   return at;
 }
 

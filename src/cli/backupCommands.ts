@@ -35,7 +35,7 @@ function openSqlite(file: string, readonly: boolean): SqliteDatabase {
   try {
     BetterSqlite3 = require('better-sqlite3');
   } catch {
-    throw new UserError('DC_CONFIG', 'The SQLite driver (better-sqlite3) is not installed: install it with `npm install better-sqlite3`.', 2);
+    throw new UserError('DC_CONFIG', 'The SQLite driver (better-sqlite3) is not installed: install it with `npm install better-sqlite3`.', undefined, { exitCode: 2 });
   }
   return new BetterSqlite3(file, { readonly, fileMustExist: true });
 }
@@ -44,7 +44,7 @@ function openSqlite(file: string, readonly: boolean): SqliteDatabase {
 function sqliteFile(flags: Flags, verb: string): { dataDir: string; file: string } {
   const config = resolveServerConfig({ dataDir: flags.dataDir, databaseUrl: flags.databaseUrl });
   if (config.databaseUrl && !config.databaseUrl.startsWith('sqlite:')) {
-    throw new UserError('DC_CONFIG', `admin ${verb} is for the SQLite database; with PostgreSQL use pg_dump / pg_restore (README: "Backups"), and keep ${SECRET_KEY_FILE} of the data folder too.`, 2);
+    throw new UserError('DC_CONFIG', `admin ${verb} is for the SQLite database; with PostgreSQL use pg_dump / pg_restore (README: "Backups"), and keep ${SECRET_KEY_FILE} of the data folder too.`, undefined, { exitCode: 2 });
   }
   const file = config.databaseUrl ? config.databaseUrl.slice('sqlite:'.length).replace(/^\/\//, '') : path.join(config.dataDir, DB_FILE);
   return { dataDir: config.dataDir, file: path.resolve(file) };
@@ -54,10 +54,10 @@ const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 
 export async function backup(target: string, flags: Flags): Promise<{ path: string; bytes: number; ms: number }> {
   const { file } = sqliteFile(flags, 'backup');
-  if (!fs.existsSync(file)) throw new UserError('DC_CONFIG', `No database at ${file}: is --data-dir (DJANGOCOMMAND_DATA_DIR) right?`, 2);
+  if (!fs.existsSync(file)) throw new UserError('DC_CONFIG', `No database at ${file}: is --data-dir (DJANGOCOMMAND_DATA_DIR) right?`, undefined, { exitCode: 2 });
   const dest = path.resolve(target);
-  if (dest === file) throw new UserError('DC_VALIDATION', 'The backup must go to another file than the database itself.', 2);
-  if (!fs.existsSync(path.dirname(dest))) throw new UserError('DC_VALIDATION', `The folder ${path.dirname(dest)} does not exist.`, 2);
+  if (dest === file) throw new UserError('DC_VALIDATION', 'The backup must go to another file than the database itself.', undefined, { exitCode: 2 });
+  if (!fs.existsSync(path.dirname(dest))) throw new UserError('DC_VALIDATION', `The folder ${path.dirname(dest)} does not exist.`, undefined, { exitCode: 2 });
   const started = Date.now();
   const tmp = `${dest}.tmp-${process.pid}`;
   fs.rmSync(tmp, { force: true });
@@ -90,24 +90,24 @@ export function checkBackup(file: string, shownAs = file): string[] {
     db = openSqlite(file, false);
   } catch (err) {
     if (err instanceof UserError) throw err;
-    throw new UserError('DC_NOT_A_BACKUP', `${shownAs} cannot be opened as SQLite (${(err as Error).message}).`, 1);
+    throw new UserError('DC_NOT_A_BACKUP', `${shownAs} cannot be opened as SQLite (${(err as Error).message}).`, undefined, { exitCode: 1 });
   }
   try {
     let result: string;
     try {
       result = String(db.pragma('integrity_check', { simple: true }));
     } catch (err) {
-      throw new UserError('DC_NOT_A_BACKUP', `${shownAs} is not an SQLite database (${(err as Error).message}).`, 1);
+      throw new UserError('DC_NOT_A_BACKUP', `${shownAs} is not an SQLite database (${(err as Error).message}).`, undefined, { exitCode: 1 });
     }
-    if (result !== 'ok') throw new UserError('DC_NOT_A_BACKUP', `${shownAs} failed SQLite's integrity check: ${result.slice(0, 300)}`, 1);
+    if (result !== 'ok') throw new UserError('DC_NOT_A_BACKUP', `${shownAs} failed SQLite's integrity check: ${result.slice(0, 300)}`, undefined, { exitCode: 1 });
     const hasMigrations = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'dc_migrations'").get();
-    if (!hasMigrations) throw new UserError('DC_NOT_A_BACKUP', `${shownAs} is an SQLite database, but not a djangocommand one (no dc_migrations table).`, 1);
+    if (!hasMigrations) throw new UserError('DC_NOT_A_BACKUP', `${shownAs} is an SQLite database, but not a djangocommand one (no dc_migrations table).`, undefined, { exitCode: 1 });
     const applied = (db.prepare('SELECT name FROM dc_migrations ORDER BY name').all() as Array<{ name: string }>).map((r) => r.name);
-    if (!applied.includes('0001_initial')) throw new UserError('DC_NOT_A_BACKUP', `${shownAs} has no djangocommand schema.`, 1);
+    if (!applied.includes('0001_initial')) throw new UserError('DC_NOT_A_BACKUP', `${shownAs} has no djangocommand schema.`, undefined, { exitCode: 1 });
     const known = new Set(Object.keys(migrations(CAPABILITIES.sqlite)));
     const unknown = applied.filter((m) => !known.has(m));
     if (unknown.length > 0) {
-      throw new UserError('DC_NOT_A_BACKUP', `${shownAs} comes from a newer djangocommand (migrations ${unknown.join(', ')} are unknown to this version): upgrade first.`, 1);
+      throw new UserError('DC_NOT_A_BACKUP', `${shownAs} comes from a newer djangocommand (migrations ${unknown.join(', ')} are unknown to this version): upgrade first.`, undefined, { exitCode: 1 });
     }
     return applied;
   } finally {
@@ -118,14 +118,13 @@ export function checkBackup(file: string, shownAs = file): string[] {
 export function restore(source: string, flags: Flags): { path: string; keptAside: string | null; bytes: number } {
   const { dataDir, file } = sqliteFile(flags, 'restore');
   const from = path.resolve(source);
-  if (!fs.existsSync(from)) throw new UserError('DC_VALIDATION', `No file ${from}.`, 2);
-  if (from === file) throw new UserError('DC_VALIDATION', 'That is the database itself.', 2);
+  if (!fs.existsSync(from)) throw new UserError('DC_VALIDATION', `No file ${from}.`, undefined, { exitCode: 2 });
+  if (from === file) throw new UserError('DC_VALIDATION', 'That is the database itself.', undefined, { exitCode: 2 });
   const running = runningServers(dataDir);
   if (running.length > 0) {
     throw new UserError(
       'DC_SERVER_RUNNING',
-      `A server is running on ${dataDir} (pid ${running.map((r) => r.pid).join(', ')}): stop it, then restore. (A file in ${path.join(dataDir, 'run')} records it.)`,
-      1,
+      `A server is running on ${dataDir} (pid ${running.map((r) => r.pid).join(', ')}): stop it, then restore. (A file in ${path.join(dataDir, 'run')} records it.)`, undefined, { exitCode: 1 },
     );
   }
   fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });

@@ -56,8 +56,8 @@ async function projectView(api: ApiClient, flag: string | undefined): Promise<Pr
   if (flag) return api.request<ProjectView>('GET', `/api/v1/projects/${enc(flag)}`);
   const { items } = await api.request<{ items: ProjectView[] }>('GET', '/api/v1/projects');
   if (items.length === 1) return items[0];
-  if (items.length === 0) throw new UserError('DC_UNKNOWN_PROJECT', 'The server has no project yet.', 2);
-  throw new UserError('DC_VALIDATION', `Name a project with --project: there are ${items.length} (${items.map((p) => p.name).join(', ')}).`, 2);
+  if (items.length === 0) throw new UserError('DC_UNKNOWN_PROJECT', 'The server has no project yet.', undefined, { exitCode: 2 });
+  throw new UserError('DC_VALIDATION', `Name a project with --project: there are ${items.length} (${items.map((p) => p.name).join(', ')}).`, undefined, { exitCode: 2 });
 }
 
 /** Whole seconds from 1 to 7 days, as the server takes them; a wrong value is refused before anything runs. */
@@ -65,7 +65,7 @@ function seconds(option: string, value: string | undefined): number | undefined 
   if (value === undefined) return undefined;
   const n = Number(value);
   if (!/^\d+$/.test(value.trim()) || !Number.isInteger(n) || n < 1 || n > MAX_SECONDS) {
-    throw new UserError('DC_VALIDATION', `${option} must be a whole number of seconds from 1 to ${MAX_SECONDS} (7 days), not "${value}".`, 2);
+    throw new UserError('DC_VALIDATION', `${option} must be a whole number of seconds from 1 to ${MAX_SECONDS} (7 days), not "${value}".`, undefined, { exitCode: 2 });
   }
   return n;
 }
@@ -152,8 +152,7 @@ async function refuseMisplacedOptions(api: ApiClient, project: string, command: 
   throw new UserError(
     'DC_VALIDATION',
     `${names.join(', ')} ${names.length > 1 ? 'are options' : 'is an option'} of djangocommand run, not of ${command}: ours go before the command name, e.g.\n  ${correctedCommandLine(command, args, misplaced)}\n` +
-      `(to pass ${names.length > 1 ? 'them' : 'it'} to ${command} itself, put -- before its arguments: djangocommand run ${command} -- ...)`,
-    2,
+      `(to pass ${names.length > 1 ? 'them' : 'it'} to ${command} itself, put -- before its arguments: djangocommand run ${command} -- ...)`, undefined, { exitCode: 2 },
   );
 }
 
@@ -384,7 +383,7 @@ incomplete; 128 + the signal when SIGTERM (143) or SIGHUP (129) made it exit ear
     .option('--read-only', 'every run of this command is in read-only database mode, whatever is asked')
     .option('--writable', 'runs are read-only only when asked for (or listed in DJANGOCOMMAND_READONLY_COMMANDS)')
     .action(async (name: string, flags: Flags & { readOnly?: boolean; writable?: boolean }) => {
-      if (flags.readOnly && flags.writable) throw new UserError('DC_VALIDATION', 'Give --read-only or --writable, not both.', 2);
+      if (flags.readOnly && flags.writable) throw new UserError('DC_VALIDATION', 'Give --read-only or --writable, not both.', undefined, { exitCode: 2 });
       const api = new ApiClient(flags);
       const project = await projectName(api, flags.project);
       const path = `/api/v1/projects/${enc(project)}/commands/${enc(name)}`;

@@ -36,7 +36,7 @@ function deliveryLines(d: DeliveryView): string[] {
 function seconds(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 604_800) {
-    throw new UserError('DC_VALIDATION', `--slow-after must be a whole number of seconds from 1 to 604800, not "${value}".`, 2);
+    throw new UserError('DC_VALIDATION', `--slow-after must be a whole number of seconds from 1 to 604800, not "${value}".`, undefined, { exitCode: 2 });
   }
   return Number(value);
 }
@@ -65,7 +65,7 @@ export function registerNotificationCommands(program: Command): void {
     .action(async (flags: Flags & { serverUrl?: string; project?: string; allProjects?: boolean; kind: string; to?: string; secret?: string; on?: string; commands?: string; slowAfter?: string; name?: string }) => {
       const channelUrl = flags.url;
       if (!flags.project === !flags.allProjects) {
-        throw new UserError('DC_VALIDATION', 'Give --project NAME for one project\u2019s channel, or --all-projects for a server-wide one.', 2);
+        throw new UserError('DC_VALIDATION', 'Give --project NAME for one project\u2019s channel, or --all-projects for a server-wide one.', undefined, { exitCode: 2 });
       }
       const api = new ApiClient({ url: flags.serverUrl, token: flags.token });
       const body = {
@@ -103,7 +103,7 @@ export function registerNotificationCommands(program: Command): void {
     .action(async (id: string, flags: Flags & { wait: string }) => {
       const api = new ApiClient(flags);
       const wait = Number(flags.wait);
-      if (!Number.isInteger(wait) || wait < 0 || wait > 60) throw new UserError('DC_VALIDATION', '--wait must be a whole number of seconds from 0 to 60.', 2);
+      if (!Number.isInteger(wait) || wait < 0 || wait > 60) throw new UserError('DC_VALIDATION', '--wait must be a whole number of seconds from 0 to 60.', undefined, { exitCode: 2 });
       const r = await api.request<TestChannelView>('POST', `/api/v1/channels/${enc(id)}/test`, { wait });
       const last = r.delivery?.attempts.at(-1);
       if (flags.json) out(JSON.stringify(r));

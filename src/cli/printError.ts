@@ -4,7 +4,7 @@ import { isUserError } from '../shared/errors.js';
 export function printError(err: unknown): void {
   if (isUserError(err)) {
     process.stderr.write(`error: ${err.message}${err.code ? ` [${err.code}]` : ''}\n`);
-    process.exitCode = err.status >= 1 && err.status <= 255 ? (err.status >= 100 ? 1 : err.status) : 1;
+    process.exitCode = err.exitCode;
     return;
   }
   process.stderr.write(`djangocommand: unexpected error (a bug; please report it):\n${(err as Error)?.stack ?? String(err)}\n`);

@@ -26,7 +26,7 @@ function client(cmd: Command): Command {
 function limit(option: string, value: string | undefined): number | null | undefined {
   if (value === undefined) return undefined;
   if (value === 'default') return null;
-  if (!/^\d{1,16}$/.test(value)) throw new UserError('DC_VALIDATION', `${option} must be a whole number (0: no limit) or "default", not "${value}".`, 2);
+  if (!/^\d{1,16}$/.test(value)) throw new UserError('DC_VALIDATION', `${option} must be a whole number (0: no limit) or "default", not "${value}".`, undefined, { exitCode: 2 });
   return Number(value);
 }
 
@@ -59,7 +59,7 @@ export function registerRetentionCommands(program: Command): void {
       const bytes = limit('--max-output-bytes', flags.maxOutputBytes);
       if (days !== undefined) body.days = days;
       if (bytes !== undefined) body.max_output_bytes = bytes;
-      if (Object.keys(body).length === 0) throw new UserError('DC_VALIDATION', 'Give --days and/or --max-output-bytes.', 2);
+      if (Object.keys(body).length === 0) throw new UserError('DC_VALIDATION', 'Give --days and/or --max-output-bytes.', undefined, { exitCode: 2 });
       const r = await new ApiClient(flags).request<RetentionView>('PUT', `/api/v1/projects/${encodeURIComponent(project)}/retention`, body);
       if (flags.json) out(JSON.stringify(r));
       else show(r);

@@ -87,13 +87,13 @@ async function reportFirstConnection(dir: string, pid: number): Promise<void> {
     case 'refused': {
       await stopRunner(dir, false, 15_000);
       const code: ErrorCode = first.code && Object.hasOwn(ERROR_CODES, first.code) ? (first.code as ErrorCode) : 'DC_UNAUTHENTICATED';
-      throw new UserError(code, `${server} refused the runner: ${first.message} The runner was stopped (log: ${log}).`, 1);
+      throw new UserError(code, `${server} refused the runner: ${first.message} The runner was stopped (log: ${log}).`, undefined, { exitCode: 1 });
     }
     case 'unreached':
       process.stderr.write(`runner started (pid ${pid}), but it has not reached ${server} in ${START_CONNECT_WAIT_MS / 1000} s${first.error ? ` (${first.error})` : ''}; it keeps trying. Check DJANGOCOMMAND_SERVER_URL and the network; \`djangocommand status\` tells when it connects. Log: ${log}\n`);
       return;
     case 'exited':
-      throw new UserError('DC_CONFIG', `The runner stopped right after it started; see its log: ${log}`, 1);
+      throw new UserError('DC_CONFIG', `The runner stopped right after it started; see its log: ${log}`, undefined, { exitCode: 1 });
   }
 }
 
@@ -164,7 +164,7 @@ export function registerRunnerCommands(program: Command): void {
     .action(async (flags: Flags) => {
       const dir = await stateDir(flags);
       const result = dir ? await stopRunner(dir, !!flags.force, flags.force ? 15_000 : 120_000) : undefined;
-      if (!result) throw new UserError('DC_CONFIG', 'No runner is running for this project.', 1);
+      if (!result) throw new UserError('DC_CONFIG', 'No runner is running for this project.', undefined, { exitCode: 1 });
       out(result.killed ? `runner ${result.pid} did not stop in time and was killed` : `runner ${result.pid} stopped`);
     });
 

@@ -40,7 +40,7 @@ function client(cmd: Command): Command {
 function whole(option: string, value: string | undefined, min: number, max: number, unit: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || n < min || n > max) throw new UserError('DC_VALIDATION', `${option} must be a whole number of ${unit} from ${min} to ${max}, not "${value}".`, 2);
+  if (!/^\d+$/.test(value.trim()) || n < min || n > max) throw new UserError('DC_VALIDATION', `${option} must be a whole number of ${unit} from ${min} to ${max}, not "${value}".`, undefined, { exitCode: 2 });
   return n;
 }
 
@@ -69,7 +69,7 @@ function body(flags: ScheduleFlags): Record<string, unknown> {
   if (flags.startTimeout !== undefined) b.start_timeout = whole('--start-timeout', flags.startTimeout, 1, MAX_SECONDS, 'seconds');
   if (flags.catchUp !== undefined) b.catch_up_window = whole('--catch-up', flags.catchUp, 0, MAX_SECONDS, 'seconds');
   if (flags.healthEvery !== undefined) b.health_every = whole('--health-every', flags.healthEvery, 1, 527_040, 'minutes');
-  if (flags.readOnly && flags.writable) throw new UserError('DC_VALIDATION', 'Give --read-only or --writable, not both.', 2);
+  if (flags.readOnly && flags.writable) throw new UserError('DC_VALIDATION', 'Give --read-only or --writable, not both.', undefined, { exitCode: 2 });
   if (flags.readOnly) b.read_only = true;
   if (flags.writable) b.read_only = false;
   return b;
@@ -110,11 +110,11 @@ async function previewLocal(flags: PreviewFlags): Promise<void> {
   const { checkCron, isTimeZone, previewRuns } = await import('../domain/scheduleCron.js');
   const timezone = flags.timezone ?? 'UTC';
   const checked = checkCron(flags.cron);
-  if ('problem' in checked) throw new UserError('DC_BAD_CRON', `--cron: ${checked.problem.message}`, 2);
-  if (!isTimeZone(timezone)) throw new UserError('DC_UNKNOWN_TIMEZONE', `--timezone: "${timezone}" is not a known IANA time zone (like Europe/Amsterdam or UTC).`, 2);
+  if ('problem' in checked) throw new UserError('DC_BAD_CRON', `--cron: ${checked.problem.message}`, undefined, { exitCode: 2 });
+  if (!isTimeZone(timezone)) throw new UserError('DC_UNKNOWN_TIMEZONE', `--timezone: "${timezone}" is not a known IANA time zone (like Europe/Amsterdam or UTC).`, undefined, { exitCode: 2 });
   const count = whole('--count', flags.count, 1, 1000, 'runs') ?? 10;
   const from = flags.from === undefined ? Date.now() : Date.parse(flags.from);
-  if (Number.isNaN(from)) throw new UserError('DC_VALIDATION', `--from must be an ISO 8601 time, like 2026-03-28T00:00:00Z, not "${flags.from}".`, 2);
+  if (Number.isNaN(from)) throw new UserError('DC_VALIDATION', `--from must be an ISO 8601 time, like 2026-03-28T00:00:00Z, not "${flags.from}".`, undefined, { exitCode: 2 });
   const runs = previewRuns(flags.cron, timezone, from, count);
   const view: PreviewView = {
     cron: flags.cron,
@@ -192,7 +192,7 @@ export function registerScheduleCommands(program: Command): void {
       if (args.length > 0) b.argv = args;
       else if (flags.clearArgs) b.argv = [];
       if ((flags as { health?: boolean }).health === false) b.health_every = null;
-      if (Object.keys(b).length === 0) throw new UserError('DC_VALIDATION', 'Nothing to change: give --cron, --timezone, --name, ... or new arguments after --.', 2);
+      if (Object.keys(b).length === 0) throw new UserError('DC_VALIDATION', 'Nothing to change: give --cron, --timezone, --name, ... or new arguments after --.', undefined, { exitCode: 2 });
       const s = await new ApiClient(flags).request<ScheduleView>('PATCH', `/api/v1/schedules/${enc(id)}`, b);
       if (flags.json) return out(JSON.stringify(s, null, 2));
       printSchedule(s);

@@ -140,8 +140,7 @@ export function registerServerCommands(program: Command): void {
         if (!user) {
           throw new UserError(
             'DC_UNKNOWN_USER',
-            flags.user ? `No user ${flags.user}.` : 'No admin exists yet: start the server once (it creates the first admin).',
-            2,
+            flags.user ? `No user ${flags.user}.` : 'No admin exists yet: start the server once (it creates the first admin).', undefined, { exitCode: 2 },
           );
         }
         const { token, secret } = await createToken(core, hostActor(), user, flags.name);

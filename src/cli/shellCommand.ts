@@ -40,8 +40,8 @@ async function projectName(api: ApiClient, flag: string | undefined): Promise<st
   if (flag) return flag;
   const { items } = await api.request<{ items: Array<{ name: string }> }>('GET', '/api/v1/projects');
   if (items.length === 1) return items[0].name;
-  if (items.length === 0) throw new UserError('DC_UNKNOWN_PROJECT', 'The server has no project yet.', 2);
-  throw new UserError('DC_VALIDATION', `Name a project with --project: there are ${items.length} (${items.map((p) => p.name).join(', ')}).`, 2);
+  if (items.length === 0) throw new UserError('DC_UNKNOWN_PROJECT', 'The server has no project yet.', undefined, { exitCode: 2 });
+  throw new UserError('DC_VALIDATION', `Name a project with --project: there are ${items.length} (${items.map((p) => p.name).join(', ')}).`, undefined, { exitCode: 2 });
 }
 
 function ask(question: string): Promise<string> {
@@ -63,14 +63,14 @@ export function registerShellCommands(program: Command): void {
     .option('--reason <text>', 'why the shell must write (required with --write)')
     .option('--yes', 'do not ask to confirm --write')
     .action(async (flags: Flags & { write?: boolean; reason?: string; yes?: boolean }) => {
-      if (flags.write && !flags.reason?.trim()) throw new UserError('DC_SHELL_REASON', 'A writable shell needs a reason: --write --reason "what you will change and why".', 2);
-      if (!flags.write && flags.reason) throw new UserError('DC_VALIDATION', '--reason goes with --write (a read-only shell needs none).', 2);
+      if (flags.write && !flags.reason?.trim()) throw new UserError('DC_SHELL_REASON', 'A writable shell needs a reason: --write --reason "what you will change and why".', undefined, { exitCode: 2 });
+      if (!flags.write && flags.reason) throw new UserError('DC_VALIDATION', '--reason goes with --write (a read-only shell needs none).', undefined, { exitCode: 2 });
       const api = new ApiClient(flags);
       const project = await projectName(api, flags.project);
       if (flags.write && !flags.yes) {
-        if (!process.stdin.isTTY) throw new UserError('DC_VALIDATION', 'Confirm a writable shell with --yes when not at a terminal.', 2);
+        if (!process.stdin.isTTY) throw new UserError('DC_VALIDATION', 'Confirm a writable shell with --yes when not at a terminal.', undefined, { exitCode: 2 });
         const answer = await ask(`Open a WRITABLE shell on ${project}? The reason goes to the audit log and to the team. Type yes: `);
-        if (answer.trim().toLowerCase() !== 'yes') throw new UserError('DC_VALIDATION', 'Not confirmed: no shell opened.', 1);
+        if (answer.trim().toLowerCase() !== 'yes') throw new UserError('DC_VALIDATION', 'Not confirmed: no shell opened.', undefined, { exitCode: 1 });
       }
       const cols = process.stdout.columns ?? 80;
       const rows = process.stdout.rows ?? 24;
@@ -89,12 +89,12 @@ export function registerShellCommands(program: Command): void {
     .option('--idle-timeout <seconds>', 'close shells idle this long (default 900)')
     .option('--limit <n>', 'how many sessions', '50')
     .action(async (flags: Flags & { enable?: boolean; disable?: boolean; idleTimeout?: string; limit: string }) => {
-      if (flags.enable && flags.disable) throw new UserError('DC_VALIDATION', 'Give --enable or --disable, not both.', 2);
+      if (flags.enable && flags.disable) throw new UserError('DC_VALIDATION', 'Give --enable or --disable, not both.', undefined, { exitCode: 2 });
       const api = new ApiClient(flags);
       const project = await projectName(api, flags.project);
       if (flags.enable || flags.disable || flags.idleTimeout !== undefined) {
         const idle = flags.idleTimeout === undefined ? undefined : Number(flags.idleTimeout);
-        if (idle !== undefined && !Number.isInteger(idle)) throw new UserError('DC_VALIDATION', `--idle-timeout must be a whole number of seconds, not "${flags.idleTimeout}".`, 2);
+        if (idle !== undefined && !Number.isInteger(idle)) throw new UserError('DC_VALIDATION', `--idle-timeout must be a whole number of seconds, not "${flags.idleTimeout}".`, undefined, { exitCode: 2 });
         const s = await api.request<{ enabled: boolean; idle_timeout_seconds: number }>('PUT', `/api/v1/projects/${enc(project)}/shell-settings`, {
           ...(flags.enable || flags.disable ? { enabled: flags.enable === true } : {}),
           ...(idle !== undefined ? { idle_timeout_seconds: idle } : {}),
@@ -153,7 +153,7 @@ async function runTerminal(url: string, token: string): Promise<number> {
       }
       if (result.refused) throw result.refused;
       lostAt ??= Date.now();
-      if (Date.now() - lostAt > REATTACH_FOR_MS) throw new UserError('DC_CONFIG', 'Lost the connection to the server and could not reattach; the shell ends on the server by itself.', 1);
+      if (Date.now() - lostAt > REATTACH_FOR_MS) throw new UserError('DC_CONFIG', 'Lost the connection to the server and could not reattach; the shell ends on the server by itself.', undefined, { exitCode: 1 });
       process.stderr.write('\r\n[djangocommand] connection lost; reattaching...\r\n');
       await new Promise((r) => setTimeout(r, 1000));
     }
@@ -189,7 +189,7 @@ function attachOnce(url: string, token: string, received: { bytes: number }, onO
         }
         const status = res.statusCode ?? 0;
         // The shell is gone (ended while we were away) or this credential no longer works: stop.
-        if (status >= 400 && status < 500) resolve({ ended: parsed.code === 'DC_SHELL_ENDED', exitCode: null, refused: parsed.code === 'DC_SHELL_ENDED' ? undefined : new UserError((parsed.code as never) ?? 'DC_BAD_REQUEST', parsed.error ?? `HTTP ${status}`, 1) });
+        if (status >= 400 && status < 500) resolve({ ended: parsed.code === 'DC_SHELL_ENDED', exitCode: null, refused: parsed.code === 'DC_SHELL_ENDED' ? undefined : new UserError((parsed.code as never) ?? 'DC_BAD_REQUEST', parsed.error ?? `HTTP ${status}`, undefined, { exitCode: 1 }) });
         else resolve({ ended: false });
         ws.terminate();
       });
@@ -215,7 +215,7 @@ function attachOnce(url: string, token: string, received: { bytes: number }, onO
     ws.on('close', (code, reason) => {
       if (ended) return resolve(ended);
       if (code === 1000) return resolve({ ended: true, exitCode: null });
-      if (code === 4401 || code === 4409) return resolve({ ended: false, refused: new UserError('DC_UNAUTHENTICATED', reason.toString() || 'detached by the server', 1) });
+      if (code === 4401 || code === 4409) return resolve({ ended: false, refused: new UserError('DC_UNAUTHENTICATED', reason.toString() || 'detached by the server', undefined, { exitCode: 1 }) });
       resolve({ ended: false });
     });
   });

@@ -174,7 +174,7 @@ function parseListenAddress(s: Setting, value: string | undefined): { host: stri
 
 function settingError(s: Setting, value: string, want: string): UserError {
   const flag = '--' + s.key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
-  return new UserError('DC_CONFIG', `${s.env} / ${flag} is "${value}"; it must be ${want}.`, 2);
+  return new UserError('DC_CONFIG', `${s.env} / ${flag} is "${value}"; it must be ${want}.`, undefined, { exitCode: 2 });
 }
 
 /** The flag name of a setting, for the CLI. */

@@ -14,19 +14,19 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 
 export function normaliseEmail(email: string): string {
   const e = email.trim().toLowerCase();
-  if (!EMAIL.test(e) || e.length > 254) throw new UserError('DC_VALIDATION', `"${email}" is not an email address.`, 400, { field: 'email' });
+  if (!EMAIL.test(e) || e.length > 254) throw new UserError('DC_VALIDATION', `"${email}" is not an email address.`, { field: 'email' });
   return e;
 }
 
 export async function createUser(core: Core, actor: Actor, input: { email: string; password: string; isAdmin: boolean }): Promise<User> {
   const email = normaliseEmail(input.email);
-  if (input.password.length < 12) throw new UserError('DC_VALIDATION', 'Passwords need at least 12 characters.', 400, { field: 'password' });
-  if (await core.store.findUserByEmail(email)) throw new UserError('DC_USER_EXISTS', `A user with email ${email} exists already.`, 409);
+  if (input.password.length < 12) throw new UserError('DC_VALIDATION', 'Passwords need at least 12 characters.', { field: 'password' });
+  if (await core.store.findUserByEmail(email)) throw new UserError('DC_USER_EXISTS', `A user with email ${email} exists already.`);
   const user: User = { id: randomUUID(), email, passwordHash: await hashPassword(input.password), isAdmin: input.isAdmin, createdAt: core.now() };
   await insertUnlessTaken(
     () => core.store.createUser(user),
     async () => (await core.store.findUserByEmail(email)) !== undefined,
-    new UserError('DC_USER_EXISTS', `A user with email ${email} exists already.`, 409),
+    new UserError('DC_USER_EXISTS', `A user with email ${email} exists already.`),
   );
   await audit(core, actor, { action: 'user.create', details: { email, is_admin: input.isAdmin } });
   return user;
@@ -74,8 +74,8 @@ function dummyHash(): Promise<string> {
 
 export async function createToken(core: Core, actor: Actor, user: User, name: string): Promise<{ token: ApiToken; secret: string }> {
   const trimmed = name.trim();
-  if (trimmed.length === 0 || trimmed.length > 100) throw new UserError('DC_VALIDATION', 'A token name needs 1 to 100 characters.', 400, { field: 'name' });
-  if (CONTROL.test(trimmed)) throw new UserError('DC_VALIDATION', 'A token name may not contain control characters.', 400, { field: 'name' });
+  if (trimmed.length === 0 || trimmed.length > 100) throw new UserError('DC_VALIDATION', 'A token name needs 1 to 100 characters.', { field: 'name' });
+  if (CONTROL.test(trimmed)) throw new UserError('DC_VALIDATION', 'A token name may not contain control characters.', { field: 'name' });
   const s = newUserToken();
   const token: ApiToken = {
     id: randomUUID(),
@@ -112,7 +112,7 @@ export function tokenActor(token: ApiToken, user: User, address: string | null):
 /** Revokes one of the user's tokens; every live stream that authenticated with it ends at once. */
 export async function revokeToken(core: Core, actor: Actor, user: User, id: string): Promise<void> {
   if (!(await core.store.revokeToken(id, user.id, core.now()))) {
-    throw new UserError('DC_NOT_FOUND', `You have no active API token ${id}.`, 404);
+    throw new UserError('DC_NOT_FOUND', `You have no active API token ${id}.`);
   }
   core.notifier.publish(topics.credential('token', id));
   await audit(core, actor, { action: 'token.revoke', details: { token_id: id } });

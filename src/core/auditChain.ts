@@ -103,7 +103,7 @@ export interface ArchiveReport {
 export async function archiveAudit(core: Core, actor: Actor, serverKey: Buffer, opts: { before: number; file: string }): Promise<ArchiveReport> {
   const report = await verifyAuditChain(core, serverKey);
   if (!report.ok) {
-    throw new UserError('DC_AUDIT_CHAIN_BROKEN', `The audit chain is not whole, so nothing was archived: ${report.problem?.message}`, 3);
+    throw new UserError('DC_AUDIT_CHAIN_BROKEN', `The audit chain is not whole, so nothing was archived: ${report.problem?.message}`, undefined, { exitCode: 3 });
   }
   const chain = core.store.auditChain;
   const anchor: ChainAnchor = report.anchor;
@@ -115,8 +115,8 @@ export async function archiveAudit(core: Core, actor: Actor, serverKey: Buffer, 
     fd = fs.openSync(opts.file, 'wx', 0o600);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') throw new UserError('DC_ARCHIVE_EXISTS', `${opts.file} exists already: archive to a new file (nothing was removed).`, 2);
-    throw new UserError('DC_CONFIG', `Cannot create ${opts.file}: ${(err as Error).message}`, 2);
+    if (code === 'EEXIST') throw new UserError('DC_ARCHIVE_EXISTS', `${opts.file} exists already: archive to a new file (nothing was removed).`, undefined, { exitCode: 2 });
+    throw new UserError('DC_CONFIG', `Cannot create ${opts.file}: ${(err as Error).message}`, undefined, { exitCode: 2 });
   }
   const digest = createHash('sha256');
   let events = 0;
@@ -141,7 +141,7 @@ export async function archiveAudit(core: Core, actor: Actor, serverKey: Buffer, 
   fs.closeSync(fd);
   if (events !== through - anchor.seq) {
     fs.rmSync(opts.file, { force: true });
-    throw new UserError('DC_AUDIT_CHAIN_BROKEN', `Events #${anchor.seq + 1}–#${through} should be ${through - anchor.seq} events, but ${events} were read; nothing was removed.`, 3);
+    throw new UserError('DC_AUDIT_CHAIN_BROKEN', `Events #${anchor.seq + 1}–#${through} should be ${through - anchor.seq} events, but ${events} were read; nothing was removed.`, undefined, { exitCode: 3 });
   }
 
   const archiveSha256 = digest.digest('hex');

@@ -23,7 +23,7 @@ export async function replaceCatalogue(core: Core, caller: RunnerCaller, command
   const names = new Set<string>();
   commands.forEach((c, i) => {
     checkReported(c, i);
-    if (names.has(c.name)) throw new UserError('DC_VALIDATION', `Command "${c.name}" is listed twice.`, 400, { field: 'commands' });
+    if (names.has(c.name)) throw new UserError('DC_VALIDATION', `Command "${c.name}" is listed twice.`, { field: 'commands' });
     names.add(c.name);
   });
   const runnable = commands.filter((c) => !c.refused);
@@ -67,7 +67,7 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
  */
 function checkReported(c: ReportedCommand, i: number): void {
   const refuse = (field: string, message: string) => {
-    throw new UserError('DC_VALIDATION', `commands[${i}].${field} ${message}`, 400, { field: `commands[${i}].${field}`, command: c.name });
+    throw new UserError('DC_VALIDATION', `commands[${i}].${field} ${message}`, { field: `commands[${i}].${field}`, command: c.name });
   };
   for (const field of ['name', 'app_label'] as const) {
     const bad = CONTROL.exec(c[field]);
@@ -77,7 +77,7 @@ function checkReported(c: ReportedCommand, i: number): void {
   if (c.refused?.includes('\0')) refuse('refused', `of command ${JSON.stringify(c.name)} contains a NUL character.`);
   const problem = checkArgparseSchema(c.schema ?? null);
   if (problem) {
-    throw new UserError('DC_VALIDATION', `The argparse schema of command ${JSON.stringify(c.name)} is not what bootstrap.py describes: ${problem.path} ${problem.message}.`, 400, {
+    throw new UserError('DC_VALIDATION', `The argparse schema of command ${JSON.stringify(c.name)} is not what bootstrap.py describes: ${problem.path} ${problem.message}.`, {
       field: `commands[${i}].${problem.path}`,
       command: c.name,
     });

@@ -58,15 +58,15 @@ export async function checkRun(
         : close.length > 0
           ? ` Did you mean ${close.map((n) => `"${n}"`).join(' or ')}?`
           : ` Known commands: ${known.map((c) => c.name).slice(0, 30).join(', ')}${known.length > 30 ? ', …' : ''}.`;
-    throw new UserError('DC_UNKNOWN_COMMAND', `Project "${project.name}" has no command "${input.command}".${hint}`, 404, close.length > 0 ? { did_you_mean: close } : undefined);
+    throw new UserError('DC_UNKNOWN_COMMAND', `Project "${project.name}" has no command "${input.command}".${hint}`, close.length > 0 ? { did_you_mean: close } : undefined);
   }
   if (command.refused) {
-    throw new UserError('DC_COMMAND_NOT_ALLOWED', `The runners of "${project.name}" refuse "${command.name}": ${command.refused}`, 403);
+    throw new UserError('DC_COMMAND_NOT_ALLOWED', `The runners of "${project.name}" refuse "${command.name}": ${command.refused}`);
   }
   const { argv, args } = normaliseArguments(input);
   const problem = validateArgv(command.schema, argv);
   if (problem) {
-    throw new UserError('DC_BAD_ARGS', `${command.name}: ${problem.message}`, 400, { field: problem.field });
+    throw new UserError('DC_BAD_ARGS', `${command.name}: ${problem.message}`, { field: problem.field });
   }
   const timeoutSeconds = seconds('timeout', input.timeoutSeconds ?? core.settings.defaultTimeoutSeconds);
   const startTimeoutSeconds = seconds('start_timeout', input.startTimeoutSeconds ?? core.settings.defaultStartTimeoutSeconds);
@@ -75,7 +75,7 @@ export async function checkRun(
 
 function seconds(field: string, value: number): number {
   if (!Number.isInteger(value) || value < 1 || value > MAX_TIMEOUT_SECONDS) {
-    throw new UserError('DC_VALIDATION', `${field} must be a whole number of seconds from 1 to ${MAX_TIMEOUT_SECONDS}.`, 400, { field });
+    throw new UserError('DC_VALIDATION', `${field} must be a whole number of seconds from 1 to ${MAX_TIMEOUT_SECONDS}.`, { field });
   }
   return value;
 }
@@ -151,7 +151,6 @@ export async function createExecutions(core: Core, requests: readonly ExecutionR
       'DC_CONCURRENCY_LIMIT',
       `"${command}" is already ${first.status} in project "${project.name}" (execution ${first.id}, started by ${first.createdByLabel}); ` +
         `at most ${limit} at a time. Wait for it, cancel it, or raise the command's limit.`,
-      409,
       { active: result.active.map((e) => e.id), limit },
     );
   }
@@ -200,18 +199,18 @@ function newExecution(core: Core, actor: Actor, project: Project, checked: Check
 
 function normaliseArguments(input: CreateExecutionInput): { argv: string[]; args: string } {
   if (input.argv !== undefined && input.args !== undefined) {
-    throw new UserError('DC_VALIDATION', 'Give either argv (a list) or args (one string), not both.', 400, { field: 'argv' });
+    throw new UserError('DC_VALIDATION', 'Give either argv (a list) or args (one string), not both.', { field: 'argv' });
   }
   if (input.argv !== undefined) {
-    if (input.argv.length > MAX_ARGV_ITEMS) throw new UserError('DC_VALIDATION', `argv may hold at most ${MAX_ARGV_ITEMS} items.`, 400, { field: 'argv' });
-    if (input.argv.some((a) => a.includes('\0'))) throw new UserError('DC_VALIDATION', 'argv items may not contain NUL characters.', 400, { field: 'argv' });
+    if (input.argv.length > MAX_ARGV_ITEMS) throw new UserError('DC_VALIDATION', `argv may hold at most ${MAX_ARGV_ITEMS} items.`, { field: 'argv' });
+    if (input.argv.some((a) => a.includes('\0'))) throw new UserError('DC_VALIDATION', 'argv items may not contain NUL characters.', { field: 'argv' });
     const args = joinShellWords(input.argv);
-    if (args.length > MAX_ARGS_CHARS) throw new UserError('DC_VALIDATION', `Arguments may be at most ${MAX_ARGS_CHARS} characters long.`, 400, { field: 'argv' });
+    if (args.length > MAX_ARGS_CHARS) throw new UserError('DC_VALIDATION', `Arguments may be at most ${MAX_ARGS_CHARS} characters long.`, { field: 'argv' });
     return { argv: [...input.argv], args };
   }
   const args = input.args ?? '';
-  if (args.length > MAX_ARGS_CHARS) throw new UserError('DC_VALIDATION', `Arguments may be at most ${MAX_ARGS_CHARS} characters long.`, 400, { field: 'args' });
-  if (args.includes('\0')) throw new UserError('DC_VALIDATION', 'Arguments may not contain NUL characters.', 400, { field: 'args' });
+  if (args.length > MAX_ARGS_CHARS) throw new UserError('DC_VALIDATION', `Arguments may be at most ${MAX_ARGS_CHARS} characters long.`, { field: 'args' });
+  if (args.includes('\0')) throw new UserError('DC_VALIDATION', 'Arguments may not contain NUL characters.', { field: 'args' });
   const argv = splitShellWords(args);
   // Stored in canonical quoting so v1 runners split exactly what the user meant.
   return { argv, args: joinShellWords(argv) };
@@ -219,7 +218,7 @@ function normaliseArguments(input: CreateExecutionInput): { argv: string[]; args
 
 export async function getExecutionIn(core: Core, id: string): Promise<Execution> {
   const e = await core.store.getExecution(id);
-  if (!e) throw new UserError('DC_UNKNOWN_EXECUTION', `No execution ${id}.`, 404);
+  if (!e) throw new UserError('DC_UNKNOWN_EXECUTION', `No execution ${id}.`);
   return e;
 }
 
@@ -251,7 +250,7 @@ export async function cancelExecution(core: Core, actor: Actor, id: string, forc
     // It moved on between our read and our write, or was already over.
     const current = await getExecutionIn(core, id);
     if (isTerminal(current.status)) {
-      throw new UserError('DC_INVALID_TRANSITION', `Execution ${id} has already ended (${current.status}); there is nothing to cancel.`, 409, {
+      throw new UserError('DC_INVALID_TRANSITION', `Execution ${id} has already ended (${current.status}); there is nothing to cancel.`, {
         status: current.status,
       });
     }

@@ -56,7 +56,7 @@ export async function finishExecution(core: Core, actor: Actor, e: Execution, en
     const current = await core.store.getExecution(e.id);
     if (current?.status === 'lost') return recordLateEnd(core, actor, current, end);
     if (current && isTerminal(current.status)) return current.status;
-    throw new UserError('DC_INVALID_TRANSITION', `Execution ${e.id} cannot end: it is ${current?.status ?? 'gone'}.`, 409, { status: current?.status });
+    throw new UserError('DC_INVALID_TRANSITION', `Execution ${e.id} cannot end: it is ${current?.status ?? 'gone'}.`, { status: current?.status });
   }
   return end.status;
 }

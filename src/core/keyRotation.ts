@@ -50,7 +50,6 @@ export async function assertKeyUnused(core: Core, ref: string): Promise<void> {
   throw new UserError(
     'DC_KEY_IN_USE',
     `Runner key ${key.prefix}… is still in use by ${online.length} online runner(s): ${names}. Give them the new key (DJANGOCOMMAND_API_KEY) and restart them, then revoke again; or revoke without --if-unused to cut them off now.`,
-    409,
     { runners: online.map(({ runner }) => runner.id) },
   );
 }

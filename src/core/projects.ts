@@ -15,7 +15,6 @@ export function validateProjectName(name: string): string {
     throw new UserError(
       'DC_VALIDATION',
       `Project name "${name}" is not allowed: use 1 to 63 lowercase letters, digits, "-" or "_", starting with a letter or digit.`,
-      400,
       { field: 'name' },
     );
   }
@@ -24,12 +23,12 @@ export function validateProjectName(name: string): string {
 
 export async function createProject(core: Core, actor: Actor, name: string): Promise<{ project: Project; key: RunnerKey; secret: string }> {
   validateProjectName(name);
-  if (await core.store.findProjectByName(name)) throw new UserError('DC_PROJECT_EXISTS', `Project "${name}" exists already.`, 409);
+  if (await core.store.findProjectByName(name)) throw new UserError('DC_PROJECT_EXISTS', `Project "${name}" exists already.`);
   const project: Project = { id: randomUUID(), name, commandsHash: '', createdAt: core.now() };
   await insertUnlessTaken(
     () => core.store.createProject(project),
     async () => (await core.store.findProjectByName(name)) !== undefined,
-    new UserError('DC_PROJECT_EXISTS', `Project "${name}" exists already.`, 409),
+    new UserError('DC_PROJECT_EXISTS', `Project "${name}" exists already.`),
   );
   await audit(core, actor, { action: 'project.create', projectId: project.id, details: { name } });
   const { key, secret } = await createRunnerKey(core, actor, project, 'default');
@@ -47,7 +46,7 @@ export async function createRunnerKey(core: Core, actor: Actor, project: Project
 /** Revokes by key id, by prefix (as lists show it) or by the full key. */
 export async function revokeRunnerKey(core: Core, actor: Actor, ref: string): Promise<RunnerKey> {
   const key = await findRunnerKey(core, ref);
-  if (!key) throw new UserError('DC_UNKNOWN_KEY', `No runner key matches "${shortRef(ref)}". List keys with \`djangocommand admin list-projects\`.`, 404);
+  if (!key) throw new UserError('DC_UNKNOWN_KEY', `No runner key matches "${shortRef(ref)}". List keys with \`djangocommand admin list-projects\`.`);
   if (key.revokedAt === null) {
     await core.store.revokeRunnerKey(key.id, core.now());
     await audit(core, actor, { action: 'runner_key.revoke', projectId: key.projectId, details: { prefix: key.prefix } });
@@ -77,11 +76,11 @@ function shortRef(ref: string): string {
 export async function resolveProject(core: Core, ref: string | undefined): Promise<Project> {
   if (ref) {
     const p = (await core.store.findProjectByName(ref)) ?? (await core.store.getProject(ref));
-    if (!p) throw new UserError('DC_UNKNOWN_PROJECT', `No project named "${ref}".`, 404);
+    if (!p) throw new UserError('DC_UNKNOWN_PROJECT', `No project named "${ref}".`);
     return p;
   }
   const all = await core.store.listProjects();
   if (all.length === 1) return all[0];
-  if (all.length === 0) throw new UserError('DC_UNKNOWN_PROJECT', 'There is no project yet: create one with `djangocommand admin create-project NAME`.', 404);
-  throw new UserError('DC_VALIDATION', `Name a project: there are ${all.length} (${all.map((p) => p.name).join(', ')}).`, 400, { field: 'project' });
+  if (all.length === 0) throw new UserError('DC_UNKNOWN_PROJECT', 'There is no project yet: create one with `djangocommand admin create-project NAME`.');
+  throw new UserError('DC_VALIDATION', `Name a project: there are ${all.length} (${all.map((p) => p.name).join(', ')}).`, { field: 'project' });
 }

@@ -29,7 +29,6 @@ export async function decideReadOnly(core: Core, project: Project, command: Comm
       'DC_READ_ONLY_UNSUPPORTED',
       `"${command.name}" would run in read-only database mode (${decision.sources.join(', ')}), but the runners of "${project.name}" online now all speak protocol v1 ` +
         `(the Python runner), which cannot enforce it; nothing was started. Run the TypeScript runner (djangocommand runner) for this project.`,
-      409,
       { read_only_sources: decision.sources },
     );
   }

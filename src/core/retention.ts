@@ -72,7 +72,7 @@ export async function setProjectRetention(core: Core, actor: Actor, project: Pro
   const check = (value: number | null | undefined, field: string, max: number) => {
     if (value === undefined || value === null) return;
     if (!Number.isSafeInteger(value) || value < 0 || value > max) {
-      throw new UserError('DC_VALIDATION', `${field} must be a whole number from 0 (no limit) to ${max}, or null for the server default.`, 400, { field });
+      throw new UserError('DC_VALIDATION', `${field} must be a whole number from 0 (no limit) to ${max}, or null for the server default.`, { field });
     }
   };
   check(change.days, 'days', MAX_DAYS);

@@ -55,17 +55,17 @@ export async function authenticateRunner(core: Core, c: RunnerCredentials): Prom
  */
 export async function verifyRunnerKey(core: Core, c: Omit<RunnerCredentials, 'fingerprint'>): Promise<RunnerCaller> {
   const secret = c.bearer;
-  if (!secret) throw new UserError('DC_UNAUTHENTICATED', 'Send the runner API key as "Authorization: Bearer dc_...".', 401);
+  if (!secret) throw new UserError('DC_UNAUTHENTICATED', 'Send the runner API key as "Authorization: Bearer dc_...".');
   if (secret.startsWith(USER_TOKEN_PREFIX)) {
-    throw new UserError('DC_WRONG_CREDENTIAL', 'This is a personal API token; the runner API takes a runner API key (dc_...).', 403);
+    throw new UserError('DC_WRONG_CREDENTIAL', 'This is a personal API token; the runner API takes a runner API key (dc_...).');
   }
   const key = secret.startsWith(RUNNER_KEY_PREFIX) ? await core.store.findRunnerKeyByHash(hashSecret(secret)) : undefined;
-  if (!key) throw new UserError('DC_UNAUTHENTICATED', 'Unknown runner API key. Check DJANGOCOMMAND_API_KEY.', 401);
+  if (!key) throw new UserError('DC_UNAUTHENTICATED', 'Unknown runner API key. Check DJANGOCOMMAND_API_KEY.');
   const project = await core.store.getProject(key.projectId);
   const actor: Actor = { type: 'runner', id: key.id, label: `runner ${c.address} (key ${key.prefix}…)`, address: c.address };
   if (key.revokedAt !== null || !project) {
     await audit(core, actor, { action: 'runner.auth', projectId: key.projectId, outcome: 'denied', details: { reason: 'revoked key' } });
-    throw new UserError('DC_UNAUTHENTICATED', `Runner API key ${key.prefix}… was revoked. Create a new one for this project.`, 401);
+    throw new UserError('DC_UNAUTHENTICATED', `Runner API key ${key.prefix}… was revoked. Create a new one for this project.`);
   }
   const now = core.now();
   const ts = Number(c.timestamp);
@@ -75,10 +75,9 @@ export async function verifyRunnerKey(core: Core, c: Omit<RunnerCredentials, 'fi
     throw new UserError(
       'DC_STALE_REQUEST',
       `X-Request-Timestamp must be the current unix time within ${window} s; check the clock of the runner host.`,
-      401,
     );
   }
-  if (!c.nonce || !UUID.test(c.nonce)) throw new UserError('DC_STALE_REQUEST', 'X-Request-Nonce must be a UUID.', 401);
+  if (!c.nonce || !UUID.test(c.nonce)) throw new UserError('DC_STALE_REQUEST', 'X-Request-Nonce must be a UUID.');
   return { key, project, address: c.address, actor };
 }
 
@@ -101,7 +100,7 @@ export async function claimNonce(core: Core, caller: RunnerCaller, nonce: string
   // request gets the same answer, and nothing happens twice. Anything else is a replay.
   if (seen.fingerprint === fingerprint && seen.response) return seen.response;
   await audit(core, caller.actor, { action: 'runner.auth', projectId: caller.project.id, outcome: 'denied', details: { reason: 'replayed nonce' } });
-  throw new UserError('DC_REPLAYED_REQUEST', 'This request nonce was already used; each request needs a fresh X-Request-Nonce.', 401);
+  throw new UserError('DC_REPLAYED_REQUEST', 'This request nonce was already used; each request needs a fresh X-Request-Nonce.');
 }
 
 /**
@@ -180,7 +179,7 @@ export async function pending(core: Core, caller: RunnerCaller): Promise<{ execu
 async function executionOf(core: Core, caller: RunnerCaller, id: string): Promise<Execution> {
   const e = UUID.test(id) ? await core.store.getExecution(id.toLowerCase()) : undefined;
   // Another project's execution is reported as unknown, so keys cannot probe each other.
-  if (!e || e.projectId !== caller.project.id) throw new UserError('DC_UNKNOWN_EXECUTION', `No execution ${id} in this project.`, 404);
+  if (!e || e.projectId !== caller.project.id) throw new UserError('DC_UNKNOWN_EXECUTION', `No execution ${id} in this project.`);
   return e;
 }
 
@@ -188,7 +187,7 @@ export async function start(core: Core, caller: RunnerCaller, id: string) {
   const runner = await sight(core, caller);
   const e = await executionOf(core, caller, id);
   if (e.readOnly) {
-    throw new UserError('DC_READ_ONLY_UNSUPPORTED', `Execution ${id} runs in read-only database mode, which a v1 runner cannot enforce: it waits for a v2 runner.`, 409);
+    throw new UserError('DC_READ_ONLY_UNSUPPORTED', `Execution ${id} runs in read-only database mode, which a v1 runner cannot enforce: it waits for a v2 runner.`);
   }
   // No "already started by you" shortcut: two runners sharing a key and an address (NAT, one
   // host) would both be told to run it. start/ is the claim, and only one claim wins.
@@ -202,7 +201,7 @@ export async function start(core: Core, caller: RunnerCaller, id: string) {
   if (!started) {
     const current = await executionOf(core, caller, id);
     const why = current.status === 'running' ? 'another runner started it' : `it is ${current.status}`;
-    throw new UserError('DC_INVALID_TRANSITION', `Execution ${id} cannot start: ${why}.`, 409, { status: current.status });
+    throw new UserError('DC_INVALID_TRANSITION', `Execution ${id} cannot start: ${why}.`, { status: current.status });
   }
   return { ok: true as const, status: started.status };
 }
@@ -227,7 +226,7 @@ export async function openOutput(core: Core, caller: RunnerCaller, id: string) {
   await sight(core, caller);
   const e = await executionOf(core, caller, id);
   if (e.startedAt === null) {
-    throw new UserError('DC_INVALID_TRANSITION', `Execution ${id} has not started; call start/ first.`, 409, { status: e.status });
+    throw new UserError('DC_INVALID_TRANSITION', `Execution ${id} has not started; call start/ first.`, { status: e.status });
   }
   return {
     async part(header: V1ChunkHeader, part: V1ChunkPart, index: number): Promise<void> {

@@ -106,7 +106,7 @@ export async function claim(core: Core, runner: Runner, e: Execution): Promise<E
 
 async function ownExecution(core: Core, caller: RunnerCaller, id: string): Promise<Execution> {
   const e = await core.store.getExecution(id);
-  if (!e || e.projectId !== caller.project.id) throw new UserError('DC_UNKNOWN_EXECUTION', `No execution ${id} in this project.`, 404);
+  if (!e || e.projectId !== caller.project.id) throw new UserError('DC_UNKNOWN_EXECUTION', `No execution ${id} in this project.`);
   return e;
 }
 

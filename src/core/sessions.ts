@@ -32,12 +32,12 @@ export async function login(core: Core, email: string, password: string, address
   const keyHash = hashSecret(`${address}|${email.trim().toLowerCase()}`);
   const { attempts, windowEndsAt } = await core.store.recordLoginAttempt(keyHash, now, ATTEMPT_WINDOW_MS);
   if (attempts > MAX_FAILED_ATTEMPTS) {
-    throw new UserError('DC_RATE_LIMITED', `Too many failed sign-ins; try again in ${Math.ceil((windowEndsAt - now) / 60000)} minute(s).`, 429);
+    throw new UserError('DC_RATE_LIMITED', `Too many failed sign-ins; try again in ${Math.ceil((windowEndsAt - now) / 60000)} minute(s).`);
   }
   const user = await checkPassword(core, email, password);
   if (!user) {
     await audit(core, { type: 'user', id: null, label: email.slice(0, 254), address }, { action: 'session.login', outcome: 'denied', details: { reason: 'wrong email or password' } });
-    throw new UserError('DC_UNAUTHENTICATED', 'Wrong email or password.', 401);
+    throw new UserError('DC_UNAUTHENTICATED', 'Wrong email or password.');
   }
   await core.store.clearLoginAttempts(keyHash);
   const secret = randomBytes(32).toString('base64url');

@@ -39,10 +39,10 @@ export async function shellSettings(core: Core, projectId: string): Promise<Shel
 }
 
 export async function updateShellSettings(core: Core, who: ShellPerson, project: Project, patch: { enabled?: boolean; idle_timeout_seconds?: number }): Promise<ShellSettings> {
-  if (!who.user.isAdmin) throw new UserError('DC_FORBIDDEN', 'Only an admin may change whether shells are allowed.', 403);
+  if (!who.user.isAdmin) throw new UserError('DC_FORBIDDEN', 'Only an admin may change whether shells are allowed.');
   const idle = patch.idle_timeout_seconds;
   if (idle !== undefined && (!Number.isInteger(idle) || idle < MIN_IDLE_TIMEOUT_SECONDS || idle > MAX_IDLE_TIMEOUT_SECONDS)) {
-    throw new UserError('DC_VALIDATION', `idle_timeout_seconds must be a whole number of seconds from ${MIN_IDLE_TIMEOUT_SECONDS} to ${MAX_IDLE_TIMEOUT_SECONDS}.`, 400, { field: 'idle_timeout_seconds' });
+    throw new UserError('DC_VALIDATION', `idle_timeout_seconds must be a whole number of seconds from ${MIN_IDLE_TIMEOUT_SECONDS} to ${MAX_IDLE_TIMEOUT_SECONDS}.`, { field: 'idle_timeout_seconds' });
   }
   const before = await shellSettings(core, project.id);
   const next: ShellSettings = { projectId: project.id, enabled: patch.enabled ?? before.enabled, idleTimeoutSeconds: idle ?? before.idleTimeoutSeconds, updatedAt: core.now(), updatedBy: who.actor.label };
@@ -52,9 +52,9 @@ export async function updateShellSettings(core: Core, who: ShellPerson, project:
 }
 
 /** Audits the refusal, then throws it: nothing was started. */
-async function refuse(core: Core, who: ShellPerson, projectId: string | null, action: string, code: ErrorCode, message: string, status: number, details: Record<string, unknown> = {}): Promise<never> {
+async function refuse(core: Core, who: ShellPerson, projectId: string | null, action: string, code: ErrorCode, message: string, details: Record<string, unknown> = {}): Promise<never> {
   await audit(core, who.actor, { action, projectId, outcome: 'denied', details: { code, message, ...details } });
-  throw new UserError(code, message, status);
+  throw new UserError(code, message);
 }
 
 export function cleanReason(reason: string | undefined | null): string {
@@ -67,17 +67,17 @@ export function cleanReason(reason: string | undefined | null): string {
  */
 export async function checkOpen(core: Core, who: ShellPerson, project: Project, opts: { write: boolean; reason?: string; runnerOnline: boolean }): Promise<void> {
   const action = 'shell.open';
-  if (!mayOpenShell(who.user)) await refuse(core, who, project.id, action, 'DC_FORBIDDEN', 'Only an admin may open a shell.', 403);
+  if (!mayOpenShell(who.user)) await refuse(core, who, project.id, action, 'DC_FORBIDDEN', 'Only an admin may open a shell.');
   if (!(await shellSettings(core, project.id)).enabled) {
-    await refuse(core, who, project.id, action, 'DC_SHELLS_OFF', `Shells are off for project "${project.name}": an admin turns them on with \`djangocommand shells --project ${project.name} --enable\`.`, 409);
+    await refuse(core, who, project.id, action, 'DC_SHELLS_OFF', `Shells are off for project "${project.name}": an admin turns them on with \`djangocommand shells --project ${project.name} --enable\`.`);
   }
   if (opts.write) {
-    if (!mayMakeWritable(who.user)) await refuse(core, who, project.id, action, 'DC_FORBIDDEN', 'Only an admin may open a writable shell.', 403);
-    if (!cleanReason(opts.reason)) await refuse(core, who, project.id, action, 'DC_SHELL_REASON', 'A writable shell needs a reason: --reason "what you will change and why".', 400);
-    if (cleanReason(opts.reason).length > MAX_REASON_CHARS) await refuse(core, who, project.id, action, 'DC_VALIDATION', `The reason is longer than ${MAX_REASON_CHARS} characters.`, 400);
+    if (!mayMakeWritable(who.user)) await refuse(core, who, project.id, action, 'DC_FORBIDDEN', 'Only an admin may open a writable shell.');
+    if (!cleanReason(opts.reason)) await refuse(core, who, project.id, action, 'DC_SHELL_REASON', 'A writable shell needs a reason: --reason "what you will change and why".');
+    if (cleanReason(opts.reason).length > MAX_REASON_CHARS) await refuse(core, who, project.id, action, 'DC_VALIDATION', `The reason is longer than ${MAX_REASON_CHARS} characters.`);
   }
   if (!opts.runnerOnline) {
-    await refuse(core, who, project.id, action, 'DC_NO_RUNNER', `No runner of project "${project.name}" is connected to this server: start one (\`djangocommand runner start\`) and try again.`, 409);
+    await refuse(core, who, project.id, action, 'DC_NO_RUNNER', `No runner of project "${project.name}" is connected to this server: start one (\`djangocommand runner start\`) and try again.`);
   }
 }
 
@@ -118,11 +118,11 @@ export function shellLink(core: Core, sessionId: string): string | null {
 export async function grantWritable(core: Core, who: ShellPerson, session: ShellSession, reasonIn: string, via: 'shell' | 'client' | 'open'): Promise<void> {
   const action = 'shell.writable';
   const user = await core.store.getUser(who.user.id);
-  if (!user || !mayMakeWritable(user)) await refuse(core, who, session.projectId, action, 'DC_FORBIDDEN', 'Only an admin may make a shell writable.', 403, { session_id: session.id });
+  if (!user || !mayMakeWritable(user)) await refuse(core, who, session.projectId, action, 'DC_FORBIDDEN', 'Only an admin may make a shell writable.', { session_id: session.id });
   const reason = cleanReason(reasonIn);
-  if (!reason) await refuse(core, who, session.projectId, action, 'DC_SHELL_REASON', 'Making a shell writable needs a reason.', 400, { session_id: session.id });
-  if (reason.length > MAX_REASON_CHARS) await refuse(core, who, session.projectId, action, 'DC_VALIDATION', `The reason is longer than ${MAX_REASON_CHARS} characters.`, 400, { session_id: session.id });
-  if (session.status !== 'open' && session.status !== 'starting') await refuse(core, who, session.projectId, action, 'DC_SHELL_ENDED', 'This shell has ended.', 409, { session_id: session.id });
+  if (!reason) await refuse(core, who, session.projectId, action, 'DC_SHELL_REASON', 'Making a shell writable needs a reason.', { session_id: session.id });
+  if (reason.length > MAX_REASON_CHARS) await refuse(core, who, session.projectId, action, 'DC_VALIDATION', `The reason is longer than ${MAX_REASON_CHARS} characters.`, { session_id: session.id });
+  if (session.status !== 'open' && session.status !== 'starting') await refuse(core, who, session.projectId, action, 'DC_SHELL_ENDED', 'This shell has ended.', { session_id: session.id });
   await core.store.shells.updateSession(session.id, { becameWritable: true });
   session.becameWritable = true;
   const project = await core.store.getProject(session.projectId);
@@ -147,7 +147,7 @@ export async function markShellOpen(core: Core, session: ShellSession): Promise<
 export async function refuseShellOnRunner(core: Core, who: ShellPerson, session: ShellSession, reason: string): Promise<never> {
   session.status = 'refused';
   await core.store.shells.updateSession(session.id, { status: 'refused', endedAt: core.now(), endReason: reason });
-  return refuse(core, who, session.projectId, 'shell.open', 'DC_SHELL_REFUSED', `The runner refused the shell: ${reason}`, 409, { session_id: session.id });
+  return refuse(core, who, session.projectId, 'shell.open', 'DC_SHELL_REFUSED', `The runner refused the shell: ${reason}`, { session_id: session.id });
 }
 
 /** Ends a session once: its end, why, and an audit event (by the person, or the system for idle, runner gone...). */

@@ -14,7 +14,7 @@ export function splitShellWords(input: string): string[] {
     const ch = input[i];
     if (ch === "'") {
       const end = input.indexOf("'", i + 1);
-      if (end < 0) throw new UserError('DC_BAD_ARGS', 'Arguments have an unclosed single quote.', 400);
+      if (end < 0) throw new UserError('DC_BAD_ARGS', 'Arguments have an unclosed single quote.');
       word += input.slice(i + 1, end);
       inWord = true;
       i = end + 1;
@@ -33,10 +33,10 @@ export function splitShellWords(input: string): string[] {
         word += c;
         i++;
       }
-      if (!closed) throw new UserError('DC_BAD_ARGS', 'Arguments have an unclosed double quote.', 400);
+      if (!closed) throw new UserError('DC_BAD_ARGS', 'Arguments have an unclosed double quote.');
       inWord = true;
     } else if (ch === '\\') {
-      if (i + 1 >= input.length) throw new UserError('DC_BAD_ARGS', 'Arguments end with a lone backslash.', 400);
+      if (i + 1 >= input.length) throw new UserError('DC_BAD_ARGS', 'Arguments end with a lone backslash.');
       word += input[i + 1];
       inWord = true;
       i += 2;

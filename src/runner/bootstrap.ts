@@ -61,7 +61,7 @@ function extractBootstrap(source: string): string {
   fs.mkdirSync(root, { recursive: true, mode: 0o700 });
   const owned = fs.lstatSync(root);
   if (!owned.isDirectory() || owned.uid !== uid || (owned.mode & 0o077) !== 0) {
-    throw new UserError('DC_CONFIG', `${root} must be a folder of this user's alone (mode 0700): remove it, or set TMPDIR to another folder.`, 2);
+    throw new UserError('DC_CONFIG', `${root} must be a folder of this user's alone (mode 0700): remove it, or set TMPDIR to another folder.`, undefined, { exitCode: 2 });
   }
   const dir = path.join(root, createHash('sha256').update(source).digest('hex').slice(0, 16));
   const file = path.join(dir, 'bootstrap.py');
@@ -76,7 +76,7 @@ function extractBootstrap(source: string): string {
 
 export function checkProject(p: PythonProject): void {
   if (!fs.existsSync(path.join(p.projectDir, 'manage.py'))) {
-    throw new UserError('DC_CONFIG', `No manage.py in ${p.projectDir}: run the runner in the Django project folder, or pass --project-dir.`, 2);
+    throw new UserError('DC_CONFIG', `No manage.py in ${p.projectDir}: run the runner in the Django project folder, or pass --project-dir.`, undefined, { exitCode: 2 });
   }
 }
 
@@ -96,10 +96,10 @@ function runBootstrap<T>(p: PythonProject, mode: string, timeoutMs = 120_000): P
         }
         if (parsed?.ok) return resolve(parsed as T);
         if ((err as NodeJS.ErrnoException | null)?.code === 'ENOENT') {
-          return reject(new UserError('DC_CONFIG', `Python interpreter "${p.python}" not found: pass --python with the project's interpreter (e.g. .venv/bin/python).`, 2));
+          return reject(new UserError('DC_CONFIG', `Python interpreter "${p.python}" not found: pass --python with the project's interpreter (e.g. .venv/bin/python).`, undefined, { exitCode: 2 }));
         }
         const why = parsed?.error ?? (stderr.trim().split('\n').slice(-1)[0] || err?.message || 'no output');
-        reject(new UserError('DC_CONFIG', `Cannot load the Django project in ${p.projectDir} with ${p.python}: ${why}`, 2));
+        reject(new UserError('DC_CONFIG', `Cannot load the Django project in ${p.projectDir} with ${p.python}: ${why}`, undefined, { exitCode: 2 }));
       },
     );
   });

@@ -37,7 +37,7 @@ export function claimPidFile(stateDir: string): () => void {
   fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const other = readPid(stateDir);
   if (other && other !== process.pid) {
-    throw new UserError('DC_CONFIG', `A runner is already running for this project (pid ${other}); stop it with \`djangocommand stop\`.`, 1);
+    throw new UserError('DC_CONFIG', `A runner is already running for this project (pid ${other}); stop it with \`djangocommand stop\`.`, undefined, { exitCode: 1 });
   }
   const file = path.join(stateDir, PID_FILE);
   fs.writeFileSync(file, `${process.pid}\n`, { mode: 0o600 });
@@ -64,7 +64,7 @@ export function readStatus(stateDir: string): RunnerStatus | undefined {
  */
 export async function startDetached(stateDir: string, args: string[], waitMs = 60_000): Promise<number> {
   const running = readPid(stateDir);
-  if (running) throw new UserError('DC_CONFIG', `A runner is already running for this project (pid ${running}).`, 1);
+  if (running) throw new UserError('DC_CONFIG', `A runner is already running for this project (pid ${running}).`, undefined, { exitCode: 1 });
   fs.mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   fs.rmSync(path.join(stateDir, STATUS_FILE), { force: true });
   const log = logFile(stateDir);
@@ -83,7 +83,7 @@ export async function startDetached(stateDir: string, args: string[], waitMs = 6
   }
   const tail = fs.existsSync(log) ? fs.readFileSync(log, 'utf8').slice(before).trim().split('\n').slice(-5).join('\n') : '';
   if (alive(pid)) process.kill(pid, 'SIGKILL');
-  throw new UserError('DC_CONFIG', `The runner did not start.${tail ? `\n${tail}` : ''}`, 1);
+  throw new UserError('DC_CONFIG', `The runner did not start.${tail ? `\n${tail}` : ''}`, undefined, { exitCode: 1 });
 }
 
 export type FirstConnection =

@@ -58,10 +58,10 @@ export function redactionRules(secrets: readonly Secret[], patterns: readonly st
     try {
       re = new RegExp(text, flags);
     } catch (err) {
-      throw new UserError('DC_CONFIG', `DJANGOCOMMAND_REDACT_PATTERNS pattern ${i + 1} is not a regular expression: ${(err as Error).message}`, 2);
+      throw new UserError('DC_CONFIG', `DJANGOCOMMAND_REDACT_PATTERNS pattern ${i + 1} is not a regular expression: ${(err as Error).message}`, undefined, { exitCode: 2 });
     }
     if (new RegExp(text, flags.replace('g', '')).test('')) {
-      throw new UserError('DC_CONFIG', `DJANGOCOMMAND_REDACT_PATTERNS pattern ${i + 1} matches empty text; it must match the secret itself (e.g. "sk_live_[A-Za-z0-9]+").`, 2);
+      throw new UserError('DC_CONFIG', `DJANGOCOMMAND_REDACT_PATTERNS pattern ${i + 1} matches empty text; it must match the secret itself (e.g. "sk_live_[A-Za-z0-9]+").`, undefined, { exitCode: 2 });
     }
     return re;
   });

@@ -155,7 +155,7 @@ function redactPatterns(fromEnv: string | undefined, fromDjango: unknown): strin
 }
 
 function configError(message: string): UserError {
-  return new UserError('DC_CONFIG', message, 2);
+  return new UserError('DC_CONFIG', message, undefined, { exitCode: 2 });
 }
 
 /** Tuples and lists of strings; a bare string is the classic mistake `("migrate")` and is refused. */

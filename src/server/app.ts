@@ -114,7 +114,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // hook below catches NULs in what every route reads (PostgreSQL text cannot hold one).
   app.addHook('preValidation', async (request) => {
     const where = nulIn(request.params, 'params') ?? nulIn(request.query, 'query') ?? nulIn(request.body, '');
-    if (where) throw new UserError('DC_VALIDATION', `${where || 'The body'} contains a NUL (a control character no field may hold).`, 400, { field: where });
+    if (where) throw new UserError('DC_VALIDATION', `${where || 'The body'} contains a NUL (a control character no field may hold).`, { field: where });
   });
 
   // v1 runners POST with "Content-Type: application/json" and no body; that must parse as "no body".

@@ -133,10 +133,10 @@ export function bearerMatches(header: string | undefined, token: string): boolea
 /** /metrics on the main listener, behind the token; without a token, 404 (not the dashboard's page). */
 export function registerMetricsRoute(app: FastifyInstance, metrics: Metrics | undefined, token: string | undefined): void {
   app.get('/metrics', { logLevel: 'silent', schema: { hide: true } }, async (request, reply) => {
-    if (!metrics || !token) throw new UserError('DC_NOT_FOUND', 'No route GET /metrics: set DJANGOCOMMAND_METRICS_TOKEN or DJANGOCOMMAND_METRICS_ADDRESS to serve metrics.', 404);
+    if (!metrics || !token) throw new UserError('DC_NOT_FOUND', 'No route GET /metrics: set DJANGOCOMMAND_METRICS_TOKEN or DJANGOCOMMAND_METRICS_ADDRESS to serve metrics.');
     if (!bearerMatches(request.headers.authorization, token)) {
       reply.header('www-authenticate', 'Bearer realm="metrics"');
-      throw new UserError('DC_UNAUTHENTICATED', 'Send the metrics token: "Authorization: Bearer <DJANGOCOMMAND_METRICS_TOKEN>".', 401);
+      throw new UserError('DC_UNAUTHENTICATED', 'Send the metrics token: "Authorization: Bearer <DJANGOCOMMAND_METRICS_TOKEN>".');
     }
     reply.header('content-type', metrics.registry.contentType).header('cache-control', 'no-store');
     return metrics.text();
@@ -170,7 +170,7 @@ export async function listenMetrics(metrics: Metrics, health: Health, address: {
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new UserError('DC_CONFIG', `DJANGOCOMMAND_METRICS_ADDRESS ${address.host}:${address.port}: cannot listen (${(err as NodeJS.ErrnoException).code ?? err.message}).`, 2)));
+    server.once('error', (err) => reject(new UserError('DC_CONFIG', `DJANGOCOMMAND_METRICS_ADDRESS ${address.host}:${address.port}: cannot listen (${(err as NodeJS.ErrnoException).code ?? err.message}).`, undefined, { exitCode: 2 })));
     server.listen(address.port, address.host, () => resolve());
   });
   const bound = server.address();

@@ -323,8 +323,8 @@ export class ShellSessions {
   async closeByPerson(caller: Caller, id: string): Promise<ShellSession> {
     const l = this.live.get(id);
     const session = l?.session ?? (await this.core.store.shells.getSession(id));
-    if (!session) throw new UserError('DC_UNKNOWN_SHELL', `No shell session ${id}.`, 404);
-    if (session.userId !== caller.user.id && !caller.user.isAdmin) throw new UserError('DC_FORBIDDEN', 'Only its owner or an admin may end a shell.', 403);
+    if (!session) throw new UserError('DC_UNKNOWN_SHELL', `No shell session ${id}.`);
+    if (session.userId !== caller.user.id && !caller.user.isAdmin) throw new UserError('DC_FORBIDDEN', 'Only its owner or an admin may end a shell.');
     if (l) await this.end(l, caller.actor, `ended by ${caller.actor.label}`, null);
     return session;
   }
@@ -360,15 +360,15 @@ export class ShellSessions {
     // A browser sends the session cookie with a WebSocket from any site: only our own pages may use it.
     const origin = request.headers.origin;
     if (caller.session && origin && hostOf(origin) !== request.headers.host) {
-      throw new UserError('DC_FORBIDDEN', 'A shell may be attached from this server\'s own pages only.', 403);
+      throw new UserError('DC_FORBIDDEN', 'A shell may be attached from this server\'s own pages only.');
     }
     const l = this.live.get(id);
     if (!l) {
       const s = await this.core.store.shells.getSession(id);
-      if (!s) throw new UserError('DC_UNKNOWN_SHELL', `No shell session ${id}.`, 404);
-      throw new UserError('DC_SHELL_ENDED', `This shell has ended${s.endReason ? ` (${s.endReason})` : ''}.`, 409);
+      if (!s) throw new UserError('DC_UNKNOWN_SHELL', `No shell session ${id}.`);
+      throw new UserError('DC_SHELL_ENDED', `This shell has ended${s.endReason ? ` (${s.endReason})` : ''}.`);
     }
-    if (l.session.userId !== caller.user.id) throw new UserError('DC_FORBIDDEN', 'Only the person who opened a shell may attach to it.', 403);
+    if (l.session.userId !== caller.user.id) throw new UserError('DC_FORBIDDEN', 'Only the person who opened a shell may attach to it.');
     return { l, caller };
   }
 

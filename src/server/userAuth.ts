@@ -47,23 +47,23 @@ export async function requireUser(core: Core, request: FastifyRequest): Promise<
     const cookie = cookieOf(request, SESSION_COOKIE);
     const found = cookie ? await resolveSession(core, cookie) : undefined;
     if (!found) {
-      throw new UserError('DC_UNAUTHENTICATED', 'Sign in, or send a personal API token as "Authorization: Bearer dct_..." (create one with `djangocommand admin create-token`).', 401);
+      throw new UserError('DC_UNAUTHENTICATED', 'Sign in, or send a personal API token as "Authorization: Bearer dct_..." (create one with `djangocommand admin create-token`).');
     }
     if (!SAFE_METHODS.has(request.method) && !csrfMatches(found.session, headerOf(request, 'x-csrf-token'))) {
-      throw new UserError('DC_FORBIDDEN', 'Missing or wrong X-CSRF-Token header for this session; reload the page.', 403);
+      throw new UserError('DC_FORBIDDEN', 'Missing or wrong X-CSRF-Token header for this session; reload the page.');
     }
     return { user: found.user, actor: sessionActor(found.user, request.ip), session: found.session };
   }
   if (secret.startsWith(RUNNER_KEY_PREFIX)) {
-    throw new UserError('DC_WRONG_CREDENTIAL', 'This is a runner API key; the REST API takes a personal API token (dct_...).', 403);
+    throw new UserError('DC_WRONG_CREDENTIAL', 'This is a runner API key; the REST API takes a personal API token (dct_...).');
   }
   const found = await authenticateToken(core, secret);
-  if (!found) throw new UserError('DC_UNAUTHENTICATED', 'Unknown or revoked API token.', 401);
+  if (!found) throw new UserError('DC_UNAUTHENTICATED', 'Unknown or revoked API token.');
   return { user: found.user, actor: tokenActor(found.token, found.user, request.ip) };
 }
 
 export function requireAdmin(caller: Caller): void {
-  if (!caller.user.isAdmin) throw new UserError('DC_FORBIDDEN', 'Only an admin may do this.', 403);
+  if (!caller.user.isAdmin) throw new UserError('DC_FORBIDDEN', 'Only an admin may do this.');
 }
 
 function headerOf(request: FastifyRequest, name: string): string | undefined {

@@ -161,13 +161,13 @@ export class V1OutputParser {
   /** The chunk's header, once the body has ended; its last part is then in takeParts(). */
   end(): V1ChunkHeader {
     if (!this.started) throw bad('The body is empty; send the output chunk as JSON.');
-    if (this.depth !== 0 || this.inString) throw new UserError('DC_BAD_JSON', 'The body is not valid JSON (it ends too early).', 400);
+    if (this.depth !== 0 || this.inString) throw new UserError('DC_BAD_JSON', 'The body is not valid JSON (it ends too early).');
     if (this.segmentsSeen !== 1) throw bad(this.segmentsSeen === 0 ? 'body must have required property \'segments\' (a list).' : 'body has "segments" twice.', 'segments');
     let top: unknown;
     try {
       top = JSON.parse(this.skeleton);
     } catch {
-      throw new UserError('DC_BAD_JSON', 'The body is not valid JSON.', 400);
+      throw new UserError('DC_BAD_JSON', 'The body is not valid JSON.');
     }
     if (!skeletonCheck.Check(top)) {
       const first = [...skeletonCheck.Errors(top)][0];
@@ -197,7 +197,7 @@ export class V1OutputParser {
     try {
       seg = JSON.parse(text);
     } catch {
-      throw new UserError('DC_BAD_JSON', `The body is not valid JSON (in ${where}).`, 400);
+      throw new UserError('DC_BAD_JSON', `The body is not valid JSON (in ${where}).`);
     }
     if (!segmentCheck.Check(seg)) {
       const first = [...segmentCheck.Errors(seg)][0];
@@ -268,7 +268,7 @@ function lastKey(skeleton: string): string | undefined {
 }
 
 function bad(message: string, field?: string): UserError {
-  return new UserError('DC_VALIDATION', message, 400, field ? { field } : undefined);
+  return new UserError('DC_VALIDATION', message, field ? { field } : undefined);
 }
 
 /**
@@ -283,7 +283,7 @@ export async function readV1OutputBody(
   store: (header: V1ChunkHeader, part: V1ChunkPart, index: number) => Promise<void>,
   partBytes = PART_BYTES,
 ): Promise<{ header: V1ChunkHeader; digest: string }> {
-  const tooLarge = () => new UserError('DC_BODY_TOO_LARGE', `An output chunk may be at most ${maxBytes} bytes (DJANGOCOMMAND_MAX_OUTPUT_CHUNK).`, 413);
+  const tooLarge = () => new UserError('DC_BODY_TOO_LARGE', `An output chunk may be at most ${maxBytes} bytes (DJANGOCOMMAND_MAX_OUTPUT_CHUNK).`);
   if (contentLength !== undefined && contentLength > maxBytes) throw tooLarge();
   const parser = new V1OutputParser(contentLength, partBytes);
   const decoder = new StringDecoder('utf8');
@@ -300,7 +300,7 @@ export async function readV1OutputBody(
     try {
       next = await pieces.next();
     } catch (err) {
-      throw new UserError('DC_BAD_REQUEST', 'The request body ended before it was complete.', 400, { cause: String((err as Error)?.message ?? err), incomplete: true });
+      throw new UserError('DC_BAD_REQUEST', 'The request body ended before it was complete.', { cause: String((err as Error)?.message ?? err), incomplete: true });
     }
     if (next.done) break;
     bytes += next.value.length;
@@ -322,12 +322,12 @@ export async function digestBody(body: AsyncIterable<Buffer>, maxBytes: number):
   try {
     for await (const piece of body) {
       bytes += piece.length;
-      if (bytes > maxBytes) throw new UserError('DC_BODY_TOO_LARGE', `An output chunk may be at most ${maxBytes} bytes (DJANGOCOMMAND_MAX_OUTPUT_CHUNK).`, 413);
+      if (bytes > maxBytes) throw new UserError('DC_BODY_TOO_LARGE', `An output chunk may be at most ${maxBytes} bytes (DJANGOCOMMAND_MAX_OUTPUT_CHUNK).`);
       hash.update(piece);
     }
   } catch (err) {
     if (err instanceof UserError) throw err;
-    throw new UserError('DC_BAD_REQUEST', 'The request body ended before it was complete.', 400, { incomplete: true });
+    throw new UserError('DC_BAD_REQUEST', 'The request body ended before it was complete.', { incomplete: true });
   }
   return bytes === 0 ? 'no body' : hash.digest('hex');
 }

@@ -58,7 +58,6 @@ export function openSqlite(file: string): Kysely<Database> {
     new UserError(
       'DC_CONFIG',
       'The SQLite driver (better-sqlite3) is not installed or not built for this Node.js. Install it with `npm install better-sqlite3` (or the package without --ignore-scripts), or use PostgreSQL with --database-url.',
-      500,
       { cause: String((err as Error)?.message ?? err).slice(0, 300) },
     );
   let BetterSqlite3: typeof import('better-sqlite3');

@@ -47,7 +47,7 @@ export class KyselyStore implements Store {
     this.dialect = caps.name;
     this.schedules = new ScheduleSql(db, caps);
     this.notifications = new NotificationSql(db, caps);
-    this.shells = new ShellSql(db, caps);
+    this.shells = new ShellSql(db);
     this.retention = new RetentionSql(db, caps);
     this.operations = new OperationsSql(db);
     this.auditChain = new AuditSql(db, caps);
@@ -898,7 +898,7 @@ function encodeCursor(raw: string): string {
 function decodeCursor(cursor: string, shape: RegExp): string {
   const raw = /^[A-Za-z0-9_-]{1,200}$/.test(cursor) ? Buffer.from(cursor, 'base64url').toString('utf8') : '';
   if (!shape.test(raw) || encodeCursor(raw) !== cursor) {
-    throw new UserError('DC_VALIDATION', 'cursor is not one this server gave out; pass next_cursor of the previous page as it is.', 400, { field: 'cursor' });
+    throw new UserError('DC_VALIDATION', 'cursor is not one this server gave out; pass next_cursor of the previous page as it is.', { field: 'cursor' });
   }
   return raw;
 }

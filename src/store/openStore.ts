@@ -31,7 +31,7 @@ export async function openStore(loc: DatabaseLocation): Promise<Store> {
     await store.migrate();
   } catch (err) {
     await store.close().catch(() => undefined);
-    throw new UserError('DC_CONFIG', `Cannot open the database: ${describeDbError(err)}`, 500);
+    throw new UserError('DC_CONFIG', `Cannot open the database: ${describeDbError(err)}`);
   }
   return store;
 }

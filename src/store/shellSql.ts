@@ -1,6 +1,5 @@
 /** ShellStore over Kysely, for SQLite and PostgreSQL. */
 import { sql, type Kysely, type Selectable } from 'kysely';
-import type { Capabilities } from './dialects.js';
 import type { Database } from './schema.js';
 import type { ShellSession, ShellSessionPatch, ShellSettings, ShellStatus, ShellStore } from './shellStore.js';
 
@@ -71,10 +70,8 @@ function toSession(r: Selectable<ShellSessionsTable>): ShellSession {
 }
 
 export class ShellSql implements ShellStore {
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly caps: Capabilities,
-  ) {}
+  /** Nothing here differs between SQLite and PostgreSQL. */
+  constructor(private readonly db: Kysely<Database>) {}
 
   async createSession(s: ShellSession): Promise<void> {
     await this.db
@@ -173,6 +170,5 @@ export class ShellSql implements ShellStore {
       .values(values)
       .onConflict((oc) => oc.column('project_id').doUpdateSet({ enabled: values.enabled, idle_timeout_seconds: values.idle_timeout_seconds, updated_at: values.updated_at, updated_by: values.updated_by }))
       .execute();
-    void this.caps;
   }
 }

@@ -74,12 +74,12 @@ describe('the npm tarball, installed globally', () => {
     fs.rmSync(elsewhere, { recursive: true, force: true });
   });
 
-  it('ships only what runs: compiled code, the dashboard, bootstrap.py and the README', () => {
+  it('ships only what runs: compiled code, the dashboard, bootstrap.py and shell.py, and the README', () => {
     const files = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).trim().split('\n').map((f) => f.replace(/^package\//, ''));
-    expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/src/cli/main.js', 'dist/dashboard/index.html', 'src/runner/python/bootstrap.py']));
+    expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/src/cli/main.js', 'dist/dashboard/index.html', 'src/runner/python/bootstrap.py', 'src/runner/python/shell.py']));
     expect(files.filter((f) => /^(dist\/)?(test|bench|example)\//.test(f))).toEqual([]);
     expect(files.filter((f) => f.endsWith('.ts') || f.endsWith('.map'))).toEqual([]);
-    expect(files.filter((f) => f.startsWith('src/') && f !== 'src/runner/python/bootstrap.py')).toEqual([]);
+    expect(files.filter((f) => f.startsWith('src/') && f !== 'src/runner/python/bootstrap.py' && f !== 'src/runner/python/shell.py')).toEqual([]);
   });
 
   it('installs on Node 20 without engine warnings', () => {

@@ -52,13 +52,13 @@ export function kindsOf(type: string, details: Record<string, unknown>, recovery
 export function parseKinds(input: string | readonly string[] | undefined, field = 'on'): string[] {
   if (input === undefined) return [...DEFAULT_KINDS];
   const words = (typeof input === 'string' ? input.split(',') : [...input]).map((w) => w.trim().toLowerCase()).filter(Boolean);
-  if (words.length === 0) throw new UserError('DC_VALIDATION', `${field} names no event kind; give some of ${KNOWN_KINDS.join(', ')}.`, 400, { field });
+  if (words.length === 0) throw new UserError('DC_VALIDATION', `${field} names no event kind; give some of ${KNOWN_KINDS.join(', ')}.`, { field });
   for (const w of words) {
     if ((KNOWN_KINDS as readonly string[]).includes(w)) continue;
     const near = closestNames(w, KNOWN_KINDS);
     if (!KIND_WORD.test(w) || near.length > 0) {
       const hint = near.length ? `did you mean ${near.join(' or ')}? ` : '';
-      throw new UserError('DC_VALIDATION', `"${w}" is not an event kind: ${hint}Kinds: ${KNOWN_KINDS.join(', ')} (or the first word of an event type other parts raise).`, 400, { field });
+      throw new UserError('DC_VALIDATION', `"${w}" is not an event kind: ${hint}Kinds: ${KNOWN_KINDS.join(', ')} (or the first word of an event type other parts raise).`, { field });
     }
   }
   return [...new Set(words)];
@@ -71,7 +71,7 @@ export function parseCommandGlobs(input: string | null | undefined): string | nu
   if (globs.length === 0) return null;
   for (const g of globs) {
     if (!/^[A-Za-z0-9_*?.:-]{1,200}$/.test(g)) {
-      throw new UserError('DC_VALIDATION', `commands "${g}" is not a glob of command names: use letters, digits, _, -, * and ?, e.g. "migrate,clear*".`, 400, { field: 'commands' });
+      throw new UserError('DC_VALIDATION', `commands "${g}" is not a glob of command names: use letters, digits, _, -, * and ?, e.g. "migrate,clear*".`, { field: 'commands' });
     }
   }
   return globs.join(',');

@@ -49,7 +49,7 @@ export function notificationRuntime(config: NotificationConfig, dataDir: string)
 }
 
 export function runtimeOf(core: Core): NotificationRuntime {
-  if (!core.notifications) throw new UserError('DC_CONFIG', 'Notifications are handled by the running server; use the REST API or the CLI against it.', 500);
+  if (!core.notifications) throw new UserError('DC_CONFIG', 'Notifications are handled by the running server; use the REST API or the CLI against it.');
   return core.notifications;
 }
 
@@ -59,11 +59,11 @@ export function smtpHost(url: string, where: string): string {
   try {
     u = new URL(url);
   } catch {
-    throw new UserError('DC_VALIDATION', `${where} is not a URL: give smtp://user:password@host:port (or smtps:// for TLS).`, 400, { field: where });
+    throw new UserError('DC_VALIDATION', `${where} is not a URL: give smtp://user:password@host:port (or smtps:// for TLS).`, { field: where });
   }
   if (u.protocol !== 'smtp:' && u.protocol !== 'smtps:') {
-    throw new UserError('DC_VALIDATION', `${where} must start with smtp:// or smtps://, e.g. smtp://user:password@mail.example.com:587.`, 400, { field: where });
+    throw new UserError('DC_VALIDATION', `${where} must start with smtp:// or smtps://, e.g. smtp://user:password@mail.example.com:587.`, { field: where });
   }
-  if (!u.hostname) throw new UserError('DC_VALIDATION', `${where} names no host: give smtp://user:password@host:port.`, 400, { field: where });
+  if (!u.hostname) throw new UserError('DC_VALIDATION', `${where} names no host: give smtp://user:password@host:port.`, { field: where });
   return u.port ? `${u.hostname}:${u.port}` : u.hostname;
 }

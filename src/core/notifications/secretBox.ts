@@ -38,7 +38,6 @@ export class SecretBox {
       throw new UserError(
         'DC_CONFIG',
         `This channel's secrets were sealed with another server key (key id ${keyId}; this server's is ${this.keyId}). Give every server replica the same DJANGOCOMMAND_SECRET_KEY, or create the channel again.`,
-        500,
       );
     }
     const decipher = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64url'));
@@ -53,7 +52,7 @@ export function parseSecretKey(text: string, where: string): Buffer {
   const t = text.trim();
   const key = /^[0-9a-fA-F]{64}$/.test(t) ? Buffer.from(t, 'hex') : /^[A-Za-z0-9+/_-]{43}=?$/.test(t) ? Buffer.from(t, 'base64url') : undefined;
   if (!key || key.length !== 32) {
-    throw new UserError('DC_CONFIG', `${where} must be 32 random bytes as 64 hex digits or base64 (make one with: openssl rand -base64 32).`, 2);
+    throw new UserError('DC_CONFIG', `${where} must be 32 random bytes as 64 hex digits or base64 (make one with: openssl rand -base64 32).`, undefined, { exitCode: 2 });
   }
   return key;
 }

@@ -53,7 +53,7 @@ export async function syncCodeSchedules(core: Core, caller: RunnerCaller, specs:
     const name = spec.name.trim();
     try {
       if (listed.has(name)) {
-        throw new UserError('DC_VALIDATION', `name: "${name}" is listed twice in DJANGOCOMMAND_SCHEDULES; names are unique in a project.`, 400, { field: 'name' });
+        throw new UserError('DC_VALIDATION', `name: "${name}" is listed twice in DJANGOCOMMAND_SCHEDULES; names are unique in a project.`, { field: 'name' });
       }
       listed.add(name);
       const input = { name, command: spec.command, args: spec.args, cron: spec.cron, timezone: spec.timezone };

@@ -157,7 +157,7 @@ async function settle(core: Core, s: Schedule, held: Held, outcome: 'skipped' | 
 /** The previous run is still active: run now is refused; a cron occurrence waits or is skipped by the overlap policy. */
 async function busy(core: Core, s: Schedule, held: Held, why: string): Promise<FireResult> {
   if (held.trigger === 'manual') {
-    return settle(core, s, held, 'skipped', `${why}: run now waits for nothing`, new UserError('DC_CONCURRENCY_LIMIT', `Schedule ${scheduleLabel(s)}: ${why}. Wait for it to end, or cancel it.`, 409));
+    return settle(core, s, held, 'skipped', `${why}: run now waits for nothing`, new UserError('DC_CONCURRENCY_LIMIT', `Schedule ${scheduleLabel(s)}: ${why}. Wait for it to end, or cancel it.`));
   }
   if (s.overlap === 'queue') {
     const waiting = (await core.store.schedules.listWaiting()).filter((o) => o.scheduleId === s.id);

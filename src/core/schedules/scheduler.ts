@@ -135,12 +135,22 @@ export class Scheduler {
   async fireDue(): Promise<PassReport> {
     const report = emptyReport();
     for (;;) {
-      const due = shuffle(await this.core.store.schedules.listDue(this.core.now() + this.claimAheadMs, this.batch));
+      // Claim in batches for as long as the earliest claimed occurrence is not due yet, so that a
+      // burst of thousands due in the same second is all claimed ahead and only made at the due time.
       const now = this.core.now();
       const claimed: Array<{ schedule: Schedule; occurrences: NewOccurrence[] }> = [];
-      for (let i = 0; i < due.length; i += CLAIM_BATCH) {
-        claimed.push(...(await this.core.store.schedules.claimDue(due.slice(i, i + CLAIM_BATCH), (s) => planDue(s, Math.max(now, s.nextDueAt!), this.owner))));
-      }
+      let more: boolean;
+      let earliest = Infinity;
+      do {
+        const due = shuffle(await this.core.store.schedules.listDue(this.core.now() + this.claimAheadMs, this.batch));
+        const at = this.core.now();
+        for (let i = 0; i < due.length; i += CLAIM_BATCH) {
+          const made = await this.core.store.schedules.claimDue(due.slice(i, i + CLAIM_BATCH), (s) => planDue(s, Math.max(at, s.nextDueAt!), this.owner));
+          for (const c of made) for (const o of c.occurrences) if (o.outcome === 'pending') earliest = Math.min(earliest, o.dueAt);
+          claimed.push(...made);
+        }
+        more = due.length === this.batch;
+      } while (more && claimed.length < MAX_CLAIMED_AHEAD && earliest > this.core.now());
       const byDue = new Map<number, { firings: Firing[]; missed: Array<() => Promise<void>> }>();
       const at = (t: number) => byDue.get(t) ?? byDue.set(t, { firings: [], missed: [] }).get(t)!;
       for (const { schedule, occurrences } of claimed) {
@@ -177,7 +187,7 @@ export class Scheduler {
           this.parallel,
         );
       }
-      if (due.length < this.batch) return report;
+      if (!more) return report;
     }
   }
 
@@ -340,6 +350,8 @@ async function inParallel(work: Array<() => Promise<void>>, n: number): Promise<
 }
 
 const CLAIM_BATCH = 50;
+/** Occurrences claimed ahead before any is started (a bound on one pass's memory). */
+const MAX_CLAIMED_AHEAD = 20_000;
 /** Occurrences made in one createExecutions (one transaction for the executions, one for their audit events). */
 const FIRE_CHUNK = 100;
 

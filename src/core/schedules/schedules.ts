@@ -50,38 +50,37 @@ export interface ScheduleInput {
 export function checkTiming(cron: string, timezone: string, from: number): number {
   const checked = checkCron(cron);
   if ('problem' in checked) {
-    throw new UserError('DC_BAD_CRON', `cron: ${checked.problem.message}`, 400, { field: 'cron', ...(checked.problem.cronField ? { cron_field: checked.problem.cronField } : {}) });
+    throw new UserError('DC_BAD_CRON', `cron: ${checked.problem.message}`, { field: 'cron', ...(checked.problem.cronField ? { cron_field: checked.problem.cronField } : {}) });
   }
   if (!isTimeZone(timezone)) {
     const close = closestNames(timezone, knownTimeZones());
     throw new UserError(
       'DC_UNKNOWN_TIMEZONE',
       `timezone: "${timezone}" is not a known IANA time zone (like Europe/Amsterdam or UTC).${close.length ? ` Did you mean ${close.map((z) => `"${z}"`).join(' or ')}?` : ''}`,
-      400,
       { field: 'timezone', ...(close.length ? { did_you_mean: close } : {}) },
     );
   }
   const next = nextOccurrence(cron, timezone, from);
-  if (next === null) throw new UserError('DC_BAD_CRON', `cron: "${cron}" never fires (a date that does not exist, like 31 February).`, 400, { field: 'cron' });
+  if (next === null) throw new UserError('DC_BAD_CRON', `cron: "${cron}" never fires (a date that does not exist, like 31 February).`, { field: 'cron' });
   return next;
 }
 
 function checkPolicies(input: ScheduleInput): void {
   if (input.overlap !== undefined && !OVERLAP_POLICIES.includes(input.overlap)) {
-    throw new UserError('DC_VALIDATION', `overlap must be ${OVERLAP_POLICIES.join(' or ')}.`, 400, { field: 'overlap' });
+    throw new UserError('DC_VALIDATION', `overlap must be ${OVERLAP_POLICIES.join(' or ')}.`, { field: 'overlap' });
   }
   if (input.misfire !== undefined && !MISFIRE_POLICIES.includes(input.misfire)) {
-    throw new UserError('DC_VALIDATION', `misfire must be ${MISFIRE_POLICIES.join(' or ')}.`, 400, { field: 'misfire' });
+    throw new UserError('DC_VALIDATION', `misfire must be ${MISFIRE_POLICIES.join(' or ')}.`, { field: 'misfire' });
   }
   if (input.catchUpSeconds !== undefined && (!Number.isInteger(input.catchUpSeconds) || input.catchUpSeconds < 0 || input.catchUpSeconds > MAX_TIMEOUT_SECONDS)) {
-    throw new UserError('DC_VALIDATION', `catch_up_window must be a whole number of seconds from 0 to ${MAX_TIMEOUT_SECONDS}.`, 400, { field: 'catch_up_window' });
+    throw new UserError('DC_VALIDATION', `catch_up_window must be a whole number of seconds from 0 to ${MAX_TIMEOUT_SECONDS}.`, { field: 'catch_up_window' });
   }
   const every = input.healthEveryMinutes;
   if (every !== undefined && every !== null && (!Number.isInteger(every) || every < 1 || every > MAX_HEALTH_EVERY_MINUTES)) {
-    throw new UserError('DC_VALIDATION', `health_every must be a whole number of minutes from 1 to ${MAX_HEALTH_EVERY_MINUTES}.`, 400, { field: 'health_every' });
+    throw new UserError('DC_VALIDATION', `health_every must be a whole number of minutes from 1 to ${MAX_HEALTH_EVERY_MINUTES}.`, { field: 'health_every' });
   }
   if (input.name !== undefined && input.name !== null && (input.name.trim().length === 0 || input.name.length > 200 || /[\u0000-\u001f\u007f]/.test(input.name))) {
-    throw new UserError('DC_VALIDATION', 'name must be 1 to 200 characters without control characters.', 400, { field: 'name' });
+    throw new UserError('DC_VALIDATION', 'name must be 1 to 200 characters without control characters.', { field: 'name' });
   }
 }
 
@@ -91,7 +90,7 @@ async function checkNameFree(core: Core, projectId: string, name: string | null 
   if (!wanted) return;
   const taken = (await core.store.schedules.listSchedules(projectId)).find((s) => s.source === 'code' && s.name === wanted && s.id !== exceptId);
   if (taken) {
-    throw new UserError('DC_SCHEDULE_NAME_TAKEN', `name: the schedule "${wanted}" is defined in DJANGOCOMMAND_SCHEDULES (schedule ${taken.id}); choose another name.`, 409, { field: 'name', schedule_id: taken.id });
+    throw new UserError('DC_SCHEDULE_NAME_TAKEN', `name: the schedule "${wanted}" is defined in DJANGOCOMMAND_SCHEDULES (schedule ${taken.id}); choose another name.`, { field: 'name', schedule_id: taken.id });
   }
 }
 
@@ -101,15 +100,14 @@ function refuseCode(s: Schedule, verb: string): void {
   throw new UserError(
     'DC_SCHEDULE_FROM_CODE',
     `Schedule "${s.name}" is defined in DJANGOCOMMAND_SCHEDULES: ${verb} it in the Django settings and deploy (the runner reports the change). Pause and resume work.`,
-    409,
     { schedule_id: s.id },
   );
 }
 
 export async function createSchedule(core: Core, actor: Actor, project: Project, input: ScheduleInput, source: ScheduleSource = 'api'): Promise<Schedule> {
   if (source === 'api') await checkNameFree(core, project.id, input.name);
-  if (!input.command) throw new UserError('DC_VALIDATION', 'command is required.', 400, { field: 'command' });
-  if (!input.cron) throw new UserError('DC_VALIDATION', 'cron is required (5 fields, or @hourly @daily @weekly @monthly @yearly).', 400, { field: 'cron' });
+  if (!input.command) throw new UserError('DC_VALIDATION', 'command is required.', { field: 'command' });
+  if (!input.cron) throw new UserError('DC_VALIDATION', 'cron is required (5 fields, or @hourly @daily @weekly @monthly @yearly).', { field: 'cron' });
   const now = core.now();
   const timezone = input.timezone ?? 'UTC';
   const first = checkTiming(input.cron, timezone, now);
@@ -159,7 +157,7 @@ export async function createSchedule(core: Core, actor: Actor, project: Project,
 
 export async function getSchedule(core: Core, id: string): Promise<Schedule> {
   const s = /^[0-9a-f-]{36}$/i.test(id) ? await core.store.schedules.getSchedule(id.toLowerCase()) : undefined;
-  if (!s || s.deletedAt !== null) throw new UserError('DC_UNKNOWN_SCHEDULE', `No schedule ${id}: list them with \`djangocommand schedule list\`.`, 404, { field: 'schedule' });
+  if (!s || s.deletedAt !== null) throw new UserError('DC_UNKNOWN_SCHEDULE', `No schedule ${id}: list them with \`djangocommand schedule list\`.`, { field: 'schedule' });
   return s;
 }
 
@@ -175,7 +173,7 @@ export async function editSchedule(core: Core, actor: Actor, id: string, input: 
 export async function changeSchedule(core: Core, actor: Actor, before: Schedule, input: ScheduleInput): Promise<Schedule> {
   const id = before.id;
   const project = await core.store.getProject(before.projectId);
-  if (!project) throw new UserError('DC_UNKNOWN_PROJECT', 'The schedule\'s project no longer exists.', 404);
+  if (!project) throw new UserError('DC_UNKNOWN_PROJECT', 'The schedule\'s project no longer exists.');
   const now = core.now();
   const cron = input.cron ?? before.cron;
   const timezone = input.timezone ?? before.timezone;
@@ -210,7 +208,7 @@ export async function changeSchedule(core: Core, actor: Actor, before: Schedule,
   // A new timing starts from now: occurrences already past are not fired again.
   if (!before.paused && (cron.trim() !== before.cron || timezone !== before.timezone)) patch.nextDueAt = first;
   const after = await core.store.schedules.updateSchedule(before.id, patch);
-  if (!after) throw new UserError('DC_UNKNOWN_SCHEDULE', `No schedule ${id}.`, 404, { field: 'schedule' });
+  if (!after) throw new UserError('DC_UNKNOWN_SCHEDULE', `No schedule ${id}.`, { field: 'schedule' });
   const changes = diff(auditedFields(before), auditedFields(after));
   await audit(core, actor, { action: 'schedule.update', projectId: before.projectId, details: { schedule_id: before.id, ...(before.source === 'code' ? { source: 'code' } : {}), changes } });
   core.notifier.publish(topics.schedules);

@@ -143,7 +143,7 @@ export function registerChannelRoutes(app: FastifyInstance, core: Core): void {
       const c = await getChannel(core, (request.params as { id: string }).id);
       const q = request.query as { limit?: string; before?: string };
       const before = q.before === undefined ? undefined : Number(q.before);
-      if (before !== undefined && (!Number.isInteger(before) || before < 1)) throw new UserError('DC_VALIDATION', 'before must be a delivery id.', 400, { field: 'before' });
+      if (before !== undefined && (!Number.isInteger(before) || before < 1)) throw new UserError('DC_VALIDATION', 'before must be a delivery id.', { field: 'before' });
       return { items: await deliveryViews(await core.store.notifications.listDeliveries(c.id, parseLimit(q.limit, 50), before)) };
     },
   );
@@ -154,7 +154,7 @@ function parseWait(body: unknown): number {
   if (body === undefined || body === null) return 0;
   const { wait, ...rest } = typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : { wait: NaN };
   if (Object.keys(rest).length > 0 || (wait !== undefined && (typeof wait !== 'number' || !Number.isInteger(wait) || wait < 0 || wait > 60))) {
-    throw new UserError('DC_VALIDATION', 'The body must be like {"wait": 10}: whole seconds from 0 to 60.', 400, { field: 'body.wait' });
+    throw new UserError('DC_VALIDATION', 'The body must be like {"wait": 10}: whole seconds from 0 to 60.', { field: 'body.wait' });
   }
   return (wait as number | undefined) ?? 0;
 }

@@ -70,7 +70,7 @@ export function registerExecutionRoutes(app: FastifyInstance, core: Core): void 
   const view = async (e: Execution) => executionView(e, await projectName(e.projectId));
   const load = async (request: FastifyRequest) => {
     const { id } = request.params as { id: string };
-    if (!UUID.test(id)) throw new UserError('DC_BAD_ID', `"${id.slice(0, 40)}" is not an execution id (a UUID).`, 400);
+    if (!UUID.test(id)) throw new UserError('DC_BAD_ID', `"${id.slice(0, 40)}" is not an execution id (a UUID).`);
     return getExecutionIn(core, id.toLowerCase());
   };
 
@@ -108,7 +108,7 @@ export function registerExecutionRoutes(app: FastifyInstance, core: Core): void 
     const project = q.project ? await resolveProject(core, q.project) : undefined;
     const statuses = q.status ? q.status.split(',').map((s) => s.trim()) : undefined;
     const bad = statuses?.find((s) => !isExecutionStatus(s));
-    if (bad) throw new UserError('DC_VALIDATION', `"${bad}" is not an execution status.`, 400, { field: 'status' });
+    if (bad) throw new UserError('DC_VALIDATION', `"${bad}" is not an execution status.`, { field: 'status' });
     const page = await core.store.listExecutions(
       {
         projectId: project?.id,
@@ -141,7 +141,7 @@ export function registerExecutionRoutes(app: FastifyInstance, core: Core): void 
     const e = await load(request);
     const q = request.query as { after?: string; limit?: string };
     const after = q.after === undefined ? 0 : Number(q.after);
-    if (!Number.isSafeInteger(after) || after < 0 || after > 2 ** 31 - 1) throw new UserError('DC_VALIDATION', 'after must be a chunk number (0 or more).', 400, { field: 'after' });
+    if (!Number.isSafeInteger(after) || after < 0 || after > 2 ** 31 - 1) throw new UserError('DC_VALIDATION', 'after must be a chunk number (0 or more).', { field: 'after' });
     const limit = parseLimit(q.limit, 100);
     const chunks = await core.store.readOutput(e.id, after, limit);
     const last = chunks[chunks.length - 1];
@@ -276,17 +276,17 @@ async function streamEvents(
 function parseWait(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
   const n = Number(raw);
-  if (!/^\d+$/.test(raw) || n < 1 || n > 3600) throw new UserError('DC_VALIDATION', 'wait must be a whole number of seconds from 1 to 3600.', 400, { field: 'wait' });
+  if (!/^\d+$/.test(raw) || n < 1 || n > 3600) throw new UserError('DC_VALIDATION', 'wait must be a whole number of seconds from 1 to 3600.', { field: 'wait' });
   return n;
 }
 
 /** The cancel body is optional (a bare POST cancels gracefully), which a route schema cannot say. */
 function parseCancelBody(body: unknown): boolean {
   if (body === undefined || body === null) return false;
-  if (typeof body !== 'object' || Array.isArray(body)) throw new UserError('DC_VALIDATION', 'The body must be an object like {"force": true}.', 400, { field: 'body' });
+  if (typeof body !== 'object' || Array.isArray(body)) throw new UserError('DC_VALIDATION', 'The body must be an object like {"force": true}.', { field: 'body' });
   const { force, ...rest } = body as Record<string, unknown>;
   const extra = Object.keys(rest)[0];
-  if (extra !== undefined) throw new UserError('DC_VALIDATION', `body must NOT have additional properties (${extra}).`, 400, { field: 'body' });
-  if (force !== undefined && typeof force !== 'boolean') throw new UserError('DC_VALIDATION', 'body.force must be true or false.', 400, { field: 'body.force' });
+  if (extra !== undefined) throw new UserError('DC_VALIDATION', `body must NOT have additional properties (${extra}).`, { field: 'body' });
+  if (force !== undefined && typeof force !== 'boolean') throw new UserError('DC_VALIDATION', 'body.force must be true or false.', { field: 'body.force' });
   return force === true;
 }

@@ -35,7 +35,7 @@ export function registerManageRoutes(app: FastifyInstance, core: Core): void {
     const q = request.query as { project?: string; timeout?: string };
     const waitSeconds = q.timeout === undefined ? DEFAULT_WAIT_S : Number(q.timeout);
     if (!Number.isInteger(waitSeconds) || waitSeconds < 1 || waitSeconds > MAX_WAIT_S) {
-      throw new UserError('DC_VALIDATION', `timeout must be a whole number of seconds from 1 to ${MAX_WAIT_S}.`, 400, { field: 'timeout' });
+      throw new UserError('DC_VALIDATION', `timeout must be a whole number of seconds from 1 to ${MAX_WAIT_S}.`, { field: 'timeout' });
     }
     const project = await resolveProject(core, q.project);
     const options = optionsOf(request.body);
@@ -45,7 +45,7 @@ export function registerManageRoutes(app: FastifyInstance, core: Core): void {
       return answer(request, reply, 403, 'Command not allowed', { status: 'not_allowed', code: known ? 'DC_COMMAND_NOT_ALLOWED' : 'DC_UNKNOWN_COMMAND', error: known?.refused ?? `Project "${project.name}" has no command "${command}".` });
     }
     const mapped = optionsToArgv(known.schema, options);
-    if ('problem' in mapped) throw new UserError('DC_BAD_ARGS', `${command}: ${mapped.problem.message}`, 400, { field: mapped.problem.field });
+    if ('problem' in mapped) throw new UserError('DC_BAD_ARGS', `${command}: ${mapped.problem.message}`, { field: mapped.problem.field });
     const e = await createExecution(core, caller.actor, project, { command, argv: mapped.argv, timeoutSeconds: waitSeconds });
     const gone = new AbortController();
     request.raw.once('close', () => gone.abort());
@@ -65,7 +65,7 @@ export function registerManageRoutes(app: FastifyInstance, core: Core): void {
 /** The options: the body itself, or its `data` member as django-middle-management's README sends them. */
 function optionsOf(body: unknown): Record<string, unknown> {
   if (body === undefined || body === null) return {};
-  if (typeof body !== 'object' || Array.isArray(body)) throw new UserError('DC_VALIDATION', 'The body must be a JSON object of options, e.g. {"data": {"app_label": "shop"}}.', 400, { field: 'body' });
+  if (typeof body !== 'object' || Array.isArray(body)) throw new UserError('DC_VALIDATION', 'The body must be a JSON object of options, e.g. {"data": {"app_label": "shop"}}.', { field: 'body' });
   const keys = Object.keys(body);
   const data = (body as { data?: unknown }).data;
   if (keys.length === 1 && keys[0] === 'data' && typeof data === 'object' && data !== null && !Array.isArray(data)) return data as Record<string, unknown>;

@@ -82,7 +82,7 @@ export function registerProjectRoutes(app: FastifyInstance, core: Core): void {
     const params = request.params as { project: string; key: string };
     const p = await resolveProject(core, params.project);
     const key = (await core.store.listRunnerKeys(p.id)).find((k) => k.id === params.key || k.prefix === params.key);
-    if (!key) throw new UserError('DC_UNKNOWN_KEY', `Project "${p.name}" has no runner key "${params.key}".`, 404);
+    if (!key) throw new UserError('DC_UNKNOWN_KEY', `Project "${p.name}" has no runner key "${params.key}".`);
     return runnerKeyView(await revokeRunnerKey(core, caller.actor, key.id));
   });
 
@@ -97,7 +97,7 @@ export function registerProjectRoutes(app: FastifyInstance, core: Core): void {
     const params = request.params as { project: string; name: string };
     const p = await resolveProject(core, params.project);
     const c = await core.store.getCommand(p.id, params.name);
-    if (!c) throw new UserError('DC_UNKNOWN_COMMAND', `Project "${p.name}" has no command "${params.name}".`, 404);
+    if (!c) throw new UserError('DC_UNKNOWN_COMMAND', `Project "${p.name}" has no command "${params.name}".`);
     return commandView(c, core.settings.defaultConcurrency);
   });
 
@@ -111,7 +111,7 @@ export function registerProjectRoutes(app: FastifyInstance, core: Core): void {
       const p = await resolveProject(core, params.project);
       const body = request.body as { max_concurrency?: number | null; read_only_default?: boolean };
       if (!(await core.store.getCommand(p.id, params.name))) {
-        throw new UserError('DC_UNKNOWN_COMMAND', `Project "${p.name}" has no command "${params.name}".`, 404);
+        throw new UserError('DC_UNKNOWN_COMMAND', `Project "${p.name}" has no command "${params.name}".`);
       }
       if (body.max_concurrency !== undefined) await core.store.setCommandConcurrency(p.id, params.name, body.max_concurrency);
       if (body.read_only_default !== undefined) await core.store.setCommandReadOnly(p.id, params.name, body.read_only_default);

@@ -8,7 +8,7 @@ export function parseLimit(value: string | undefined, fallback = 50): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE) {
-    throw new UserError('DC_VALIDATION', `limit must be a whole number from 1 to ${MAX_PAGE}.`, 400, { field: 'limit' });
+    throw new UserError('DC_VALIDATION', `limit must be a whole number from 1 to ${MAX_PAGE}.`, { field: 'limit' });
   }
   return n;
 }
@@ -19,7 +19,7 @@ export function parseLimit(value: string | undefined, fallback = 50): number {
  */
 export function parseText(value: string | undefined, field: string): string | undefined {
   if (value === undefined) return undefined;
-  if (/[\u0000-\u001f\u007f]/.test(value)) throw new UserError('DC_VALIDATION', `${field} may not contain control characters.`, 400, { field });
+  if (/[\u0000-\u001f\u007f]/.test(value)) throw new UserError('DC_VALIDATION', `${field} may not contain control characters.`, { field });
   return value;
 }
 
@@ -27,6 +27,6 @@ export function parseTime(value: string | undefined, field: string): number | un
   if (value === undefined) return undefined;
   const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
   // Beyond what a Date can hold, a number would not fit the database's bigint either.
-  if (!Number.isFinite(ms) || Math.abs(ms) > MAX_DATE_MS) throw new UserError('DC_VALIDATION', `${field} must be an ISO 8601 time or unix milliseconds.`, 400, { field });
+  if (!Number.isFinite(ms) || Math.abs(ms) > MAX_DATE_MS) throw new UserError('DC_VALIDATION', `${field} must be an ISO 8601 time or unix milliseconds.`, { field });
   return ms;
 }

@@ -115,7 +115,7 @@ export function registerRunnerV1Routes(app: FastifyInstance, core: Core, maxBody
       },
       async (request, reply) => {
         if (!/^application\/json\b/i.test(request.headers['content-type'] ?? '')) {
-          throw new UserError('DC_BAD_REQUEST', 'Send JSON with "Content-Type: application/json".', 415);
+          throw new UserError('DC_UNSUPPORTED_MEDIA_TYPE', 'Send JSON with "Content-Type: application/json".');
         }
         const length = Number(request.headers['content-length']);
         const contentLength = request.headers['content-length'] !== undefined && Number.isSafeInteger(length) && length >= 0 ? length : undefined;
@@ -128,7 +128,7 @@ export function registerRunnerV1Routes(app: FastifyInstance, core: Core, maxBody
           if (await claimNonce(request, reply, fingerprint(digest))) return reply;
           // The earlier attempt let go of the nonce meanwhile (its body broke off), and this
           // body has been read: the client's retry of a 503 carries the chunk again.
-          throw new UserError('DC_RETRY', 'This request raced with an earlier attempt of it; send it again.', 503);
+          throw new UserError('DC_RETRY', 'This request raced with an earlier attempt of it; send it again.');
         }
         const output = await v1.openOutput(core, caller(request), (request.params as IdParams).id);
         try {

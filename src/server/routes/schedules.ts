@@ -72,7 +72,7 @@ function inputOf(body: ScheduleBody): ScheduleInput {
 function count(value: string | undefined, fallback: number, max: number, field: string): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > max) throw new UserError('DC_VALIDATION', `${field} must be a whole number from 1 to ${max}.`, 400, { field });
+  if (!/^\d+$/.test(value) || n < 1 || n > max) throw new UserError('DC_VALIDATION', `${field} must be a whole number from 1 to ${max}.`, { field });
   return n;
 }
 

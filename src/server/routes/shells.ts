@@ -61,7 +61,7 @@ function settingsView(s: ShellSettings) {
 
 /** Recordings hold what was typed and printed: its owner and admins only. */
 function mayRead(caller: Caller, s: ShellSession): void {
-  if (s.userId !== caller.user.id && !caller.user.isAdmin) throw new UserError('DC_FORBIDDEN', "Only an admin or the shell's owner may see a shell session.", 403);
+  if (s.userId !== caller.user.id && !caller.user.isAdmin) throw new UserError('DC_FORBIDDEN', "Only an admin or the shell's owner may see a shell session.");
 }
 
 export function registerShellRoutes(app: FastifyInstance, core: Core, shells: ShellSessions): void {
@@ -70,7 +70,7 @@ export function registerShellRoutes(app: FastifyInstance, core: Core, shells: Sh
   async function load(request: FastifyRequest, caller: Caller): Promise<ShellSession> {
     const { id } = request.params as { id: string };
     const s = await core.store.shells.getSession(id);
-    if (!s) throw new UserError('DC_UNKNOWN_SHELL', `No shell session ${id}.`, 404);
+    if (!s) throw new UserError('DC_UNKNOWN_SHELL', `No shell session ${id}.`);
     mayRead(caller, s);
     return s;
   }
@@ -89,7 +89,7 @@ export function registerShellRoutes(app: FastifyInstance, core: Core, shells: Sh
 
   app.get('/api/v1/projects/:project/shells', { schema: { tags, params: ProjectParams, querystring: ListQuery } }, async (request) => {
     const caller = await requireUser(core, request);
-    if (!caller.user.isAdmin) throw new UserError('DC_FORBIDDEN', 'Only an admin may list shell sessions.', 403);
+    if (!caller.user.isAdmin) throw new UserError('DC_FORBIDDEN', 'Only an admin may list shell sessions.');
     const p = await resolveProject(core, (request.params as { project: string }).project);
     const limit = Math.min(500, Math.max(1, Number((request.query as { limit?: string }).limit ?? 100)));
     return { items: (await core.store.shells.listSessions(p.id, limit)).map((s) => shellView(s, p.name, shells.isLive(s.id))) };

@@ -46,7 +46,7 @@ export function registerUserRoutes(app: FastifyInstance, core: Core): void {
 
   app.get('/api/v1/session', { schema: { tags } }, async (request) => {
     const caller = await requireUser(core, request);
-    if (!caller.session) throw new UserError('DC_UNAUTHENTICATED', 'No browser session (this request used an API token).', 401);
+    if (!caller.session) throw new UserError('DC_UNAUTHENTICATED', 'No browser session (this request used an API token).');
     return { user: { id: caller.user.id, email: caller.user.email, is_admin: caller.user.isAdmin }, csrf_token: caller.session.csrfToken };
   });
 

@@ -10,27 +10,13 @@ import WebSocket from 'ws';
 import { ApiClient, type ClientOptions } from './apiClient.js';
 import { UserError } from '../shared/errors.js';
 import type { ShellClientEvent } from '../shared/shellProtocol.js';
+import type { ShellView } from '../shared/shellsApi.js';
 
 type Flags = ClientOptions & { json?: boolean; project?: string };
 const enc = encodeURIComponent;
 const out = (line: string): void => void process.stdout.write(line + '\n');
 /** How long a dropped connection is tried again before giving up (the server keeps the shell for 60 s). */
 const REATTACH_FOR_MS = 50_000;
-
-interface ShellView {
-  id: string;
-  project: string;
-  user: string;
-  status: string;
-  live: boolean;
-  read_only: boolean;
-  became_writable: boolean;
-  opened_at: string;
-  ended_at: string | null;
-  duration_ms: number | null;
-  end_reason: string | null;
-  attach_path: string;
-}
 
 function clientOptions(cmd: Command): Command {
   return cmd.option('--url <url>', 'server address (env DJANGOCOMMAND_URL)').option('--token <token>', 'personal API token (env DJANGOCOMMAND_TOKEN)');

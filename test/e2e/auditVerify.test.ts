@@ -11,7 +11,7 @@ import { sql } from 'kysely';
 import { DB_KINDS, freshDatabase, type FreshDatabase } from '../support/databases.js';
 import { setUpProject, startServer, type ServerHandle } from '../support/serverProcess.js';
 import { openDatabase } from '../../src/store/openStore.js';
-import { launchBrowser } from '../support/browser.js';
+import { launchBrowser, signIn as signInWithForm } from '../support/browser.js';
 
 describe.each(DB_KINDS)('admin audit verify on %s', (kind) => {
   let db: FreshDatabase;
@@ -78,10 +78,7 @@ describe.each(DB_KINDS)('admin audit verify on %s', (kind) => {
         const browser = await launchBrowser();
         try {
           const { page } = browser;
-          await page.goto(server.url + '/');
-          await page.getByLabel('Email').fill('admin@localhost');
-          await page.getByLabel('Password').fill('correct horse battery staple');
-          await page.getByRole('button', { name: 'Sign in' }).click();
+          await signInWithForm(page, server.url + '/', 'admin@localhost', 'correct horse battery staple');
           await page.waitForURL(/#\//);
           await page.goto(server.url + '/#/audit');
           const status = page.getByTestId('audit-chain');

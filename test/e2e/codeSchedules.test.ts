@@ -11,7 +11,7 @@ import { setUpProject, startServer, waitFor, type ServerHandle } from '../suppor
 import { exampleProject, type ExampleProject } from '../support/example.js';
 import { runnerCli, runnerEnv, startRunner, type RunnerHandle } from '../support/runnerProcess.js';
 import type { ScheduleView } from '../../src/shared/schedulesApi.js';
-import { launchBrowser, screenshot } from '../support/browser.js';
+import { launchBrowser, screenshot, signIn } from '../support/browser.js';
 
 const SETTINGS = ['--settings', 'exampleproject.settings_schedules', '--no-warm'];
 
@@ -79,10 +79,7 @@ describe('schedules as code (TypeScript runner, SQLite)', () => {
     const browser = await launchBrowser();
     try {
       const page = browser.page;
-      await page.goto(server.url);
-      await page.getByLabel('Email').fill('admin@localhost');
-      await page.getByLabel('Password').fill('correct horse battery staple');
-      await page.getByRole('button', { name: 'Sign in' }).click();
+      await signIn(page, server.url, 'admin@localhost', 'correct horse battery staple');
       await page.getByRole('heading', { name: 'Projects' }).waitFor();
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Schedules' }).click();
       const row = page.locator('tr', { hasText: 'nightly sessions' });

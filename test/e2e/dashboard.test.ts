@@ -15,7 +15,7 @@ import { freshDatabase, type FreshDatabase } from '../support/databases.js';
 import { REPO, setUpProject, startServer, waitFor, type ServerHandle } from '../support/serverProcess.js';
 import { exampleProject } from '../support/example.js';
 import { runnerEnv, startRunner, type RunnerHandle } from '../support/runnerProcess.js';
-import { launchBrowser, screenshot, type BrowserHandle } from '../support/browser.js';
+import { launchBrowser, screenshot, type BrowserHandle, signIn as signInWith } from '../support/browser.js';
 import { V1Client } from '../support/v1Client.js';
 
 const EMAIL = 'admin@localhost';
@@ -28,10 +28,7 @@ function filesUnder(dir: string): string[] {
 }
 
 async function signIn(page: Page, url: string, password = PASSWORD): Promise<void> {
-  await page.goto(url);
-  await page.getByLabel('Email').fill(EMAIL);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await signInWith(page, url, EMAIL, password);
 }
 
 /** The terminal's text (scroll-back included), as the page shows it. */

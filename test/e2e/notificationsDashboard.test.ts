@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { freshDatabase, type FreshDatabase } from '../support/databases.js';
 import { setUpProject, startServer, type ServerHandle } from '../support/serverProcess.js';
-import { launchBrowser, screenshot, type BrowserHandle } from '../support/browser.js';
+import { launchBrowser, screenshot, type BrowserHandle, signIn } from '../support/browser.js';
 import { httpReceiver, type HttpReceiver } from '../support/receivers.js';
 
 describe('the Notifications page', () => {
@@ -24,10 +24,7 @@ describe('the Notifications page', () => {
     hook = await httpReceiver();
     browser = await launchBrowser();
     page = browser.page;
-    await page.goto(server.url + '/#/notifications?project=shop');
-    await page.getByLabel('Email').fill('admin@localhost');
-    await page.getByLabel('Password').fill('correct horse battery staple');
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await signIn(page, server.url + '/#/notifications?project=shop', 'admin@localhost', 'correct horse battery staple');
   }, 60_000);
 
   afterAll(async () => {

@@ -10,7 +10,7 @@ import { freshDatabase, type FreshDatabase } from '../support/databases.js';
 import { setUpProject, startServer, type ServerHandle } from '../support/serverProcess.js';
 import { exampleProject, type ExampleProject } from '../support/example.js';
 import { runnerEnv, startRunner, type RunnerHandle } from '../support/runnerProcess.js';
-import { launchBrowser, screenshot, type BrowserHandle } from '../support/browser.js';
+import { launchBrowser, screenshot, type BrowserHandle, signIn } from '../support/browser.js';
 
 const EMAIL = 'admin@localhost';
 const PASSWORD = 'correct horse battery staple';
@@ -33,10 +33,7 @@ describe('read-only mode in the dashboard', () => {
     runner = await startRunner(runnerEnv(server.url, key, example.env, { EXAMPLE_READONLY_COMMANDS: 'touch_note' }));
     browser = await launchBrowser();
     page = browser.page;
-    await page.goto(server.url + '/');
-    await page.getByLabel('Email').fill(EMAIL);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await signIn(page, server.url + '/', EMAIL, PASSWORD);
     await page.getByRole('heading', { name: 'Projects', level: 1 }).waitFor();
     browser.problems.length = 0; // the 401 of the page asking whether someone is signed in, before sign-in
   }, 120_000);

@@ -18,7 +18,7 @@ import { openDatabase } from '../../src/store/openStore.js';
 import { readDjangoSettings } from '../../src/runner/bootstrap.js';
 import { EXAMPLE_DIR, PYTHON } from '../support/serverProcess.js';
 import { V1Runner } from '../support/v1Runner.js';
-import { launchBrowser } from '../support/browser.js';
+import { launchBrowser, signIn } from '../support/browser.js';
 
 const SECRET_KEY = `sk-${randomBytes(16).toString('hex')}`;
 const DB_PASSWORD = `pw-${randomBytes(8).toString('hex')}`;
@@ -138,10 +138,7 @@ describe('secrets scrubbed on the host (TypeScript runner, protocol v2; the Pyth
       const id: string = (list.items ?? list)[0].id;
 
       const { page } = browser;
-      await page.goto(server.url + '/');
-      await page.getByLabel('Email').fill('admin@localhost');
-      await page.getByLabel('Password').fill('correct horse battery staple');
-      await page.getByRole('button', { name: 'Sign in' }).click();
+      await signIn(page, server.url + '/', 'admin@localhost', 'correct horse battery staple');
       await page.waitForURL(/#\//);
       await page.goto(`${server.url}/#/executions/${id}`);
       await page.getByTestId('output-unscrubbed').waitFor({ timeout: 10_000 });

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { freshDatabase, type FreshDatabase } from '../support/databases.js';
 import { setUpProject, startServer, type ServerHandle } from '../support/serverProcess.js';
-import { launchBrowser, screenshot, type BrowserHandle } from '../support/browser.js';
+import { launchBrowser, screenshot, type BrowserHandle, signIn } from '../support/browser.js';
 import { V1Client } from '../support/v1Client.js';
 
 describe('the schedules pages', () => {
@@ -26,10 +26,7 @@ describe('the schedules pages', () => {
     await new V1Client({ serverUrl: server.url, apiKey: key }).syncCommands(['clearsessions', 'check'].map((name) => ({ name, app_label: 'demo', help_text: `usage: manage.py ${name}` })));
     browser = await launchBrowser();
     page = browser.page;
-    await page.goto(server.url);
-    await page.getByLabel('Email').fill('admin@localhost');
-    await page.getByLabel('Password').fill('correct horse battery staple');
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await signIn(page, server.url, 'admin@localhost', 'correct horse battery staple');
     await page.getByRole('heading', { name: 'Projects' }).waitFor();
   }, 60_000);
   afterAll(async () => {

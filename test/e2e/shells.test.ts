@@ -126,7 +126,7 @@ describe('audited shells (sqlite)', () => {
     await seen(/resized \(100, 30\)/);
     type('from demo.models import Note');
     type("Note.objects.create(text='read-only try')");
-    await seen(/ReadOnlyError: read-only mode[\s\S]*writable\("reason"\)/);
+    await seen(/ReadOnlyError: read-only mode: this shell may not write[\s\S]*writable\("reason"\)/);
     expect(notes()).toBe(before);
 
     type("writable('fix the stuck note 42')");

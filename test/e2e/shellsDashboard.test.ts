@@ -11,7 +11,7 @@ import { freshDatabase, type FreshDatabase } from '../support/databases.js';
 import { setUpProject, startServer, waitFor, type ServerHandle } from '../support/serverProcess.js';
 import { exampleProject, type ExampleProject } from '../support/example.js';
 import { runnerEnv, startRunner, type RunnerHandle } from '../support/runnerProcess.js';
-import { launchBrowser, screenshot, type BrowserHandle } from '../support/browser.js';
+import { launchBrowser, screenshot, type BrowserHandle, signIn } from '../support/browser.js';
 
 const EMAIL = 'admin@localhost';
 const PASSWORD = 'correct horse battery staple';
@@ -52,10 +52,7 @@ describe('audited shells in the dashboard', () => {
     browser = await launchBrowser();
     page = browser.page;
     page.on('dialog', (d) => void d.accept());
-    await page.goto(server.url + '/');
-    await page.getByLabel('Email').fill(EMAIL);
-    await page.getByLabel('Password').fill(PASSWORD);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await signIn(page, server.url + '/', EMAIL, PASSWORD);
     await page.getByRole('heading', { name: 'Projects', level: 1 }).waitFor();
     browser.problems.length = 0;
   }, 120_000);

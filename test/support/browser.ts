@@ -67,3 +67,11 @@ export async function screenshot(page: Page, name: string, fullPage = false): Pr
   await page.screenshot({ path: file, fullPage, animations: 'disabled' });
   return file;
 }
+
+/** Opens the dashboard at `url` and signs in with the form, as a person does. */
+export async function signIn(page: Page, url: string, email: string, password: string): Promise<void> {
+  await page.goto(url);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}

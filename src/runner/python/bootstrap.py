@@ -852,7 +852,7 @@ class ReadOnlyError(Exception):
         self.statement = statement
 
 
-_READ_ONLY = {'active': False, 'hint': READ_ONLY_DEFAULT_HINT, 'refused': 0, 'error_class': None,
+_READ_ONLY = {'active': False, 'hint': READ_ONLY_DEFAULT_HINT, 'subject': 'this run', 'refused': 0, 'error_class': None,
               'signal': False}
 
 # Statements that only read (or manage transactions); anything else is refused.
@@ -961,8 +961,8 @@ def _read_only_error_class():
 
 def _refuse(alias, statement):
     _READ_ONLY['refused'] += 1
-    message = ('read-only mode: this run may not write to the database (%s refused on database %r); %s'
-               % (statement, alias, _READ_ONLY['hint']))
+    message = ('read-only mode: %s may not write to the database (%s refused on database %r); %s'
+               % (_READ_ONLY['subject'], statement, alias, _READ_ONLY['hint']))
     return _read_only_error_class()(message, alias=alias, statement=statement)
 
 
@@ -1018,12 +1018,14 @@ def _on_connection_created(sender, connection, **kwargs):
         _apply_session(connection, True)
 
 
-def enable_read_only(hint=None):
-    """Make every database alias read-only in this process (see the module contract)."""
+def enable_read_only(hint=None, subject='this run'):
+    """Make every database alias read-only in this process (see the module contract).
+    `subject` names what may not write in the refusal ("this run", "this shell")."""
     from django.db import connections
     from django.db.backends.signals import connection_created
     _read_only_error_class()
     _READ_ONLY['hint'] = hint or READ_ONLY_DEFAULT_HINT
+    _READ_ONLY['subject'] = subject
     _READ_ONLY['active'] = True
     if not _READ_ONLY['signal']:
         connection_created.connect(_on_connection_created, weak=False, dispatch_uid='djangocommand_read_only')

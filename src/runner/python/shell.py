@@ -91,46 +91,10 @@ def write_all(fd, data):
 
 # --------------------------------------------------------------------------- read-only mode
 
-def _fallback_read_only():
-    """Used only when bootstrap.py has no read-only mode yet: refuse writes in execute_wrapper."""
-    from django.db import connections
-
-    state = {'on': False}
-    allowed = ('SELECT', 'PRAGMA', 'SAVEPOINT', 'RELEASE', 'ROLLBACK', 'BEGIN', 'COMMIT', 'SHOW', 'EXPLAIN', 'SET')
-
-    class ReadOnlyError(Exception):
-        pass
-
-    def wrapper(execute, sql, params, many, context):
-        if state['on']:
-            first = (sql or '').lstrip().split(None, 1)
-            if not first or first[0].upper() not in allowed:
-                raise ReadOnlyError('read-only mode: this shell may not write to the database; '
-                                    'ask for writes with writable("reason")')
-        return execute(sql, params, many, context)
-
-    def install():
-        for alias in connections:
-            conn = connections[alias]
-            if wrapper not in conn.execute_wrappers:
-                conn.execute_wrappers.append(wrapper)
-
-    def enable():
-        install()
-        state['on'] = True
-
-    def disable():
-        state['on'] = False
-
-    return enable, disable
-
-
 def read_only_api():
-    enable = getattr(bootstrap, 'enable_read_only', None)
-    disable = getattr(bootstrap, 'disable_read_only', None)
-    if enable and disable:
-        return (lambda: enable(hint='this is a read-only shell: call writable("reason") to ask for writes')), disable
-    return _fallback_read_only()
+    """bootstrap.py's read-only mode (the same as commands get), worded for a shell."""
+    hint = 'call writable("reason") to ask for writes'
+    return (lambda: bootstrap.enable_read_only(hint=hint, subject='this shell')), bootstrap.disable_read_only
 
 
 # --------------------------------------------------------------------------- the shell (pty child)

@@ -16,6 +16,7 @@ import { iso } from '../../shared/views.js';
 import { requireUser, type Caller } from '../userAuth.js';
 import { watchCredential } from '../liveCredential.js';
 import type { ShellSessions } from '../shellSessions.js';
+import type { ShellSettingsView, ShellView } from '../../shared/shellsApi.js';
 
 const ProjectParams = Type.Object({ project: Type.String({ maxLength: 200 }) });
 const IdParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' }) });
@@ -34,7 +35,7 @@ const SettingsBody = Type.Object(
 );
 const ListQuery = Type.Object({ limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })) }, { additionalProperties: false });
 
-export function shellView(s: ShellSession, projectName: string, live: boolean) {
+export function shellView(s: ShellSession, projectName: string, live: boolean): ShellView {
   return {
     id: s.id,
     project: projectName,
@@ -55,7 +56,7 @@ export function shellView(s: ShellSession, projectName: string, live: boolean) {
   };
 }
 
-function settingsView(s: ShellSettings) {
+function settingsView(s: ShellSettings): ShellSettingsView {
   return { enabled: s.enabled, idle_timeout_seconds: s.idleTimeoutSeconds, updated_at: s.updatedAt ? iso(s.updatedAt) : null, updated_by: s.updatedBy || null };
 }
 

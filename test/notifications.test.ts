@@ -242,6 +242,9 @@ describe.each(DB_KINDS)('notifications on %s', (kind) => {
     await sweep(t.core);
     await sweep(t.core);
     await beat();
+    await sweep(t.core); // runner states are read every 5 s at most, not on every sweep: nothing yet
+    t.clock.now += 5_000;
+    await beat();
     await sweep(t.core);
     await raise(t.core, { type: 'shell.writable', projectId: t.projects.shop.id, details: { reason: 'fix a row', requested_by: 'dev@example.com' } });
     await raise(t.core, { type: 'schedule.missed', projectId: t.projects.shop.id, scheduleId: 's1', details: { schedule_id: 's1', schedule_name: 'nightly', command: 'clearsessions', due_at: '2026-11-22T03:00:00Z', reason: 'no runner online' } });

@@ -37,9 +37,9 @@ const FULL_REVOCATION_CHECK_MS = 60_000;
 const REVOCATION_CLOCK_SLACK_MS = 5 * 60_000;
 const SEEN_PER_WRITE = 250;
 /** Pings (and "last seen" writes) often enough that a live runner never looks offline. */
-const pingEveryMs = (core: Core) => Math.min(10_000, core.settings.runnerOfflineAfterMs / 3);
+const pingEveryMs = (core: Core) => Math.min(20_000, core.settings.runnerOfflineAfterMs / 3);
 /** Writing "last seen" on every output chunk would double the writes; a few times per offline period is enough. */
-const sightEveryMs = (core: Core) => Math.min(5_000, core.settings.runnerOfflineAfterMs / 4);
+const sightEveryMs = (core: Core) => Math.min(15_000, core.settings.runnerOfflineAfterMs / 4);
 
 export class RunnerSessions {
   private readonly wss: WebSocketServer;

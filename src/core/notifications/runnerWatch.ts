@@ -10,8 +10,14 @@ import { runnerOnline } from '../../domain/model.js';
 import type { Core } from '../context.js';
 import { topics } from '../notifier.js';
 
+/** When each server (its Core) last looked: a fleet's states are read every few seconds, not on every sweep. */
+const lastLook = new WeakMap<Core, number>();
+
 export async function announceRunnerChanges(core: Core, hearingSince = -Infinity): Promise<number> {
   const now = core.now();
+  const every = Math.min(5_000, core.settings.runnerOfflineAfterMs / 10);
+  if (now - (lastLook.get(core) ?? -Infinity) < every) return 0;
+  lastLook.set(core, now);
   const canTellOffline = hearingSince <= now - core.settings.runnerOfflineAfterMs;
   let announced = 0;
   for (const { runner: r, known: was } of await core.store.notifications.runnerStateChanges(now - core.settings.runnerOfflineAfterMs)) {

@@ -129,11 +129,11 @@ describe('outages, with our runner', () => {
   let runner: RunnerHandle;
   let cli: Record<string, string>;
   let token: string;
-  // Longer than the runner's reconnect backoff at the outage's length (0.25 s doubling, up to
-  // 16 s here) with room for a loaded CI machine: after a server start, runners get offline +
-  // grace to come back before anything is declared lost.
-  const OFFLINE_S = 15;
-  const GRACE_S = 5;
+  // After a server start, runners get offline + grace to come back before anything is declared
+  // lost. That must be longer than the runner's longest reconnect wait (0.25 s doubling, capped at
+  // 30 s): an attempt that fails just before the restart is followed by one up to 30 s later.
+  const OFFLINE_S = 20;
+  const GRACE_S = 20;
 
   const api = async (path: string) => (await fetch(server.url + path, { headers: { authorization: `Bearer ${token}` } })).json() as Promise<any>;
 

@@ -20,11 +20,8 @@
  *   node dist/bench/fleet.js [--runners 10000] [--projects each|one] [--protocol v2|v1] [--rate 50] [--db postgres]
  */
 import { randomUUID } from 'node:crypto';
-import fs from 'node:fs';
-import WebSocket from 'ws';
-import { commandsHash } from '../src/domain/commandsHash.js';
-import { V2_PATH, V2_PROTOCOL_VERSION, type Hello, type ServerMessage } from '../src/shared/protocolV2.js';
 import { V1Client } from '../test/support/v1Client.js';
+import { COMMAND, connectRunner, cpuOver, type SimRunner } from './simRunner.js';
 import { PROJECT, check, parseOptions, percentile, positiveInt, processMemory, progress, round, runBenchmark, serverPid, sleep, startBenchServer, type BenchServer } from './common.js';
 
 const opts = parseOptions({
@@ -43,23 +40,8 @@ const STEADY_S = positiveInt('steady', opts.steady);
 const POLL_S = positiveInt('poll', opts.poll);
 if (opts.projects !== 'each' && opts.projects !== 'one') throw new Error(`--projects must be each or one, not ${opts.projects}`);
 if (opts.protocol !== 'v2' && opts.protocol !== 'v1') throw new Error(`--protocol must be v2 or v1, not ${opts.protocol}`);
-const COMMAND = { name: 'noop', app_label: 'demo', help_text: 'usage: manage.py noop [-h]', schema: null };
 /** Handshakes in flight at once, as a fleet restarting behind a load balancer would come back. */
 const CONNECTING_AT_ONCE = 200;
-
-/** CPU seconds (user + system) the process has used so far, from /proc/PID/stat. */
-function cpuSeconds(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
-}
-
-/** The server's CPU over `seconds`, in % of one core. */
-async function cpuOver(pid: number, seconds: number): Promise<number> {
-  const before = cpuSeconds(pid);
-  const t0 = Date.now();
-  await sleep(seconds * 1000);
-  return round(((cpuSeconds(pid) - before) / ((Date.now() - t0) / 1000)) * 100, 1);
-}
 
 /** Projects for the runners: `shop` (made with the server) and, with --projects each, one more per runner. */
 async function makeProjects(bench: BenchServer, n: number): Promise<Array<{ name: string; key: string }>> {
@@ -77,49 +59,6 @@ async function makeProjects(bench: BenchServer, n: number): Promise<Array<{ name
   return projects;
 }
 
-interface SimRunner {
-  ws: WebSocket;
-  project: string;
-}
-
-/** One simulated v2 runner; resolves once the server welcomed it (and took its catalogue if it asked). */
-function connectRunner(url: string, project: { name: string; key: string }, runnerId: string, onExecute: (id: string, at: number, ws: WebSocket) => void): Promise<SimRunner> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url.replace(/^http/, 'ws') + V2_PATH, {
-      perMessageDeflate: false,
-      headers: { authorization: `Bearer ${project.key}`, 'x-request-timestamp': String(Math.floor(Date.now() / 1000)), 'x-request-nonce': randomUUID() },
-    });
-    const hello: Hello = {
-      type: 'hello',
-      protocol: V2_PROTOCOL_VERSION,
-      runner_id: runnerId,
-      hostname: 'fleet-host',
-      runner_version: '0.1.0',
-      python_version: '3.11.2',
-      django_version: '4.2',
-      commands_hash: commandsHash([COMMAND]),
-      max_concurrency: 4,
-      running: [],
-    };
-    ws.once('open', () => ws.send(JSON.stringify(hello)));
-    ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: HTTP ${res.statusCode}`)));
-    ws.once('error', reject);
-    ws.on('message', (data) => {
-      const msg = JSON.parse(data.toString()) as ServerMessage;
-      if (msg.type === 'welcome') {
-        if (!msg.commands_in_sync) ws.send(JSON.stringify({ type: 'commands', commands: [COMMAND] }));
-        resolve({ ws, project: project.name });
-      } else if (msg.type === 'execute') {
-        const at = Date.now();
-        onExecute(msg.execution_id, at, ws);
-        ws.send(JSON.stringify({ type: 'started', execution_id: msg.execution_id, pid: 1, warm: true, at }));
-        ws.send(JSON.stringify({ type: 'finished', execution_id: msg.execution_id, exit_code: 0, status: 'success', last_seq: 0, at: Date.now() }));
-      } else if (msg.type === 'error') {
-        progress(`server error to a runner of ${project.name}: ${msg.code} ${msg.message}`);
-      }
-    });
-  });
-}
 
 async function fleetV2(bench: BenchServer, projects: Array<{ name: string; key: string }>): Promise<object> {
   const pid = serverPid(bench);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds once, then runs every benchmark of bench/ one after the other and prints each one's
 # JSON line on stdout (progress goes to stderr). Sizes are smaller than the benchmarks'
-# defaults so the whole run stays under ~10 minutes on a 2-core machine.
+# defaults so the whole run stays under ~10 minutes on a 2-core machine, plus the replica soak
+# at its full length (10 minutes of kills, ~12 minutes in all; always on PostgreSQL).
 #
 #   bash bench/run-all.sh [--db postgres] > results.jsonl
 #
@@ -33,4 +34,5 @@ run schedulePrecision "$@"
 run cliStartup --samples 15 "$@"
 run fleet --runners 2000 --idle 10 --steady 10 "$@"
 run fleet --protocol v1 --runners 500 --idle 10 "$@"
+run soak --duration 600 --kill-every 30 "$@"
 exit $failed

@@ -6,6 +6,7 @@ import { correctedCommandLine, misplacedOptions, type OurOption } from './mispla
 import type { AuditEventView, CommandView, ExecutionView, OutputChunkView, PageView, ProjectView, RunnerView } from '../shared/api.js';
 import { cliExitCode, isTerminal } from '../domain/execution.js';
 import { UserError } from '../shared/errors.js';
+import { approvalNotice, awaitingApprovalLine } from './approvalCommands.js';
 
 type Flags = ClientOptions & { json?: boolean; project?: string };
 
@@ -257,7 +258,7 @@ cancel (at most 10 s). A second signal force-kills it. The runner stops a cancel
 with SIGINT, then SIGTERM, then SIGKILL after its grace period (DJANGOCOMMAND_KILL_GRACE).
 
 Exit codes: the command's own, 124 timed out, 130 cancelled, 126 refused by the runner's
-policy, 75 lost, 69 expired (no runner started it before its start deadline), 74 output
+policy or denied approval (or its approval expired), 75 lost, 69 expired (no runner started it before its start deadline), 74 output
 incomplete; 128 + the signal when SIGTERM (143) or SIGHUP (129) made it exit early.`,
     )
     .action(async (command: string, args: string[], flags: Flags & { timeout?: string; startTimeout?: string; detach?: boolean; readOnly?: boolean }, cmd: Command) => {
@@ -293,15 +294,18 @@ incomplete; 128 + the signal when SIGTERM (143) or SIGHUP (129) made it exit ear
           if (check) await refuseMisplacedOptions(api, project.name, command, args, ours);
           e = await create(project.name);
         }
+        // Four-eyes: it waits for another member's approval; say so, and where to give it.
+        const awaiting = e.status === 'awaiting_approval';
         if (flags.detach) {
           out(flags.json ? JSON.stringify(e) : e.id);
+          if (awaiting) process.stderr.write(awaitingApprovalLine(api.base, e));
           if (project.runners_online === 0) process.stderr.write(noRunnerLine(e));
           return;
         }
-        process.stderr.write(`djangocommand: ${command} queued on ${project.name} as ${e.id}${e.read_only ? ' (read-only database mode)' : ''}\n`);
+        process.stderr.write(awaiting ? awaitingApprovalLine(api.base, e) : `djangocommand: ${command} queued on ${project.name} as ${e.id}${e.read_only ? ' (read-only database mode)' : ''}\n`);
         if (project.runners_online === 0) process.stderr.write(noRunnerLine(e));
         cancel!.created(e.id);
-        const final = await follow(api, e.id, undefined, flags.json);
+        const final = await follow(api, e.id, awaiting ? approvalNotice() : undefined, flags.json);
         if (flags.json) out(JSON.stringify(final));
         process.stderr.write(endLines(final));
         process.exitCode = cliExitCode(final.status, final.exit_code, final.output_incomplete);

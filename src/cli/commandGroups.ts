@@ -59,6 +59,16 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
     load: async () => (await import('./shellCommand.js')).registerShellCommands,
   },
   {
+    commands: ['approve', 'deny', 'approvals', 'command-settings'],
+    exitWhenDone: true,
+    load: async () => (await import('./approvalCommands.js')).registerApprovalCommands,
+  },
+  {
+    commands: ['members', 'tokens', 'ci-tokens', 'users', 'sessions'],
+    exitWhenDone: true,
+    load: async () => (await import('./accessCommands.js')).registerAccessCommands,
+  },
+  {
     commands: ['retention'],
     exitWhenDone: true,
     load: async () => (await import('./retentionCommands.js')).registerRetentionCommands,

@@ -11,6 +11,9 @@ import { registerKeyAdminCommands } from './keyCommands.js';
 import { assertKeyUnused } from '../core/keyRotation.js';
 import { createProject, createRunnerKey, resolveProject, revokeRunnerKey } from '../core/projects.js';
 import { createToken, createUser, normaliseEmail } from '../core/accounts.js';
+import { hostPrincipal } from '../core/access.js';
+import { removeMember, setMember, setOwner, setUserDisabled } from '../core/members.js';
+import { parseDuration } from '../domain/tokenRules.js';
 import { newPassword } from '../core/secrets.js';
 import { UserError } from '../shared/errors.js';
 import { runnerKeyView } from '../shared/views.js';
@@ -129,21 +132,30 @@ export function registerServerCommands(program: Command): void {
     );
 
   dbOptions(admin.command('create-token'))
-    .description('Create a personal API token for the CLI or CI (for the first admin unless --user is given).')
+    .description('Create a personal API token for the CLI or CI (for the first owner unless --user is given).')
     .option('--user <email>', 'the user the token acts as')
     .option('--name <name>', 'a label for the token', 'cli')
+    .option('--project <name>', 'limit it to this project (repeat for several)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--read-only', 'it may only read')
+    .option('--expires <duration>', 'it stops working after this long: 30d, 12h, 2w')
     .option('--json', 'print JSON')
-    .action((flags: DbFlags & { user?: string; name: string }) =>
+    .action((flags: DbFlags & { user?: string; name: string; project?: string[]; readOnly?: boolean; expires?: string }) =>
       withCore(flags, async (core) => {
         const users = await core.store.listUsers();
         const user = flags.user ? await core.store.findUserByEmail(normaliseEmail(flags.user)) : users.find((u) => u.isAdmin);
-        if (!user) {
+        if (!user || user.removedAt !== null) {
           throw new UserError(
             'DC_UNKNOWN_USER',
-            flags.user ? `No user ${flags.user}.` : 'No admin exists yet: start the server once (it creates the first admin).', undefined, { exitCode: 2 },
+            flags.user ? `No user ${flags.user}.` : 'No owner exists yet: start the server once (it creates the first owner).', undefined, { exitCode: 2 },
           );
         }
-        const { token, secret } = await createToken(core, hostActor(), user, flags.name);
+        const ms = flags.expires === undefined ? undefined : parseDuration(flags.expires);
+        if (ms === 0 || (flags.expires !== undefined && ms === undefined)) throw new UserError('DC_VALIDATION', `--expires takes a duration like 30d, 12h or 2w, not "${flags.expires}".`, undefined, { exitCode: 2 });
+        const { token, secret } = await createToken(core, hostActor(), user, flags.name, {
+          projects: flags.project,
+          readOnly: flags.readOnly,
+          expiresAt: ms === undefined ? null : core.now() + ms,
+        });
         if (flags.json) out(JSON.stringify({ token: secret, id: token.id, user: user.email, prefix: token.prefix }));
         else {
           out(`API token for ${user.email} (shown once): ${secret}`);
@@ -152,17 +164,64 @@ export function registerServerCommands(program: Command): void {
       }),
     );
 
+  dbOptions(admin.command('set-member <project> <email>'))
+    .description("Make a user a member of a project, or change their role (viewer, operator, admin).")
+    .requiredOption('--role <role>', 'viewer, operator or admin')
+    .action((projectName: string, email: string, flags: DbFlags & { role: string }) =>
+      withCore(flags, async (core) => {
+        const project = await resolveProject(core, projectName);
+        const r = await setMember(core, hostPrincipal(hostActor()), project, email, flags.role);
+        out(`${r.user.email} is ${r.role} of ${project.name}.`);
+      }),
+    );
+
+  dbOptions(admin.command('remove-member <project> <email>'))
+    .description('Remove a user from a project.')
+    .action((projectName: string, email: string, flags: DbFlags) =>
+      withCore(flags, async (core) => {
+        const project = await resolveProject(core, projectName);
+        await removeMember(core, hostPrincipal(hostActor()), project, email);
+        out(`${email} is no longer a member of ${project.name}.`);
+      }),
+    );
+
+  for (const [verb, disabled] of [
+    ['disable-user', true],
+    ['enable-user', false],
+  ] as const) {
+    dbOptions(admin.command(`${verb} <email>`))
+      .description(disabled ? 'Disable a user: their sessions, tokens and live streams end at once.' : 'Enable a disabled user.')
+      .action((email: string, flags: DbFlags) =>
+        withCore(flags, async (core) => {
+          const user = await setUserDisabled(core, hostPrincipal(hostActor()), email, disabled);
+          out(`${user.email} is ${disabled ? 'disabled' : 'enabled'}.`);
+        }),
+      );
+  }
+
+  dbOptions(admin.command('set-owner <email>'))
+    .description('Make a user a server-wide owner (or not, with --revoke): the way back in when no owner can sign in.')
+    .option('--revoke', 'take the owner role away instead')
+    .action((email: string, flags: DbFlags & { revoke?: boolean }) =>
+      withCore(flags, async (core) => {
+        const user = await setOwner(core, hostPrincipal(hostActor()), email, !flags.revoke);
+        out(`${user.email} is ${user.isAdmin ? 'an owner' : 'no longer an owner'}.`);
+      }),
+    );
+
   dbOptions(admin.command('create-user <email>'))
     .description('Create a user; prints a generated password once (or reads DJANGOCOMMAND_NEW_USER_PASSWORD).')
-    .option('--admin', 'make the user an admin')
+    .option('--owner', 'make the user a server-wide owner')
+    .option('--admin', 'the same as --owner (earlier versions)')
     .option('--json', 'print JSON')
-    .action((email: string, flags: DbFlags & { admin?: boolean }) =>
+    .action((email: string, flags: DbFlags & { admin?: boolean; owner?: boolean }) =>
       withCore(flags, async (core) => {
         const given = process.env.DJANGOCOMMAND_NEW_USER_PASSWORD;
         const password = given || newPassword();
-        const user = await createUser(core, hostActor(), { email, password, isAdmin: !!flags.admin });
-        if (flags.json) out(JSON.stringify({ id: user.id, email: user.email, is_admin: user.isAdmin, ...(given ? {} : { password }) }));
-        else out(`Created ${user.isAdmin ? 'admin' : 'user'} ${user.email}.${given ? '' : ` Password (shown once): ${password}`}`);
+        // A generated password is one-time: the first sign-in sets the person's own.
+        const user = await createUser(core, hostActor(), { email, password, isAdmin: !!(flags.owner || flags.admin), oneTimePassword: !given });
+        if (flags.json) out(JSON.stringify({ id: user.id, email: user.email, owner: user.isAdmin, is_admin: user.isAdmin, ...(given ? {} : { password }) }));
+        else out(`Created ${user.isAdmin ? 'owner' : 'user'} ${user.email}.${given ? '' : ` One-time password (shown once): ${password}`}`);
       }),
     );
 }

@@ -7,6 +7,8 @@ import path from 'node:path';
 import { UserError } from '../shared/errors.js';
 import type { CoreSettings } from '../core/context.js';
 import type { NotificationConfig } from '../core/notifications/runtime.js';
+import type { OidcSettings, SignInSettings } from '../core/oidc.js';
+import { parseRoleMap } from '../domain/oidcRoleMap.js';
 
 type Kind = 'string' | 'port' | 'seconds' | 'count' | 'whole' | 'bytes' | 'bool';
 
@@ -52,6 +54,14 @@ export const SERVER_SETTINGS = [
   { key: 'retentionDays', env: 'DJANGOCOMMAND_RETENTION_DAYS', kind: 'whole', default: '0', doc: 'Finished executions (with their output) older than this many days are purged; 0 keeps them forever. A project may set its own (djangocommand retention set).' },
   { key: 'retentionMaxOutputBytes', env: 'DJANGOCOMMAND_RETENTION_MAX_OUTPUT_BYTES', kind: 'whole', default: '0', doc: "Most output bytes a project keeps; the oldest finished executions are purged beyond it. 0: no limit. A project may set its own." },
   { key: 'retentionInterval', env: 'DJANGOCOMMAND_RETENTION_INTERVAL', kind: 'seconds', default: '600', doc: 'How often the background purge runs.' },
+  { key: 'oidcIssuer', env: 'DJANGOCOMMAND_OIDC_ISSUER', kind: 'string', default: undefined, doc: 'Single sign-on: the OpenID Connect issuer URL (https://login.example.com/realms/acme; http only on localhost). Sign-in redirects to it; people are created on their first sign-in. The provider must allow the redirect URI <public URL>/auth/oidc/callback.' },
+  { key: 'oidcClientId', env: 'DJANGOCOMMAND_OIDC_CLIENT_ID', kind: 'string', default: undefined, doc: 'Single sign-on: the client id registered at the provider (required with an issuer).' },
+  { key: 'oidcClientSecret', env: 'DJANGOCOMMAND_OIDC_CLIENT_SECRET', kind: 'string', default: undefined, doc: 'Single sign-on: the client secret; leave unset for a public client (PKCE protects the code either way).' },
+  { key: 'oidcScopes', env: 'DJANGOCOMMAND_OIDC_SCOPES', kind: 'string', default: 'openid email profile', doc: 'Single sign-on: the scopes asked for, separated by spaces; must include openid.' },
+  { key: 'oidcRolesClaim', env: 'DJANGOCOMMAND_OIDC_ROLES_CLAIM', kind: 'string', default: 'groups', doc: 'Single sign-on: the claim (ID token or userinfo) whose values the role map reads.' },
+  { key: 'oidcRoleMap', env: 'DJANGOCOMMAND_OIDC_ROLE_MAP', kind: 'string', default: '', doc: 'Single sign-on: claim values to roles, VALUE=PROJECT:ROLE, VALUE=*:ROLE or VALUE=owner, comma-separated (dc-shop-admins=shop:admin,dc-ops=*:operator,dc-owners=owner). Each sign-in sets the roles in the projects the map names (all with *) and the owner flag (when mapped); others are left to project admins.' },
+  { key: 'oidcName', env: 'DJANGOCOMMAND_OIDC_NAME', kind: 'string', default: 'single sign-on', doc: 'Single sign-on: the provider name on the sign-in button ("Sign in with <name>").' },
+  { key: 'localPasswords', env: 'DJANGOCOMMAND_LOCAL_PASSWORDS', kind: 'string', default: 'on', doc: 'on or off: off refuses email and password sign-in (DC_LOCAL_PASSWORDS_OFF) and hides the form; `admin` commands on the server host still work.' },
 ] as const satisfies readonly Setting[];
 
 export type ServerSettingKey = (typeof SERVER_SETTINGS)[number]['key'];
@@ -80,6 +90,8 @@ export interface ServerConfig {
   retention: { days: number; maxOutputBytes: number; intervalMs: number };
   core: CoreSettings;
   notifications: NotificationConfig;
+  /** Password sign-in on or off, and single sign-on (OpenID Connect) when an issuer is set. */
+  signIn: SignInSettings;
 }
 
 export function resolveServerConfig(flags: Partial<Record<ServerSettingKey, string | undefined>>, env: NodeJS.ProcessEnv = process.env): ServerConfig {
@@ -137,6 +149,67 @@ export function resolveServerConfig(flags: Partial<Record<ServerSettingKey, stri
       replayWindowSeconds: num('replayWindow'),
     },
     notifications: { secretKey: str('secretKey'), smtpUrl: str('smtpUrl'), emailFrom: str('emailFrom')!, publicUrl: str('publicUrl'), retryBaseMs: num('notifyRetryBase') * 1000 },
+    signIn: { localPasswords: onOff(get('localPasswords').s, str('localPasswords')!), oidc: oidcSettings(get, str('publicUrl')) },
+  };
+}
+
+function onOff(s: Setting, value: string): boolean {
+  if (['on', 'true', '1'].includes(value)) return true;
+  if (['off', 'false', '0'].includes(value)) return false;
+  throw settingError(s, value, 'on or off');
+}
+
+/** Single sign-on, when an issuer is set: every OIDC setting checked here, so a wrong one stops the start. */
+function oidcSettings(get: (key: ServerSettingKey) => { s: Setting; value: string | undefined }, publicUrl: string | undefined): OidcSettings | undefined {
+  const issuer = get('oidcIssuer');
+  const clientId = get('oidcClientId');
+  if (issuer.value === undefined) {
+    for (const key of ['oidcClientId', 'oidcClientSecret', 'oidcRoleMap'] as const) {
+      const { s, value } = get(key);
+      if (value) throw settingError(s, key === 'oidcClientSecret' ? '…' : value, `unset, or DJANGOCOMMAND_OIDC_ISSUER set too (single sign-on is off without an issuer)`);
+    }
+    return undefined;
+  }
+  let url: URL;
+  try {
+    url = new URL(issuer.value);
+  } catch {
+    throw settingError(issuer.s, issuer.value, 'an absolute URL such as https://login.example.com/realms/acme');
+  }
+  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+    throw settingError(issuer.s, issuer.value, 'an https:// URL (http:// only for localhost, 127.0.0.1 or ::1)');
+  }
+  if (url.search || url.hash) throw settingError(issuer.s, issuer.value, 'the issuer URL without ?query or #fragment');
+  if (!clientId.value) throw settingError(clientId.s, '', 'the client id registered at the provider (single sign-on is on: DJANGOCOMMAND_OIDC_ISSUER is set)');
+  const scopes = get('oidcScopes');
+  const scopeList = scopes.value!.split(/\s+/).filter(Boolean);
+  if (!scopeList.includes('openid') || scopeList.some((x) => !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(x))) {
+    throw settingError(scopes.s, scopes.value!, 'scopes separated by spaces, including openid (e.g. "openid email profile groups")');
+  }
+  const claim = get('oidcRolesClaim');
+  if (!claim.value || /\s/.test(claim.value)) throw settingError(claim.s, claim.value ?? '', 'the name of a claim, such as groups or roles');
+  const mapSetting = get('oidcRoleMap');
+  let roleMap;
+  try {
+    roleMap = parseRoleMap(mapSetting.value ?? '');
+  } catch (err) {
+    throw settingError(mapSetting.s, mapSetting.value!, `a list of VALUE=PROJECT:ROLE, VALUE=*:ROLE or VALUE=owner separated by commas (${(err as Error).message})`);
+  }
+  const name = get('oidcName');
+  if (!name.value || name.value.length > 60 || /[\u0000-\u001f\u007f]/.test(name.value)) throw settingError(name.s, name.value ?? '', 'a short name for the button (at most 60 characters)');
+  if (publicUrl !== undefined && !/^https?:\/\/[^/?#]+(\/[^?#]*)?$/.test(publicUrl)) {
+    throw settingError(SERVER_SETTINGS.find((x) => x.key === 'publicUrl')!, publicUrl, 'the dashboard address, such as https://dc.example.com (it makes the sign-on redirect URI)');
+  }
+  return {
+    issuer: issuer.value,
+    clientId: clientId.value,
+    clientSecret: get('oidcClientSecret').value,
+    scopes: scopeList.join(' '),
+    rolesClaim: claim.value,
+    roleMap,
+    name: name.value,
+    publicUrl: publicUrl?.replace(/\/+$/, ''),
   };
 }
 

@@ -11,6 +11,10 @@ import { audit, auditEvent } from './audit.js';
 import { topics } from './notifier.js';
 import { transition } from './executionState.js';
 import { decideReadOnly, type ReadOnlyDecision } from './readOnlyRuns.js';
+import type { CommandSettings } from '../domain/commandSettings.js';
+import { needsApproval, type ApprovalRequest } from '../domain/approval.js';
+import { settingsFor } from './commandSettings.js';
+import { announceRequests, approvalRequest } from './approvals.js';
 
 export const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
 const MAX_ARGV_ITEMS = 1000;
@@ -35,6 +39,8 @@ export interface CheckedRun {
   args: string;
   timeoutSeconds: number;
   startTimeoutSeconds: number;
+  /** The command's settings (core/commandSettings.ts): default timeout, metadata-only, approval. */
+  settings: CommandSettings;
 }
 
 /**
@@ -47,6 +53,7 @@ export async function checkRun(
   project: Project,
   input: Omit<CreateExecutionInput, 'scheduleId'>,
   getCommand: (projectId: string, name: string) => Promise<Command | undefined> = (p, n) => core.store.getCommand(p, n),
+  getSettings: (projectId: string, name: string) => Promise<CommandSettings> = async (p, n) => (await settingsFor(core, p, [n])).get(n)!,
 ): Promise<CheckedRun> {
   const command = await getCommand(project.id, input.command);
   if (!command) {
@@ -68,9 +75,10 @@ export async function checkRun(
   if (problem) {
     throw new UserError('DC_BAD_ARGS', `${command.name}: ${problem.message}`, { field: problem.field });
   }
-  const timeoutSeconds = seconds('timeout', input.timeoutSeconds ?? core.settings.defaultTimeoutSeconds);
+  const settings = await getSettings(project.id, command.name);
+  const timeoutSeconds = seconds('timeout', input.timeoutSeconds ?? settings.defaultTimeoutSeconds ?? core.settings.defaultTimeoutSeconds);
   const startTimeoutSeconds = seconds('start_timeout', input.startTimeoutSeconds ?? core.settings.defaultStartTimeoutSeconds);
-  return { command, argv, args, timeoutSeconds, startTimeoutSeconds };
+  return { command, argv, args, timeoutSeconds, startTimeoutSeconds, settings };
 }
 
 function seconds(field: string, value: number): number {
@@ -108,11 +116,16 @@ export async function createExecutions(core: Core, requests: readonly ExecutionR
   const commands = new Map<string, Command>();
   for (const [projectId, names] of wanted) for (const c of await core.store.getCommands(projectId, [...names])) commands.set(`${projectId}/${c.name}`, c);
   const getCommand = async (projectId: string, name: string) => commands.get(`${projectId}/${name}`);
+  const settings = new Map<string, CommandSettings>();
+  for (const [projectId, names] of wanted) for (const [name, st] of await settingsFor(core, projectId, [...names])) settings.set(`${projectId}/${name}`, st);
+  const getSettings = async (projectId: string, name: string) => settings.get(`${projectId}/${name}`)!;
+  // Runs of a command that requires approval wait for one; the request is written first.
+  const approvals = new Map<string, { actor: Actor; request: ApprovalRequest }>();
   for (const request of requests) {
     const { actor, project, input } = request;
     let checked: CheckedRun;
     try {
-      checked = await checkRun(core, project, input, getCommand);
+      checked = await checkRun(core, project, input, getCommand, getSettings);
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
       // Refusals of what may run are audited; argument mistakes are not (nothing was at stake).
@@ -133,10 +146,13 @@ export async function createExecutions(core: Core, requests: readonly ExecutionR
       continue;
     }
     const execution = newExecution(core, actor, project, checked, input.scheduleId ?? null, mode.readOnly);
+    if (execution.status === 'awaiting_approval') approvals.set(execution.id, { actor, request: await approvalRequest(core, actor, execution, checked.settings, checked.startTimeoutSeconds) });
     toCreate.push({ at: results.length, request, execution, limit: checked.command.maxConcurrency ?? core.settings.defaultConcurrency, startTimeout: checked.startTimeoutSeconds, mode });
     results.push(execution);
   }
+  await core.store.approvals.createMany([...approvals.values()].map((a) => a.request));
   const made = await core.store.createExecutions(toCreate.map(({ execution, limit }) => ({ execution, limit })));
+  await core.store.approvals.deleteMany(toCreate.filter((c, i) => !made[i].created && approvals.has(c.execution.id)).map((c) => c.execution.id));
   for (const [i, { at, request, execution, limit, startTimeout, mode }] of toCreate.entries()) {
     const { actor, project } = request;
     const { command, args, argv, timeoutSeconds } = execution;
@@ -155,6 +171,7 @@ export async function createExecutions(core: Core, requests: readonly ExecutionR
     );
   }
   await core.store.appendAudits(audits);
+  await announceRequests(core, toCreate.flatMap((c, i) => (made[i].created && approvals.has(c.execution.id) ? [{ ...approvals.get(c.execution.id)!, execution: c.execution }] : [])));
   for (const projectId of new Set(toCreate.filter((_, i) => made[i].created).map((c) => c.execution.projectId))) core.notifier.publish(topics.project(projectId));
   return results;
 }
@@ -167,13 +184,15 @@ function newExecution(core: Core, actor: Actor, project: Project, checked: Check
     command: checked.command.name,
     args: checked.args,
     argv: checked.argv,
-    status: 'queued',
+    // A run that needs approval waits for it (core/approvals.ts); the others are queued at once.
+    status: needsApproval(checked.settings, checked.args) ? 'awaiting_approval' : 'queued',
     statusReason: null,
     exitCode: null,
     timeoutSeconds: checked.timeoutSeconds,
     startDeadline: now + checked.startTimeoutSeconds * 1000,
     scheduleId,
-    metadataOnly: false,
+    // Protocol v1's use_metadata_only_mode and v2's metadata_only carry it to the runner.
+    metadataOnly: checked.settings.metadataOnly,
     readOnly,
     createdAt: now,
     createdByType: actor.type,

@@ -48,6 +48,16 @@ export async function hello(core: Core, caller: RunnerCaller, msg: Hello): Promi
       cancel.push(id);
     }
   }
+  if (msg.features?.includes('lists_received')) {
+    // Offered to it before this connection, and not among what it has: the `execute` never
+    // reached it (the replica that sent it died, or the connection broke first). Never
+    // received, so never started: it goes back to the queue. An older runner may leave out
+    // one it is starting, so only a runner that lists everything it received is read this way.
+    const listed = new Set(msg.running);
+    for (const e of await core.store.listDispatchedTo(runner.id)) {
+      if (!listed.has(e.id) && e.projectId === caller.project.id) await unclaim(core, e.id);
+    }
+  }
   const project = (await core.store.getProject(caller.project.id)) ?? caller.project;
   // A runner reporting DJANGOCOMMAND_SCHEDULES sends `<commands hash>;schedules=<digest>`: both must match.
   const reported = splitCatalogueHash(msg.commands_hash);

@@ -1,6 +1,6 @@
 /**
- * Audited shells: the rules. Who may open one and who may make one writable (admins, until roles
- * exist), whether the project allows shells at all (off until an admin turns them on), the
+ * Audited shells: the rules. Who may open one (operators) and who may make one writable (project
+ * admins: domain/roles.ts), whether the project allows shells at all (off until an admin turns them on), the
  * reasons, and what is recorded: every refusal and every change is an audit event, and a shell
  * becoming writable also raises `shell.writable` for the project's channels (kind `shell`).
  * The live relay is server/shellSessions.ts; it calls these and never writes a session itself.
@@ -12,26 +12,21 @@ import type { ShellSession, ShellSettings } from '../store/shellStore.js';
 import type { Core } from './context.js';
 import { audit, SYSTEM_ACTOR } from './audit.js';
 import { raise } from './notify.js';
+import { freshGrants, requirePermission, requirePerson, type Principal } from './access.js';
+import { may, PERMISSIONS } from '../domain/roles.js';
 
 export const DEFAULT_IDLE_TIMEOUT_SECONDS = 15 * 60;
 export const MIN_IDLE_TIMEOUT_SECONDS = 2;
 export const MAX_IDLE_TIMEOUT_SECONDS = 24 * 3600;
 export const MAX_REASON_CHARS = 2000;
 
-/** The person at the keyboard: their account (permissions are checked on it) and how they signed in. */
-export interface ShellPerson {
-  user: User;
-  actor: Actor;
-}
+/** The person at the keyboard: their account, how they signed in, and what they may do. */
+export type ShellPerson = Principal & { user: User };
 
-/** Who may open a shell on a project. Admins only until roles exist. */
-export function mayOpenShell(user: User): boolean {
-  return user.isAdmin;
-}
-
-/** Who may make a shell writable. Admins only until roles exist. */
-export function mayMakeWritable(user: User): boolean {
-  return user.isAdmin;
+/** A CI token has no person to sit at a keyboard. */
+export function shellPerson(p: Principal): ShellPerson {
+  requirePerson(p, 'open a shell');
+  return p as ShellPerson;
 }
 
 export async function shellSettings(core: Core, projectId: string): Promise<ShellSettings> {
@@ -39,7 +34,7 @@ export async function shellSettings(core: Core, projectId: string): Promise<Shel
 }
 
 export async function updateShellSettings(core: Core, who: ShellPerson, project: Project, patch: { enabled?: boolean; idle_timeout_seconds?: number }): Promise<ShellSettings> {
-  if (!who.user.isAdmin) throw new UserError('DC_FORBIDDEN', 'Only an admin may change whether shells are allowed.');
+  await requirePermission(core, who, project, 'project.manage');
   const idle = patch.idle_timeout_seconds;
   if (idle !== undefined && (!Number.isInteger(idle) || idle < MIN_IDLE_TIMEOUT_SECONDS || idle > MAX_IDLE_TIMEOUT_SECONDS)) {
     throw new UserError('DC_VALIDATION', `idle_timeout_seconds must be a whole number of seconds from ${MIN_IDLE_TIMEOUT_SECONDS} to ${MAX_IDLE_TIMEOUT_SECONDS}.`, { field: 'idle_timeout_seconds' });
@@ -67,12 +62,12 @@ export function cleanReason(reason: string | undefined | null): string {
  */
 export async function checkOpen(core: Core, who: ShellPerson, project: Project, opts: { write: boolean; reason?: string; runnerOnline: boolean }): Promise<void> {
   const action = 'shell.open';
-  if (!mayOpenShell(who.user)) await refuse(core, who, project.id, action, 'DC_FORBIDDEN', 'Only an admin may open a shell.');
+  if (!may(who.grants, project.id, 'shell.read')) await refuse(core, who, project.id, action, 'DC_FORBIDDEN', `Opening a shell needs the ${PERMISSIONS['shell.read']} role in project ${project.name}.`);
   if (!(await shellSettings(core, project.id)).enabled) {
     await refuse(core, who, project.id, action, 'DC_SHELLS_OFF', `Shells are off for project "${project.name}": an admin turns them on with \`djangocommand shells --project ${project.name} --enable\`.`);
   }
   if (opts.write) {
-    if (!mayMakeWritable(who.user)) await refuse(core, who, project.id, action, 'DC_FORBIDDEN', 'Only an admin may open a writable shell.');
+    if (!may(who.grants, project.id, 'shell.write')) await refuse(core, who, project.id, action, 'DC_FORBIDDEN', `A writable shell needs the ${PERMISSIONS['shell.write']} role in project ${project.name}.`);
     if (!cleanReason(opts.reason)) await refuse(core, who, project.id, action, 'DC_SHELL_REASON', 'A writable shell needs a reason: --reason "what you will change and why".');
     if (cleanReason(opts.reason).length > MAX_REASON_CHARS) await refuse(core, who, project.id, action, 'DC_VALIDATION', `The reason is longer than ${MAX_REASON_CHARS} characters.`);
   }
@@ -117,8 +112,10 @@ export function shellLink(core: Core, sessionId: string): string | null {
  */
 export async function grantWritable(core: Core, who: ShellPerson, session: ShellSession, reasonIn: string, via: 'shell' | 'client' | 'open'): Promise<void> {
   const action = 'shell.writable';
-  const user = await core.store.getUser(who.user.id);
-  if (!user || !mayMakeWritable(user)) await refuse(core, who, session.projectId, action, 'DC_FORBIDDEN', 'Only an admin may make a shell writable.', { session_id: session.id });
+  const grants = await freshGrants(core, who);
+  if (!grants || !may(grants, session.projectId, 'shell.write')) {
+    await refuse(core, who, session.projectId, action, 'DC_FORBIDDEN', `Making a shell writable needs the ${PERMISSIONS['shell.write']} role in the project.`, { session_id: session.id });
+  }
   const reason = cleanReason(reasonIn);
   if (!reason) await refuse(core, who, session.projectId, action, 'DC_SHELL_REASON', 'Making a shell writable needs a reason.', { session_id: session.id });
   if (reason.length > MAX_REASON_CHARS) await refuse(core, who, session.projectId, action, 'DC_VALIDATION', `The reason is longer than ${MAX_REASON_CHARS} characters.`, { session_id: session.id });

@@ -7,6 +7,7 @@
  *    stalled process) runners get the whole offline + grace period again, so a server outage
  *    never makes healthy executions lost;
  *  - queued (or offered, not started) executions past their start deadline: expired, never started;
+ *  - four-eyes requests nobody decided in time: rejected, "approval expired" (approvals.ts);
  *  - running executions past their timeout: ask the runner to stop them; when it does not
  *    report within the grace period, mark them timed_out;
  *  - announce runners that went offline or came back (notifications/runnerWatch.ts);
@@ -17,6 +18,7 @@ import { audit, SYSTEM_ACTOR } from './audit.js';
 import { topics } from './notifier.js';
 import { transition } from './executionState.js';
 import { announceRunnerChanges } from './notifications/runnerWatch.js';
+import { expireApprovals } from './approvals.js';
 
 export interface SweepReport {
   expired: number;
@@ -24,6 +26,7 @@ export interface SweepReport {
   requeued: number;
   timeoutRequested: number;
   timedOut: number;
+  approvalsExpired: number;
 }
 
 /**
@@ -33,7 +36,7 @@ export interface SweepReport {
 export async function sweep(core: Core, hearingSince = -Infinity): Promise<SweepReport> {
   const now = core.now();
   const s = core.settings;
-  const report: SweepReport = { expired: 0, lost: 0, requeued: 0, timeoutRequested: 0, timedOut: 0 };
+  const report: SweepReport = { expired: 0, lost: 0, requeued: 0, timeoutRequested: 0, timedOut: 0, approvalsExpired: 0 };
 
   for (const e of await core.store.listPastStartDeadline(now)) {
     // A v2 runner that was sent it may be starting it this very moment: only an offer to a v1
@@ -50,6 +53,7 @@ export async function sweep(core: Core, hearingSince = -Infinity): Promise<Sweep
     );
     if (done) report.expired++;
   }
+  report.approvalsExpired = await expireApprovals(core);
   const silentSince = now - s.runnerOfflineAfterMs - s.lostGraceMs;
 
   for (const e of hearingSince < silentSince ? await core.store.listHeldByRunnersSeenBefore(silentSince) : []) {

@@ -15,29 +15,14 @@ import type {
   RunnerKeyView,
   RunnerView,
 } from '../shared/api.js';
+import type { UserView } from '../shared/accessApi.js';
 
-export interface SessionUser {
-  id: string;
-  email: string;
-  is_admin: boolean;
-}
+export type { TokenView, UserView } from '../shared/accessApi.js';
+/** The person signed in: the server's user view (owner, disabled, must_change_password...). */
+export type SessionUser = UserView;
 export interface SessionView {
   user: SessionUser;
   csrf_token: string;
-}
-export interface TokenView {
-  id: string;
-  name: string;
-  prefix: string;
-  created_at: string;
-  last_used_at: string | null;
-  revoked_at: string | null;
-}
-export interface UserView {
-  id: string;
-  email: string;
-  is_admin: boolean;
-  created_at: string;
 }
 
 export class ApiError extends Error {
@@ -54,6 +39,7 @@ export class ApiError extends Error {
 
 let csrfToken: string | null = null;
 let onUnauthenticated: (() => void) | null = null;
+let onRefused: ((err: ApiError) => void) | null = null;
 
 export function setCsrfToken(token: string | null): void {
   csrfToken = token;
@@ -62,6 +48,14 @@ export function setCsrfToken(token: string | null): void {
 /** Called when the session ran out in the middle of something: the app goes back to sign-in. */
 export function whenUnauthenticated(fn: () => void): void {
   onUnauthenticated = fn;
+}
+
+/**
+ * Called when the server refused a call (403, or 404 for something the caller may no longer
+ * see): the caller's role may have changed, or the password must be changed first.
+ */
+export function whenRefused(fn: (err: ApiError) => void): void {
+  onRefused = fn;
 }
 
 type Query = Record<string, string | number | boolean | null | undefined>;
@@ -97,6 +91,7 @@ export async function request<T>(method: string, path: string, body?: unknown, s
     const e = (data ?? {}) as Partial<ErrorBody>;
     const err = new ApiError(res.status, e.code ?? `HTTP_${res.status}`, e.error ?? `The server answered ${res.status} ${res.statusText}.`, (e.details as Record<string, unknown>) ?? {});
     if (res.status === 401 && !path.startsWith('/api/v1/session')) onUnauthenticated?.();
+    if (res.status === 403 || res.status === 404) onRefused?.(err);
     throw err;
   }
   return data as T;
@@ -154,9 +149,5 @@ export const api = {
   auditChain: (signal?: AbortSignal) => get<AuditChainView>('/api/v1/audit/chain', undefined, signal),
   auditExportUrl: (format: 'csv' | 'jsonl', filters: AuditFilters) => withQuery('/api/v1/audit/export', { ...filters, limit: undefined, cursor: undefined, format }),
 
-  tokens: () => get<{ items: TokenView[] }>('/api/v1/tokens'),
-  createToken: (name: string) => post<{ id: string; name: string; prefix: string; token: string }>('/api/v1/tokens', { name }),
-  revokeToken: (id: string) => post<unknown>(`/api/v1/tokens/${enc(id)}/revoke`),
   users: (signal?: AbortSignal) => get<{ items: UserView[] }>('/api/v1/users', {}, signal),
-  createUser: (email: string, password: string, isAdmin: boolean) => post<UserView>('/api/v1/users', { email, password, is_admin: isAdmin }),
 };

@@ -5,7 +5,7 @@
 import { api, type UserView } from './api.js';
 import { h, uid } from './dom.js';
 import { fromLocalInput, toLocalInput } from './format.js';
-import { signedInUser } from './session.js';
+import { isOwner, signedInUser } from './session.js';
 
 export type Filters = Record<string, string>;
 
@@ -46,12 +46,12 @@ export function timeFilter(name: string, label: string, value: string | undefine
   return { name, label, control, read: () => fromLocalInput(control.value) };
 }
 
-/** The people a filter can name: everyone for an admin, else only the person signed in. */
+/** The people a filter can name: everyone for an owner, else only the person signed in. */
 export async function peopleOptions(signal: AbortSignal): Promise<Array<[string, string]>> {
   const me = signedInUser();
   const options: Array<[string, string]> = [['', 'Anyone']];
   let users: UserView[] = [];
-  if (me?.is_admin) {
+  if (isOwner()) {
     try {
       users = (await api.users(signal)).items;
     } catch {

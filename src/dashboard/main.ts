@@ -5,12 +5,12 @@
  */
 import '@xterm/xterm/css/xterm.css';
 import './styles.css';
-import { api, whenUnauthenticated } from './api.js';
+import { api, whenRefused, whenUnauthenticated, type ApiError } from './api.js';
 import { h, replace } from './dom.js';
 import { href, navigate, Router, type Page, type Route } from './router.js';
-import { adopt, loadSession, signedInUser } from './session.js';
+import { adopt, isOwner, loadRoles, loadSession, mustChangePassword, passwordChangeRequired, rolesLoaded, signedInUser } from './session.js';
 import { initTheme, nextChoice, setThemeChoice, themeChoice } from './theme.js';
-import { errorNotice, pageTitle } from './ui.js';
+import { errorNotice, notice, pageTitle } from './ui.js';
 import { loginPage } from './pages/login.js';
 import { projectsPage } from './pages/projects.js';
 import { cataloguePage } from './pages/catalogue.js';
@@ -24,6 +24,8 @@ import { scheduleFormPage } from './pages/scheduleForm.js';
 import { notificationsPage } from './pages/notifications.js';
 import { shellsPage } from './pages/shells.js';
 import { shellPage } from './pages/shell.js';
+import { passwordPage } from './pages/password.js';
+import { membersPage } from './pages/members.js';
 
 const NAV: Array<{ label: string; path: string; match: RegExp }> = [
   { label: 'Projects', path: '/', match: /^\/($|projects)/ },
@@ -37,6 +39,8 @@ const NAV: Array<{ label: string; path: string; match: RegExp }> = [
 
 const root = document.getElementById('app') ?? document.body.appendChild(h('div', { id: 'app' }));
 let returnTo = '';
+/** The refusal that showed the caller's roles had changed: said again on the page drawn for the new roles. */
+let roleChange: ApiError | null = null;
 
 function themeButton(): HTMLButtonElement {
   const labels = { system: 'Theme: system', light: 'Theme: light', dark: 'Theme: dark' } as const;
@@ -56,24 +60,22 @@ function themeButton(): HTMLButtonElement {
   return b;
 }
 
+async function signOut(): Promise<void> {
+  // The page's refreshes must not reach the server after the session is gone.
+  router.leave();
+  try {
+    await api.signOut();
+  } catch {
+    // Signed out or not, the page forgets the session.
+  }
+  adopt(null);
+  navigate('/login');
+}
+
 function shell(route: Route): HTMLElement {
   const user = signedInUser()!;
   const main = h('main', { id: 'main', class: 'main' });
-  const signOut = h('button', {
-    type: 'button',
-    class: 'button button-plain',
-    onClick: async () => {
-      // The page's refreshes must not reach the server after the session is gone.
-      router.leave();
-      try {
-        await api.signOut();
-      } catch {
-        // Signed out or not, the page forgets the session.
-      }
-      adopt(null);
-      navigate('/login');
-    },
-  }, 'Sign out');
+  const signOutButton = h('button', { type: 'button', class: 'button button-plain', onClick: () => void signOut() }, 'Sign out');
   root.replaceChildren(
     h('a', { class: 'skip-link', href: '#main', onClick: (e: MouseEvent) => { e.preventDefault(); main.focus(); } }, 'Skip to content'),
     h(
@@ -85,7 +87,7 @@ function shell(route: Route): HTMLElement {
         { class: 'nav', 'aria-label': 'Main' },
         NAV.map((n) => h('a', { href: href(n.path), class: 'nav-link', 'aria-current': n.match.test(route.path) ? 'page' : null }, n.label)),
       ),
-      h('div', { class: 'topbar-user' }, h('span', { class: 'user-email', title: user.is_admin ? 'admin' : 'user' }, user.email), themeButton(), signOut),
+      h('div', { class: 'topbar-user' }, h('span', { class: 'user-email', title: isOwner() ? 'owner' : 'user' }, user.email), themeButton(), signOutButton),
     ),
     main,
   );
@@ -113,12 +115,32 @@ async function render(page: Page, route: Route): Promise<void> {
     navigate('/login');
     return;
   }
+  if (!rolesLoaded()) await loadRoles();
+  // A one-time password: nothing else until the person has set their own.
+  if (mustChangePassword()) {
+    if (route.path !== '/password') {
+      if (!returnTo) returnTo = location.hash.replace(/^#/, '');
+      return navigate('/password');
+    }
+    passwordPage(root, () => {
+      const next = returnTo && returnTo !== '/password' ? returnTo : '/';
+      returnTo = '';
+      navigate(next);
+    }, () => void signOut());
+    return;
+  }
+  if (route.path === '/password') return navigate('/');
   const main = shell(route);
+  const refused = roleChange;
+  roleChange = null;
   try {
     await page(main, route);
   } catch (err) {
     if (route.signal.aborted) return;
     main.append(errorNotice(err));
+  }
+  if (refused && !route.signal.aborted) {
+    main.prepend(h('div', { 'data-testid': 'roles-changed' }, notice('warning', 'Your roles changed: this page now shows what you may do.'), errorNotice(refused)));
   }
   if (route.signal.aborted) return;
   const title = main.querySelector<HTMLElement>('#page-title');
@@ -133,13 +155,31 @@ whenUnauthenticated(() => {
   returnTo = location.hash.replace(/^#/, '');
   navigate('/login');
 });
+whenRefused((err) => {
+  if (!signedInUser()) return;
+  if (err.code === 'DC_PASSWORD_CHANGE_REQUIRED') {
+    passwordChangeRequired();
+    router.leave();
+    returnTo = location.hash.replace(/^#/, '');
+    navigate('/password');
+    return;
+  }
+  // The role may have changed: ask again, and show the page as the new role sees it.
+  void loadRoles().then((changed) => {
+    if (!changed) return;
+    roleChange = err;
+    void router.resolve();
+  });
+});
 
 const router = new Router(render, notFound)
   .add('/login', () => undefined)
+  .add('/password', () => undefined)
   .add('/', projectsPage)
   .add('/projects', projectsPage)
   .add('/projects/:project', cataloguePage)
   .add('/projects/:project/commands/:command', cataloguePage)
+  .add('/projects/:project/members', membersPage)
   .add('/executions/:id', runPage)
   .add('/history', historyPage)
   .add('/audit', auditPage)

@@ -13,6 +13,7 @@
  * - audit event: an append-only record of something a person, token or runner did.
  */
 import type { ExecutionStatus } from './execution.js';
+import type { ProjectRole } from './roles.js';
 
 export type ActorType = 'user' | 'token' | 'runner' | 'system';
 
@@ -28,8 +29,15 @@ export interface User {
   id: string;
   email: string;
   passwordHash: string;
+  /** Server-wide owner: manages users and projects, admin of every project. */
   isAdmin: boolean;
   createdAt: number;
+  /** Set while the user may not sign in or use a token. */
+  disabledAt: number | null;
+  /** Removed: also gone from lists; the row stays so history stays attributed. */
+  removedAt: number | null;
+  /** A one-time password: the next sign-in must set a new one before anything else. */
+  mustChangePassword: boolean;
 }
 
 export interface ApiToken {
@@ -41,6 +49,42 @@ export interface ApiToken {
   createdAt: number;
   lastUsedAt: number | null;
   revokedAt: number | null;
+  /** Only these projects (ids); null: every project its owner may see. */
+  projectIds: string[] | null;
+  /** At most viewer anywhere, and no owner powers. */
+  readOnly: boolean;
+  expiresAt: number | null;
+}
+
+/** A token for CI: one role in one project, no person behind it (`dct_...` like a personal one). */
+export interface CiToken {
+  id: string;
+  projectId: string;
+  name: string;
+  role: ProjectRole;
+  prefix: string;
+  tokenHash: string;
+  createdAt: number;
+  /** Who made it (a label: the person may be removed later). */
+  createdBy: string;
+  expiresAt: number | null;
+  lastUsedAt: number | null;
+  revokedAt: number | null;
+}
+
+/** A person's role in a project. */
+export interface Membership {
+  projectId: string;
+  userId: string;
+  role: ProjectRole;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** A member with who they are, for lists. */
+export interface MemberRow extends Membership {
+  email: string;
+  disabled: boolean;
 }
 
 /** A signed-in browser: the cookie holds the secret, the store its hash. */

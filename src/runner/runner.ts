@@ -73,6 +73,8 @@ interface Live {
   cancelled: boolean;
   timedOut: boolean;
   stopSteps?: () => void;
+  /** Came in an `execute` to this process (not left in the spool by an earlier run of the runner). */
+  received?: boolean;
 }
 
 /** Chunks sent but not yet acknowledged, at most (8 × 1 MiB): bounds memory in the socket and the server. */
@@ -175,9 +177,10 @@ export class Runner {
       django_version: s.djangoVersion,
       commands_hash: this.hash,
       max_concurrency: s.maxConcurrency,
-      // Everything it started, even if it has ended since: the server learns it ran.
-      running: [...this.live.values()].filter((l) => l.proc).map((l) => l.id),
-      features: ['read_only'],
+      // Everything it received, even if it has ended since or is still being started: the server
+      // learns it ran, and takes back only what is not here (an `execute` that never arrived).
+      running: [...this.live.values()].filter((l) => l.received).map((l) => l.id),
+      features: ['read_only', 'lists_received'],
     };
     this.connection.send(JSON.stringify(hello));
     if (this.draining) this.connection.send(JSON.stringify({ type: 'draining' }));
@@ -225,7 +228,7 @@ export class Runner {
   private async execute(msg: Execute): Promise<void> {
     if (this.live.has(msg.execution_id)) return;
     const spool = ExecutionSpool.create(this.opts.settings.stateDir, msg.execution_id);
-    const l: Live = { id: msg.execution_id, command: msg.command, spool, nextIndex: 0, fresh: new Map(), unspooled: [], finishedSent: false, cancelled: false, timedOut: false };
+    const l: Live = { id: msg.execution_id, command: msg.command, spool, nextIndex: 0, fresh: new Map(), unspooled: [], finishedSent: false, cancelled: false, timedOut: false, received: true };
     this.live.set(l.id, l);
     // Secrets are scrubbed here, before the spool: nothing unscrubbed is written or sent.
     const chunker = new OutputChunker((c) => this.spoolChunk(l, c), { flushMs: this.opts.flushMs ?? 100, maxBytes: CHUNK_MAX_BYTES, redact: this.opts.settings.redaction });

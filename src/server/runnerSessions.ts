@@ -164,7 +164,7 @@ export class RunnerSessions {
   private async dispatchOnce(projectId: string): Promise<void> {
     const candidates = () => [...(this.byProject.get(projectId) ?? [])].filter((s) => s.free() > 0);
     if (candidates().length === 0) return;
-    const queued = (await this.core.store.listDispatchable(projectId, 100)).filter((e) => e.status === 'queued');
+    const queued = await this.core.store.listQueued(projectId, 100);
     for (const e of queued) {
       const free = candidates();
       if (free.length === 0) return;

@@ -45,7 +45,7 @@ export async function serve(config: ServerConfig, print: (line: string) => void)
   // With PostgreSQL, several replicas may share the database: wake-ups travel by LISTEN/NOTIFY.
   const pgNotifier = CAPABILITIES[store.dialect].listenNotify && config.databaseUrl ? new PgNotifier(config.databaseUrl) : undefined;
   await pgNotifier?.start();
-  const core: Core = { store, notifier: pgNotifier ?? new LocalNotifier(), now: Date.now, settings: config.core, observer: metrics.observer };
+  const core: Core = { store, notifier: pgNotifier ?? new LocalNotifier(), now: Date.now, settings: config.core, observer: metrics.observer, signIn: config.signIn };
   const health = new Health(core, Object.keys(migrations(CAPABILITIES[store.dialect])));
   // Before listening: a wrong DJANGOCOMMAND_SECRET_KEY or SMTP URL stops the start.
   core.notifications = notificationRuntime(config.notifications, config.dataDir);

@@ -18,7 +18,8 @@ import type { Core } from '../core/context.js';
 import type { Actor, Runner } from '../domain/model.js';
 import type { RunnerCaller } from '../core/runnerV1.js';
 import { SYSTEM_ACTOR } from '../core/audit.js';
-import { resolveProject } from '../core/projects.js';
+import { requireProject, roleOf } from '../core/access.js';
+import { may } from '../domain/roles.js';
 import {
   checkOpen,
   createShellSession,
@@ -31,6 +32,7 @@ import {
   refuseShellOnRunner,
   shellSettings,
   ShellRecording,
+  shellPerson,
   type ShellPerson,
 } from '../core/shells.js';
 import type { ShellSession } from '../store/shellStore.js';
@@ -265,8 +267,8 @@ export class ShellSessions {
    * and waits until it runs; with `write`, then makes it writable (audited and announced).
    */
   async open(caller: Caller, projectRef: string | undefined, opts: { write: boolean; reason?: string; cols: number; rows: number }): Promise<ShellSession> {
-    const person: ShellPerson = { user: caller.user, actor: caller.actor };
-    const project = await resolveProject(this.core, projectRef);
+    const person = shellPerson(caller);
+    const project = await requireProject(this.core, caller, projectRef, 'view');
     const link = this.linkFor(project.id);
     await checkOpen(this.core, person, project, { write: opts.write, reason: opts.reason, runnerOnline: link !== undefined });
     const session = await createShellSession(this.core, person, project, { runnerId: link!.runner!.id, cols: opts.cols, rows: opts.rows, write: opts.write, reason: opts.reason });
@@ -324,7 +326,10 @@ export class ShellSessions {
     const l = this.live.get(id);
     const session = l?.session ?? (await this.core.store.shells.getSession(id));
     if (!session) throw new UserError('DC_UNKNOWN_SHELL', `No shell session ${id}.`);
-    if (session.userId !== caller.user.id && !caller.user.isAdmin) throw new UserError('DC_FORBIDDEN', 'Only its owner or an admin may end a shell.');
+    if (session.userId !== caller.user?.id && !may(caller.grants, session.projectId, 'shell.write')) {
+      if (roleOf(caller, session.projectId) === null) throw new UserError('DC_UNKNOWN_SHELL', `No shell session ${id}.`);
+      throw new UserError('DC_FORBIDDEN', "Only the shell's owner or a project admin may end a shell.");
+    }
     if (l) await this.end(l, caller.actor, `ended by ${caller.actor.label}`, null);
     return session;
   }
@@ -368,7 +373,7 @@ export class ShellSessions {
       if (!s) throw new UserError('DC_UNKNOWN_SHELL', `No shell session ${id}.`);
       throw new UserError('DC_SHELL_ENDED', `This shell has ended${s.endReason ? ` (${s.endReason})` : ''}.`);
     }
-    if (l.session.userId !== caller.user.id) throw new UserError('DC_FORBIDDEN', 'Only the person who opened a shell may attach to it.');
+    if (l.session.userId !== caller.user?.id) throw new UserError('DC_FORBIDDEN', 'Only the person who opened a shell may attach to it.');
     return { l, caller };
   }
 

@@ -175,7 +175,6 @@ export interface PageView<T> {
 }
 
 export const CreateProjectRequest = Type.Object({ name: Type.String() }, { additionalProperties: false });
-export const CreateTokenRequest = Type.Object({ name: Type.String() }, { additionalProperties: false });
 export const CreateKeyRequest = Type.Object({ name: Type.Optional(Type.String({ maxLength: 100 })) }, { additionalProperties: false });
 
 /** Server-Sent Events on /executions/{id}/events: `output` (OutputChunkView), `status` (ExecutionView), `end`. */

@@ -58,6 +58,9 @@ export const Hello = Type.Object({
   /**
    * What this runner can do beyond the base protocol. "read_only": it enforces `execute.read_only`
    * (read-only database mode); a runner without it is never sent a read-only execution.
+   * "lists_received": `running` lists every execution it has received and not finished with,
+   * being started included; one offered to it and not listed never reached it (the replica that
+   * sent it died, or the connection broke first), so the server offers it again.
    */
   features: Type.Optional(Type.Array(Label(50), { maxItems: 50 })),
 });

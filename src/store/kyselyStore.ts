@@ -10,6 +10,10 @@ import { migrations } from './migrations.js';
 import { ScheduleSql } from './scheduleSql.js';
 import { NotificationSql } from './notificationSql.js';
 import { ShellSql } from './shellSql.js';
+import { AccessSql } from './accessSql.js';
+import { CommandSettingsSql } from './commandSettingsSql.js';
+import { ApprovalSql } from './approvalSql.js';
+import { OidcSql } from './oidcSql.js';
 import { RetentionSql } from './retentionSql.js';
 import { OperationsSql } from './operationsSql.js';
 import { AuditSql } from './auditSql.js';
@@ -36,6 +40,10 @@ export class KyselyStore implements Store {
   readonly schedules: ScheduleSql;
   readonly notifications: NotificationSql;
   readonly shells: ShellSql;
+  readonly access: AccessSql;
+  readonly commandSettings: CommandSettingsSql;
+  readonly approvals: ApprovalSql;
+  readonly oidc: OidcSql;
   readonly retention: RetentionSql;
   readonly operations: OperationsSql;
   readonly auditChain: AuditSql;
@@ -48,6 +56,10 @@ export class KyselyStore implements Store {
     this.schedules = new ScheduleSql(db, caps);
     this.notifications = new NotificationSql(db, caps);
     this.shells = new ShellSql(db);
+    this.access = new AccessSql(db, toToken);
+    this.commandSettings = new CommandSettingsSql(db);
+    this.approvals = new ApprovalSql(db);
+    this.oidc = new OidcSql(db);
     this.retention = new RetentionSql(db, caps);
     this.operations = new OperationsSql(db);
     this.auditChain = new AuditSql(db, caps);
@@ -70,7 +82,16 @@ export class KyselyStore implements Store {
   async createUser(u: User): Promise<void> {
     await this.db
       .insertInto('users')
-      .values({ id: u.id, email: u.email, password_hash: u.passwordHash, is_admin: u.isAdmin ? 1 : 0, created_at: u.createdAt })
+      .values({
+        id: u.id,
+        email: u.email,
+        password_hash: u.passwordHash,
+        is_admin: u.isAdmin ? 1 : 0,
+        created_at: u.createdAt,
+        disabled_at: u.disabledAt,
+        removed_at: u.removedAt,
+        must_change_password: u.mustChangePassword ? 1 : 0,
+      })
       .execute();
   }
 
@@ -85,7 +106,7 @@ export class KyselyStore implements Store {
   }
 
   async listUsers(): Promise<User[]> {
-    return (await this.db.selectFrom('users').selectAll().orderBy('created_at').execute()).map(toUser);
+    return (await this.db.selectFrom('users').selectAll().where('removed_at', 'is', null).orderBy('created_at').execute()).map(toUser);
   }
 
   async countUsers(): Promise<number> {
@@ -105,6 +126,9 @@ export class KyselyStore implements Store {
         created_at: t.createdAt,
         last_used_at: t.lastUsedAt,
         revoked_at: t.revokedAt,
+        project_ids: t.projectIds === null ? null : JSON.stringify(t.projectIds),
+        read_only: t.readOnly ? 1 : 0,
+        expires_at: t.expiresAt,
       })
       .execute();
   }
@@ -474,6 +498,7 @@ export class KyselyStore implements Store {
   async listExecutions(f: ExecutionFilter, limit: number, cursor?: string): Promise<Page<Execution>> {
     let q = this.db.selectFrom('executions').selectAll();
     if (f.projectId) q = q.where('project_id', '=', f.projectId);
+    if (f.projectIds) q = f.projectIds.length === 0 ? q.where(sql<boolean>`1 = 0`) : q.where('project_id', 'in', [...f.projectIds]);
     if (f.command) q = q.where('command', '=', f.command);
     if (f.statuses && f.statuses.length > 0) q = q.where('status', 'in', f.statuses);
     if (f.createdById) q = q.where('created_by_id', '=', f.createdById);
@@ -513,6 +538,23 @@ export class KyselyStore implements Store {
     return rows.map(toExecution);
   }
 
+  async listQueued(projectId: string, limit: number): Promise<Execution[]> {
+    const rows = await this.db
+      .selectFrom('executions')
+      .selectAll()
+      .where('project_id', '=', projectId)
+      .where('status', '=', 'queued')
+      .orderBy('created_at')
+      .limit(limit)
+      .execute();
+    return rows.map(toExecution);
+  }
+
+  async listDispatchedTo(runnerId: string): Promise<Execution[]> {
+    const rows = await this.db.selectFrom('executions').selectAll().where('status', '=', 'dispatched').where('runner_id', '=', runnerId).execute();
+    return rows.map(toExecution);
+  }
+
   async updateExecution(id: string, from: readonly ExecutionStatus[], patch: ExecutionPatch): Promise<Execution | undefined> {
     const set: Partial<ExecutionsTable> = {};
     if (patch.status !== undefined) set.status = patch.status;
@@ -526,6 +568,7 @@ export class KyselyStore implements Store {
     if (patch.cancelForce !== undefined) set.cancel_force = patch.cancelForce ? 1 : 0;
     if (patch.cancelReason !== undefined) set.cancel_reason = patch.cancelReason;
     if (patch.outputExpectedSeq !== undefined) set.output_expected_seq = patch.outputExpectedSeq;
+    if (patch.startDeadline !== undefined) set.start_deadline = patch.startDeadline;
     const res = await this.db
       .updateTable('executions')
       .set(set)
@@ -699,6 +742,7 @@ export class KyselyStore implements Store {
   async listAudit(f: AuditFilter, limit: number, cursor?: string): Promise<Page<AuditEvent>> {
     let q = this.db.selectFrom('audit_events').selectAll();
     if (f.projectId) q = q.where('project_id', '=', f.projectId);
+    if (f.projectIds) q = f.projectIds.length === 0 ? q.where(sql<boolean>`1 = 0`) : q.where('project_id', 'in', [...f.projectIds]);
     if (f.executionId) q = q.where('execution_id', '=', f.executionId);
     if (f.action) q = q.where('action', '=', f.action);
     if (f.actorId) q = q.where('actor_id', '=', f.actorId);
@@ -730,7 +774,16 @@ function byteLength(data: string | Uint8Array): number {
 }
 
 function toUser(r: Selectable<Database['users']>): User {
-  return { id: r.id, email: r.email, passwordHash: r.password_hash, isAdmin: r.is_admin === 1, createdAt: r.created_at };
+  return {
+    id: r.id,
+    email: r.email,
+    passwordHash: r.password_hash,
+    isAdmin: Number(r.is_admin) === 1,
+    createdAt: Number(r.created_at),
+    disabledAt: r.disabled_at === null ? null : Number(r.disabled_at),
+    removedAt: r.removed_at === null ? null : Number(r.removed_at),
+    mustChangePassword: Number(r.must_change_password) === 1,
+  };
 }
 
 function toToken(r: Selectable<Database['api_tokens']>): ApiToken {
@@ -743,6 +796,9 @@ function toToken(r: Selectable<Database['api_tokens']>): ApiToken {
     createdAt: r.created_at,
     lastUsedAt: r.last_used_at,
     revokedAt: r.revoked_at,
+    projectIds: r.project_ids === null ? null : (JSON.parse(r.project_ids) as string[]),
+    readOnly: Number(r.read_only) === 1,
+    expiresAt: r.expires_at === null ? null : Number(r.expires_at),
   };
 }
 

@@ -10,6 +10,10 @@ import { shellMigrations } from './migrations/shells.js';
 import { auditChainMigrations } from './migrations/auditChain.js';
 import { retentionMigrations } from './migrations/retention.js';
 import { readOnlyMigrations } from './migrations/readOnly.js';
+import { accessMigrations } from './migrations/access.js';
+import { scaleMigrations } from './migrations/scale.js';
+import { commandSettingsMigrations } from './migrations/commandSettings.js';
+import { oidcMigrations } from './migrations/oidc.js';
 
 export function migrations(caps: Capabilities): Record<string, Migration> {
   return {
@@ -234,5 +238,9 @@ export function migrations(caps: Capabilities): Record<string, Migration> {
     ...auditChainMigrations(caps),
     ...retentionMigrations(caps),
     ...readOnlyMigrations(caps),
+    ...accessMigrations(caps),
+    ...commandSettingsMigrations(caps),
+    ...oidcMigrations(caps),
+    ...scaleMigrations(caps),
   };
 }

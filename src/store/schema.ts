@@ -7,6 +7,9 @@ export interface UsersTable {
   password_hash: string;
   is_admin: number;
   created_at: number;
+  disabled_at: number | null;
+  removed_at: number | null;
+  must_change_password: number;
 }
 
 export interface ApiTokensTable {
@@ -18,6 +21,9 @@ export interface ApiTokensTable {
   created_at: number;
   last_used_at: number | null;
   revoked_at: number | null;
+  project_ids: string | null;
+  read_only: number;
+  expires_at: number | null;
 }
 
 export interface SessionsTable {

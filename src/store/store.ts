@@ -25,6 +25,10 @@ import type { RetentionStore } from './retentionStore.js';
 import type { OperationsStore } from './operationsStore.js';
 import type { AuditChainStore } from './auditChainStore.js';
 import type { ShellStore } from './shellStore.js';
+import type { AccessStore } from './accessStore.js';
+import type { CommandSettingsStore } from './commandSettingsStore.js';
+import type { ApprovalStore } from './approvalStore.js';
+import type { OidcStore } from './oidcStore.js';
 
 export interface Page<T> {
   items: T[];
@@ -34,6 +38,8 @@ export interface Page<T> {
 
 export interface ExecutionFilter {
   projectId?: string;
+  /** Only these projects (what the caller may see); empty: none. */
+  projectIds?: readonly string[];
   command?: string;
   statuses?: ExecutionStatus[];
   createdById?: string;
@@ -43,6 +49,8 @@ export interface ExecutionFilter {
 
 export interface AuditFilter {
   projectId?: string;
+  /** Only events of these projects (what the caller may see; server-wide events are not among them); empty: none. */
+  projectIds?: readonly string[];
   executionId?: string;
   action?: string;
   actorId?: string;
@@ -76,6 +84,8 @@ export interface ExecutionPatch {
   cancelForce?: boolean;
   cancelReason?: CancelReason | null;
   outputExpectedSeq?: number | null;
+  /** An approved execution's start deadline counts from its approval. */
+  startDeadline?: number | null;
 }
 
 export type NonceRecord =
@@ -93,6 +103,14 @@ export interface Store {
   readonly notifications: NotificationStore;
   /** Audited shells: sessions, recordings, per-project settings (shellStore.ts). */
   readonly shells: ShellStore;
+  /** Project members, CI tokens, users' and credentials' states (accessStore.ts). */
+  readonly access: AccessStore;
+  /** Per-command settings a project admin chose (commandSettingsStore.ts). */
+  readonly commandSettings: CommandSettingsStore;
+  /** Four-eyes approval requests (approvalStore.ts). */
+  readonly approvals: ApprovalStore;
+  /** Single sign-on: linked provider identities, pending sign-ins (oidcStore.ts). */
+  readonly oidc: OidcStore;
   /** Per-project retention limits and purging (retentionStore.ts). */
   readonly retention: RetentionStore;
   /** Cheap reads for readiness and metrics (operationsStore.ts). */
@@ -188,6 +206,10 @@ export interface Store {
   countExecutions(projectId: string, statuses: ExecutionStatus[]): Promise<number>;
   /** Queued executions of the project, and those already dispatched but not started. */
   listDispatchable(projectId: string, limit: number): Promise<Execution[]>;
+  /** Queued executions of the project, oldest first (what protocol v2 hands out: offered ones never hide them). */
+  listQueued(projectId: string, limit: number): Promise<Execution[]>;
+  /** Executions dispatched to this runner and not started yet. */
+  listDispatchedTo(runnerId: string): Promise<Execution[]>;
   /**
    * Applies `patch` only if the execution is in one of `from`; returns the updated execution
    * or undefined when it was not in one of those states (someone else moved it first).

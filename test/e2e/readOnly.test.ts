@@ -129,8 +129,8 @@ describe('read-only database mode (server + TypeScript runner + CLI, example pro
     expect(res.code).toBe(1);
     expect(res.stderr).toContain('read-only mode');
     expect(await notes()).toBe(before);
-    const audit = (await api('/api/v1/audit?action=command.update')).body;
-    expect(audit.items[0].details).toMatchObject({ command: 'write_notes', read_only_default: true });
+    const audit = (await api('/api/v1/audit?action=command.settings')).body;
+    expect(audit.items[0].details).toMatchObject({ command: 'write_notes', changes: { readOnlyDefault: { from: false, to: true } } });
     const unset = await runCli(['command', 'write_notes', '--project', 'shop', '--writable', '--json'], cli);
     expect(JSON.parse(unset.stdout)).toMatchObject({ read_only: false, read_only_default: false });
     expect((await runCli(['run', '--project', 'shop', 'write_notes', 'create'], cli)).code).toBe(0);

@@ -135,8 +135,8 @@ describe.each(DB_KINDS)('shells over runner protocol v2 on %s', (kind) => {
     expect(ended.end_reason).toBe('the credential of its owner was revoked');
   });
 
-  it('refuses a person who is not an admin, and an attach by anyone but the owner', async () => {
-    const denied = await t.api('POST', '/api/v1/projects/shop/shells', {}, t.userToken);
+  it('refuses a writable shell to an operator (project admins only), and an attach by anyone but the owner', async () => {
+    const denied = await t.api('POST', '/api/v1/projects/shop/shells', { write: true, reason: 'fix a row' }, t.userToken);
     expect(denied.json()).toMatchObject({ code: 'DC_FORBIDDEN' });
     expect(denied.statusCode).toBe(403);
     const s = await openShell();

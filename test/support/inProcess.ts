@@ -43,6 +43,7 @@ export async function testApp(
   for (const name of ['shop', 'blog']) {
     const p = await createProject(core, SYSTEM_ACTOR, name);
     projects[name] = { id: p.project.id, key: p.secret };
+    await store.access.setMember(p.project.id, user.id, 'operator', clock.now);
   }
   const app = await buildApp({
     core,

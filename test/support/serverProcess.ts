@@ -71,6 +71,8 @@ export async function startServer(db: FreshDatabase, env: Record<string, string>
   let logs = '';
   const launch = (p: number) =>
     new Promise<{ child: ChildProcess; url: string }>((resolve, reject) => {
+      // After a restart, only this process's own "listening on" line counts.
+      const since = logs.length;
       const child = spawn(process.execPath, [CLI, 'server', ...dbArgs, '--host', '127.0.0.1', '--port', String(p)], {
         env: { ...process.env, DJANGOCOMMAND_LOG_LEVEL: 'warn', DJANGOCOMMAND_ADMIN_PASSWORD: 'correct horse battery staple', ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -78,7 +80,7 @@ export async function startServer(db: FreshDatabase, env: Record<string, string>
       const timer = setTimeout(() => reject(new Error(`server did not start:\n${logs}`)), 30_000);
       child.stdout!.setEncoding('utf8').on('data', (d: string) => {
         logs += d;
-        const m = /listening on (http:\/\/[^\s]+)/.exec(logs);
+        const m = /listening on (http:\/\/[^\s]+)/.exec(logs.slice(since));
         if (m) {
           clearTimeout(timer);
           resolve({ child, url: m[1] });

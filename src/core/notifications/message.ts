@@ -69,6 +69,8 @@ export function subjectOf(e: Pick<NotificationEvent, 'type' | 'details'>, projec
       return `${p}schedule ${str(d.schedule_name) ?? str(d.schedule_id) ?? ''} did not run ${command}${d.due_at ? ` due at ${String(d.due_at)}` : ''}`;
     case 'schedule.health':
       return `${p}schedule ${str(d.schedule_name) ?? str(d.schedule_id) ?? ''}: ${command} has not succeeded in time`;
+    case 'approval.requested':
+      return `${p}${command}${d.args ? ` ${String(d.args)}` : ''} waits for approval (asked by ${str(d.requested_by) ?? 'someone'})`;
     case 'shell.writable':
       return `${p}${str(d.user) ?? 'someone'} made a shell WRITABLE: ${str(d.reason) ?? ''}`;
     case TEST_EVENT:

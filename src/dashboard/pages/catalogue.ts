@@ -11,6 +11,7 @@ import { ArgsForm, commandPreview, isParser } from '../argsForm.js';
 import { h, replace, uid } from '../dom.js';
 import { commandPath, executionPath, href, navigate, projectPath, replaceQuery, type Route } from '../router.js';
 import { errorMessage, errorNotice, field, loading, notice, pageTitle, setFieldError } from '../ui.js';
+import { may, roleIn } from '../session.js';
 import { readOnlyCheckbox } from '../readOnly.js';
 
 const CACHE_MS = 30_000;
@@ -254,7 +255,11 @@ function commandDetail(project: string, c: CommandView, prefill: string | null, 
     c.refused
       ? notice('warning', h('strong', null, 'The runners\u2019 policy refuses this command. '), c.refused)
       : null,
-    c.refused ? null : runForm(project, c, prefill, readOnlyAsked),
+    c.refused
+      ? null
+      : may(project, 'run')
+        ? runForm(project, c, prefill, readOnlyAsked)
+        : notice('info', h('span', { 'data-testid': 'no-run' }, `Your role in ${project} is ${roleIn(project) ?? 'none'}: you see its commands and past runs; an operator or admin runs them.`)),
     h('details', { class: 'help-text' }, h('summary', null, 'Full help (', h('code', null, `manage.py ${c.name} --help`), ')'), h('pre', { class: 'mono' }, c.help_text || 'No help text.')),
     h('p', null, h('a', { href: href('/history', { project, command: c.name }) }, `Past runs of ${c.name} →`)),
   );
@@ -274,6 +279,7 @@ export async function cataloguePage(main: HTMLElement, route: Route): Promise<vo
           { class: 'command-detail command-none' },
           pageTitle(`Commands of ${project}`),
           h('p', { class: 'muted' }, items.length ? 'Pick a command on the left, or type its name in the search box and press Enter.' : 'No runner has reported this project\u2019s commands yet: start a runner next to manage.py.'),
+          h('p', null, h('a', { href: href(`${projectPath(project)}/members`) }, `Members of ${project} →`)),
         );
   replace(
     main,

@@ -9,7 +9,7 @@ import { api, request } from '../api.js';
 import { h, replace } from '../dom.js';
 import { timeEl } from '../format.js';
 import { replaceQuery, type Route } from '../router.js';
-import { signedInUser } from '../session.js';
+import { isOwner, may } from '../session.js';
 import { button, dataTable, errorNotice, field, loading, notice, pageTitle, secretOnce } from '../ui.js';
 
 const KINDS = ['failure', 'success', 'recovery', 'slow', 'runner', 'missed', 'health', 'shell', 'approval'];
@@ -131,13 +131,14 @@ function createSection(project: string | null, onCreated: () => void): HTMLEleme
 }
 
 export async function notificationsPage(main: HTMLElement, route: Route): Promise<void> {
-  const admin = signedInUser()!.is_admin;
   const select = h('select', { name: 'scope' });
   const list = h('div', null, loading());
   const outcome = h('div', { 'aria-live': 'polite', 'data-testid': 'channel-outcome' });
   const panel = h('div', { 'aria-live': 'polite' });
   const createSlot = h('div', null);
   const project = () => select.value || null;
+  // A project's channels are its admins'; server-wide ones are the owners'.
+  const admin = () => (project() ? may(project()!, 'channels.manage') : isOwner());
 
   const showDeliveries = async (c: ChannelView) => {
     replace(panel, loading());
@@ -163,7 +164,7 @@ export async function notificationsPage(main: HTMLElement, route: Route): Promis
           h(
             'td',
             { class: 'cell-actions' },
-            admin
+            admin()
               ? button('Send a test', async (e) => {
                   const b = e.currentTarget as HTMLButtonElement;
                   b.disabled = true;
@@ -182,7 +183,7 @@ export async function notificationsPage(main: HTMLElement, route: Route): Promis
                 }, { testid: 'send-test' })
               : null,
             button('Deliveries', () => void showDeliveries(c), { kind: 'plain' }),
-            admin
+            admin()
               ? button('Delete', async () => {
                   if (!window.confirm(`Delete the channel "${c.name}"? What it has not sent yet is dropped.`)) return;
                   try {
@@ -207,7 +208,7 @@ export async function notificationsPage(main: HTMLElement, route: Route): Promis
     replaceQuery('/notifications', { project: project() });
     outcome.replaceChildren();
     panel.replaceChildren();
-    replace(createSlot, admin ? createSection(project(), () => void refresh()) : null);
+    replace(createSlot, admin() ? createSection(project(), () => void refresh()) : null);
     void refresh();
   };
   select.addEventListener('change', scopeChanged);
@@ -224,6 +225,8 @@ export async function notificationsPage(main: HTMLElement, route: Route): Promis
   );
   const projects: ProjectView[] = (await api.projects(route.signal)).items;
   const wanted = route.query.get('project') ?? '';
-  select.replaceChildren(h('option', { value: '' }, 'All projects (server-wide)'), ...projects.map((p) => h('option', { value: p.name, selected: p.name === wanted }, p.name)));
+  // Server-wide channels are the owners' only: others pick one of their projects.
+  if (!isOwner() && !projects.length) return replace(list, h('p', { class: 'muted' }, 'You are not a member of any project yet.'));
+  select.replaceChildren(...(isOwner() ? [h('option', { value: '' }, 'All projects (server-wide)')] : []), ...projects.map((p) => h('option', { value: p.name, selected: p.name === wanted }, p.name)));
   scopeChanged();
 }

@@ -8,7 +8,7 @@ import { api } from '../api.js';
 import { h, replace } from '../dom.js';
 import { ACTIVE, ago, commandLine, elapsed, FAILED, statusBadge, timeEl } from '../format.js';
 import { executionPath, href, projectPath, type Route } from '../router.js';
-import { signedInUser } from '../session.js';
+import { isOwner, may, roleIn } from '../session.js';
 import { empty, errorNotice, every, loading, pageTitle } from '../ui.js';
 
 const REFRESH_MS = 5000;
@@ -97,9 +97,9 @@ export async function projectsPage(main: HTMLElement, route: Route): Promise<voi
       list,
       empty(
         'There is no project yet.',
-        signedInUser()?.is_admin
+        isOwner()
           ? h('p', null, h('a', { href: '#/settings', class: 'button button-primary' }, 'Create a project'), ' and start a runner with its key next to manage.py.')
-          : h('p', null, 'Ask an admin to create one.'),
+          : h('p', null, 'You are not a member of any project yet: ask a project admin to add you, or an owner to create one.'),
       ),
     );
     return;
@@ -119,12 +119,15 @@ export async function projectsPage(main: HTMLElement, route: Route): Promise<voi
         h(
           'div',
           { class: 'card-head' },
-          h('div', null, h('h2', { id: `project-${p.id}` }, h('a', { href: href(projectPath(p.name)) }, p.name)), meta),
+          h('div', null, h('h2', { id: `project-${p.id}` }, h('a', { href: href(projectPath(p.name)) }, p.name)), meta, roleIn(p.name) ? [' ', h('span', { class: 'badge', 'data-testid': 'my-role', title: 'Your role in this project' }, roleIn(p.name))] : null),
           h(
             'div',
             { class: 'card-actions' },
-            h('a', { href: href(projectPath(p.name)), class: 'button button-primary', 'data-testid': `run-in-${p.name}` }, 'Run a command'),
+            may(p.name, 'run')
+              ? h('a', { href: href(projectPath(p.name)), class: 'button button-primary', 'data-testid': `run-in-${p.name}` }, 'Run a command')
+              : h('a', { href: href(projectPath(p.name)), class: 'button', 'data-testid': `commands-of-${p.name}` }, 'Commands'),
             h('a', { href: href('/history', { project: p.name }), class: 'button' }, 'History'),
+            h('a', { href: href(`${projectPath(p.name)}/members`), class: 'button button-plain', 'data-testid': `members-of-${p.name}` }, 'Members'),
           ),
         ),
         body,

@@ -12,7 +12,9 @@ import { readBackwards, TAIL_BUDGET_CHARS, TAIL_THRESHOLD_BYTES } from '../outpu
 import { commandPath, href, projectPath, type Route } from '../router.js';
 import { OutputTerminal, stripAnsi } from '../terminal.js';
 import { errorMessage, errorNotice, every, loading, notice, pageTitle } from '../ui.js';
+import { may } from '../session.js';
 import { readOnlyBadge } from '../readOnly.js';
+import { approvalPanel } from '../approvalPanel.js';
 
 const RECONNECT_MS = 2000;
 /** Lines of a huge output's tail that go into the terminal (its scroll-back is 10 000). */
@@ -54,6 +56,8 @@ export async function runPage(main: HTMLElement, route: Route): Promise<void> {
   const reason = h('div', { 'aria-live': 'polite' });
   const actionError = h('div', { 'aria-live': 'assertive' });
   const live = h('span', { class: 'live muted small', 'aria-live': 'polite', 'data-testid': 'live-state' });
+  // Four-eyes: Approve / Deny while it waits for approval (approvalPanel.ts).
+  const approvalSlot = h('div');
 
   const cancel = h('button', { type: 'button', class: 'button', 'data-testid': 'cancel' }, 'Cancel');
   const kill = h('button', { type: 'button', class: 'button button-danger', 'data-testid': 'force-kill', title: 'Kill the process at once (SIGKILL), without a grace period' }, 'Force kill');
@@ -71,8 +75,10 @@ export async function runPage(main: HTMLElement, route: Route): Promise<void> {
     h('p', { class: 'crumbs muted small' }, h('a', { href: '#/' }, 'Projects'), ' / ', h('a', { href: href(projectPath(e.project)) }, e.project), ' / ', h('a', { href: href('/history', { project: e.project, command: e.command }) }, e.command)),
     title,
     h('p', { class: 'mono command-line' }, `manage.py ${commandLine(e)}`),
-    h('div', { class: 'run-actions' }, cancel, kill, download, again),
+    // A viewer sees and downloads; cancelling and running again need an operator (the server decides too).
+    h('div', { class: 'run-actions' }, may(e.project, 'cancel') ? [cancel, kill] : null, download, may(e.project, 'run') ? again : null),
     actionError,
+    approvalSlot,
     reason,
     meta,
     earlierBox,
@@ -115,6 +121,8 @@ export async function runPage(main: HTMLElement, route: Route): Promise<void> {
     cancel.disabled = ended || e.cancel_requested;
     cancel.textContent = e.cancel_requested && !ended ? 'Cancelling…' : 'Cancel';
     kill.disabled = ended;
+    if (e.status !== 'awaiting_approval') approvalSlot.replaceChildren();
+    else if (!approvalSlot.firstChild) approvalSlot.replaceChildren(approvalPanel(id, route.signal, (decided) => ((e = decided), paint())));
   };
   paint();
   // The Python runner (protocol v1) sends output as the command printed it: nothing is scrubbed.

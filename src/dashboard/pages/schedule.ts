@@ -6,7 +6,7 @@ import type { OccurrenceView, ScheduleView } from '../../shared/schedulesApi.js'
 import { h, replace } from '../dom.js';
 import { duration, timeEl } from '../format.js';
 import { href, navigate, projectPath, type Route } from '../router.js';
-import { signedInUser } from '../session.js';
+import { may } from '../session.js';
 import { button, dataTable, errorNotice, every, loading, pageTitle } from '../ui.js';
 import { schedulePath, schedulesApi, schedulesPath } from './scheduleApi.js';
 import { executionLink, resultBadge, resultStrip, runsTable } from './scheduleParts.js';
@@ -49,11 +49,11 @@ function facts(s: ScheduleView): HTMLElement {
 
 export async function schedulePage(main: HTMLElement, route: Route): Promise<void> {
   const id = route.params.id;
-  const admin = signedInUser()?.is_admin ?? false;
   replace(main, loading());
   const problems = h('div', { 'aria-live': 'polite' });
   const render = async () => {
     const [s, occ] = await Promise.all([schedulesApi.get(id, route.signal), schedulesApi.occurrences(id, route.signal)]);
+    const admin = may(s.project, 'schedules.manage');
     const act = (fn: () => Promise<unknown>, after?: () => void) => async () => {
       try {
         await fn();
@@ -73,7 +73,7 @@ export async function schedulePage(main: HTMLElement, route: Route): Promise<voi
         s.read_only ? readOnlyBadge() : null,
         admin && !s.from_code ? h('a', { href: href(`${schedulePath(s.id)}/edit`), class: 'button' }, 'Edit') : null,
         admin ? (s.paused ? button('Resume', act(() => schedulesApi.resume(s.id))) : button('Pause', act(() => schedulesApi.pause(s.id)))) : null,
-        button('Run now', act(() => schedulesApi.runNow(s.id)), { testid: 'run-now' }),
+        may(s.project, 'run') ? button('Run now', act(() => schedulesApi.runNow(s.id)), { testid: 'run-now' }) : null,
         admin && !s.from_code
           ? button(
               'Delete',

@@ -13,6 +13,7 @@ import { errorMessage, errorNotice, field, loading, notice, pageTitle, setFieldE
 import { schedulePath, schedulesApi, schedulesPath } from './scheduleApi.js';
 import { runsTable, viewerZone } from './scheduleParts.js';
 import { readOnlyCheckbox } from '../readOnly.js';
+import { may } from '../session.js';
 
 const PREVIEW_DELAY_MS = 250;
 
@@ -25,9 +26,10 @@ export async function scheduleFormPage(main: HTMLElement, route: Route): Promise
   const editing = route.params.id;
   replace(main, pageTitle(editing ? 'Edit schedule' : 'New schedule'), loading());
   const existing: ScheduleView | undefined = editing ? await schedulesApi.get(editing, route.signal) : undefined;
-  const projects = (await api.projects(route.signal)).items;
+  // Schedules are made in the projects one administers.
+  const projects = (await api.projects(route.signal)).items.filter((p) => p.name === existing?.project || may(p.name, 'schedules.manage'));
   if (projects.length === 0) {
-    replace(main, pageTitle('New schedule'), notice('info', 'Create a project first (Settings).'));
+    replace(main, pageTitle('New schedule'), notice('info', 'Create a project first (Settings), or ask to be made an admin of one.'));
     return;
   }
 

@@ -8,7 +8,7 @@ import { api } from '../api.js';
 import { h, replace } from '../dom.js';
 import { timeEl } from '../format.js';
 import { href, projectPath, type Route } from '../router.js';
-import { signedInUser } from '../session.js';
+import { may, mayInSome } from '../session.js';
 import { button, dataTable, empty, errorNotice, every, loading, pageTitle } from '../ui.js';
 import { schedulePath, schedulesApi } from './scheduleApi.js';
 import { resultBadge, resultStrip } from './scheduleParts.js';
@@ -67,7 +67,9 @@ export function timeline(tl: TimelineView): HTMLElement {
   );
 }
 
-function scheduleRow(s: ScheduleView, admin: boolean, reload: () => void, report: (err: unknown) => void): HTMLTableRowElement {
+function scheduleRow(s: ScheduleView, reload: () => void, report: (err: unknown) => void): HTMLTableRowElement {
+  const admin = may(s.project, 'schedules.manage');
+  const operator = may(s.project, 'run');
   const last = s.recent?.[0];
   const act = (fn: () => Promise<unknown>) => async () => {
     try {
@@ -88,11 +90,11 @@ function scheduleRow(s: ScheduleView, admin: boolean, reload: () => void, report
     h(
       'td',
       null,
-      admin
+      operator
         ? h(
             'div',
             { class: 'form-actions' },
-            s.paused ? button('Resume', act(() => schedulesApi.resume(s.id))) : button('Pause', act(() => schedulesApi.pause(s.id))),
+            admin ? (s.paused ? button('Resume', act(() => schedulesApi.resume(s.id))) : button('Pause', act(() => schedulesApi.pause(s.id)))) : null,
             button('Run now', act(() => schedulesApi.runNow(s.id))),
           )
         : null,
@@ -101,7 +103,8 @@ function scheduleRow(s: ScheduleView, admin: boolean, reload: () => void, report
 }
 
 export async function schedulesPage(main: HTMLElement, route: Route): Promise<void> {
-  const admin = signedInUser()?.is_admin ?? false;
+  // Who may add a schedule anywhere; each project's card and row ask for their own project.
+  const admin = mayInSome('schedules.manage');
   const tlSlot = h('div', null, loading());
   const body = h('div', null, loading());
   const problems = h('div', { 'aria-live': 'polite' });
@@ -124,14 +127,14 @@ export async function schedulesPage(main: HTMLElement, route: Route): Promise<vo
             h(
               'article',
               { class: 'card', 'data-project': p.name },
-              h('div', { class: 'card-head' }, h('h2', null, h('a', { href: href(projectPath(p.name)) }, p.name)), admin ? h('a', { href: href('/schedules/new', { project: p.name }), class: 'button' }, 'New schedule') : null),
+              h('div', { class: 'card-head' }, h('h2', null, h('a', { href: href(projectPath(p.name)) }, p.name)), may(p.name, 'schedules.manage') ? h('a', { href: href('/schedules/new', { project: p.name }), class: 'button' }, 'New schedule') : null),
               h(
                 'div',
                 { class: 'table-wrap' },
                 dataTable(
                   { 'aria-label': `Schedules of ${p.name}` },
                   ['Schedule', 'When', 'Next run', 'Last result', 'Last 20', ''],
-                  schedules.items.filter((s) => s.project_id === p.id).map((s) => scheduleRow(s, admin, () => void refresh(), report)),
+                  schedules.items.filter((s) => s.project_id === p.id).map((s) => scheduleRow(s, () => void refresh(), report)),
                 ),
               ),
             ),

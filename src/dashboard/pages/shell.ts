@@ -9,7 +9,7 @@ import { FitAddon } from '@xterm/addon-fit';
 import { h, replace } from '../dom.js';
 import { duration, timeEl } from '../format.js';
 import { href, type Route } from '../router.js';
-import { signedInUser } from '../session.js';
+import { may, signedInUser } from '../session.js';
 import { MONO_FONT, THEMES } from '../terminal.js';
 import { currentTheme, onThemeChange } from '../theme.js';
 import { button, errorNotice, field, notice, pageTitle, setFieldError } from '../ui.js';
@@ -66,7 +66,8 @@ function liveShell(main: HTMLElement, route: Route, s: ShellView, back: HTMLElem
     facts(s),
     box,
     status,
-    h('section', { class: 'card' }, reasonField.el, h('div', { class: 'card-actions' }, writable, readonly, end)),
+    // Making a shell writable is for project admins (the server decides too).
+    h('section', { class: 'card' }, may(s.project, 'shell.write') ? reasonField.el : null, h('div', { class: 'card-actions' }, may(s.project, 'shell.write') ? [writable, readonly] : null, end)),
   );
 
   const term = new Terminal({ fontFamily: MONO_FONT, fontSize: 13, lineHeight: 1.2, scrollback: 5000, cursorBlink: true, theme: { ...THEMES[currentTheme()], cursor: THEMES[currentTheme()].foreground } });

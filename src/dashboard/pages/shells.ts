@@ -8,7 +8,7 @@ import { api } from '../api.js';
 import { h, replace, uid } from '../dom.js';
 import { duration, timeEl } from '../format.js';
 import { href, navigate, type Route } from '../router.js';
-import { signedInUser } from '../session.js';
+import { may, roleIn } from '../session.js';
 import { button, dataTable, empty, errorNotice, field, loading, notice, pageTitle, setFieldError } from '../ui.js';
 import { shellApi, type ShellSettingsView, type ShellView } from './shellApi.js';
 
@@ -55,7 +55,7 @@ function settingsCard(project: string, settings: ShellSettingsView, admin: boole
   );
 }
 
-function openCard(project: string): HTMLElement {
+function openCard(project: string, mayWrite: boolean): HTMLElement {
   const writable = h('input', { type: 'checkbox', id: uid('write') });
   const reason = h('textarea', { class: 'input', rows: 2, placeholder: 'What you will change and why', disabled: true });
   const reasonField = field('Reason (required for a writable shell)', reason, { help: 'Goes to the audit log and to the project\u2019s notification channels.' });
@@ -80,8 +80,8 @@ function openCard(project: string): HTMLElement {
     { class: 'card', 'aria-labelledby': 'shell-open-title' },
     h('h2', { id: 'shell-open-title' }, 'Open a shell'),
     h('p', { class: 'muted small' }, '`manage.py shell` on a runner of this project, read-only: writes fail until the server allows them. Everything typed and printed is recorded.'),
-    h('label', { class: 'checkbox', for: writable.id }, writable, ' Writable from the start'),
-    reasonField.el,
+    // Writable shells are for project admins; operators open read-only ones.
+    mayWrite ? [h('label', { class: 'checkbox', for: writable.id }, writable, ' Writable from the start'), reasonField.el] : null,
     h('div', { class: 'card-actions' }, button('Open shell', () => void open(), { kind: 'primary', testid: 'open-shell' })),
     status,
   );
@@ -89,8 +89,8 @@ function openCard(project: string): HTMLElement {
 
 export async function shellsPage(main: HTMLElement, route: Route): Promise<void> {
   const projects = (await api.projects(route.signal)).items;
-  const admin = signedInUser()?.is_admin === true;
   const project = route.query.get('project') ?? projects[0]?.name;
+  const admin = project ? may(project, 'shell.write') : false;
   const picker = h('select', { class: 'input', 'aria-label': 'Project' }, projects.map((p) => h('option', { value: p.name, selected: p.name === project }, p.name)));
   picker.addEventListener('change', () => navigate(href('/shells', { project: picker.value })));
   const body = h('div', null, loading());
@@ -101,8 +101,12 @@ export async function shellsPage(main: HTMLElement, route: Route): Promise<void>
       const [settings, sessions] = await Promise.all([shellApi.settings(project, route.signal), admin ? shellApi.list(project, route.signal) : Promise.resolve({ items: [] as ShellView[] })]);
       replace(
         body,
-        settingsCard(project, settings, admin, () => void load()),
-        settings.enabled ? openCard(project) : notice('info', 'Shells are off for this project.'),
+        settingsCard(project, settings, may(project, 'project.manage'), () => void load()),
+        !settings.enabled
+          ? notice('info', 'Shells are off for this project.')
+          : may(project, 'shell.read')
+            ? openCard(project, admin)
+            : notice('info', `Your role in ${project} is ${roleIn(project) ?? 'none'}: an operator opens read-only shells, an admin writable ones.`),
         h('h2', null, 'Sessions'),
         !admin
           ? h('p', { class: 'muted' }, 'Only an admin may list shell sessions.')

@@ -3,10 +3,10 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Core } from '../../core/context.js';
-import { resolveProject } from '../../core/projects.js';
+import { requireProject, visibleFilter } from '../../core/access.js';
 import { AuditEventView, ErrorBody, pageOf } from '../../shared/api.js';
 import { auditView } from '../../shared/views.js';
-import { requireUser } from '../userAuth.js';
+import { requireUser, type Caller } from '../userAuth.js';
 import { parseLimit, parseText, parseTime } from './query.js';
 
 const AuditQuery = Type.Object(
@@ -42,8 +42,10 @@ function csvField(value: unknown): string {
 }
 
 export function registerAuditRoutes(app: FastifyInstance, core: Core): void {
-  const filterOf = async (q: Record<string, string | undefined>) => ({
-    projectId: q.project ? (await resolveProject(core, parseText(q.project, 'project')!)).id : undefined,
+  /** The query's filter, within the projects the caller may see (server-wide events: owners only). */
+  const filterOf = async (caller: Caller, q: Record<string, string | undefined>) => ({
+    projectId: q.project ? (await requireProject(core, caller, parseText(q.project, 'project')!, 'view')).id : undefined,
+    projectIds: visibleFilter(caller),
     executionId: q.execution,
     action: parseText(q.action, 'action'),
     actorId: parseText(q.actor, 'actor'),
@@ -53,9 +55,9 @@ export function registerAuditRoutes(app: FastifyInstance, core: Core): void {
   });
 
   app.get('/api/v1/audit/export', { schema: { tags: ['audit'], querystring: ExportQuery, description: 'Every matching event, newest first, as CSV or JSON lines.' } }, async (request, reply) => {
-    await requireUser(core, request);
+    const caller = await requireUser(core, request);
     const q = request.query as Record<string, string | undefined>;
-    const filter = await filterOf(q);
+    const filter = await filterOf(caller, q);
     const csv = q.format === 'csv';
     reply.header('content-type', csv ? 'text/csv; charset=utf-8' : 'application/x-ndjson; charset=utf-8');
     reply.header('content-disposition', `attachment; filename="djangocommand-audit.${csv ? 'csv' : 'jsonl'}"`);
@@ -75,9 +77,9 @@ export function registerAuditRoutes(app: FastifyInstance, core: Core): void {
   });
 
   app.get('/api/v1/audit', { schema: { tags: ['audit'], querystring: AuditQuery, response: { 200: pageOf(AuditEventView), 400: ErrorBody, 401: ErrorBody, 404: ErrorBody } } }, async (request) => {
-    await requireUser(core, request);
+    const caller = await requireUser(core, request);
     const q = request.query as Record<string, string | undefined>;
-    const page = await core.store.listAudit(await filterOf(q), parseLimit(q.limit), q.cursor);
+    const page = await core.store.listAudit(await filterOf(caller, q), parseLimit(q.limit), q.cursor);
     return { items: page.items.map(auditView), next_cursor: page.nextCursor };
   });
 }

@@ -2,7 +2,8 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Core } from '../../core/context.js';
-import { resolveProject } from '../../core/projects.js';
+import { requireOwner, requirePermission, requireProject, roleOf, visibleProjectIds } from '../../core/access.js';
+import { isOwner } from '../../domain/roles.js';
 import { createChannel, deleteChannel, getChannel, testChannel } from '../../core/notifications/channels.js';
 import type { Channel, Delivery } from '../../store/notificationStore.js';
 import { ErrorBody } from '../../shared/api.js';
@@ -16,7 +17,7 @@ import {
 } from '../../shared/notificationsApi.js';
 import { iso } from '../../shared/views.js';
 import { UserError } from '../../shared/errors.js';
-import { requireAdmin, requireUser } from '../userAuth.js';
+import { requireUser, type Caller } from '../userAuth.js';
 import { parseLimit, parseText } from './query.js';
 
 const IdParams = Type.Object({ id: Type.String({ maxLength: 100 }) });
@@ -78,19 +79,40 @@ export function registerChannelRoutes(app: FastifyInstance, core: Core): void {
     });
   }
 
+  /**
+   * A channel the caller may see (`view`) or change (`channels.manage`): a project's channel by
+   * its project role, a server-wide one by owners only. Others answer like unknown channels.
+   */
+  async function channelFor(caller: Caller, id: string, permission: 'view' | 'channels.manage') {
+    const channel = await getChannel(core, id);
+    if (channel.projectId === null) {
+      if (!isOwner(caller.grants)) throw new UserError('DC_UNKNOWN_CHANNEL', `No notification channel ${id}.`);
+      return channel;
+    }
+    const project = await core.store.getProject(channel.projectId);
+    if (!project || roleOf(caller, project.id) === null) throw new UserError('DC_UNKNOWN_CHANNEL', `No notification channel ${id}.`);
+    await requirePermission(core, caller, project, permission);
+    return channel;
+  }
+
   app.get('/api/v1/channels', { schema: { tags, querystring: ListQuery, response: { 200: Type.Object({ items: Type.Array(ChannelView) }), ...errors } } }, async (request) => {
-    await requireUser(core, request);
+    const caller = await requireUser(core, request);
     const q = request.query as { project?: string; scope?: 'all' | 'server' };
-    const project = q.project ? await resolveProject(core, parseText(q.project, 'project')) : undefined;
-    const channels = await core.store.notifications.listChannels(project ? project.id : q.scope === 'server' ? null : undefined);
+    const project = q.project ? await requireProject(core, caller, parseText(q.project, 'project'), 'view') : undefined;
+    if (q.scope === 'server') requireOwner(caller);
+    const visible = visibleProjectIds(caller);
+    const channels = (await core.store.notifications.listChannels(project ? project.id : q.scope === 'server' ? null : undefined)).filter((c) =>
+      c.projectId === null ? isOwner(caller.grants) : visible === null || visible.has(c.projectId),
+    );
     const names = await projectNames();
     return { items: await Promise.all(channels.map((c) => channelView(c, names))) };
   });
 
   app.post('/api/v1/channels', { schema: { tags, body: CreateChannelRequest, response: { 201: CreatedChannelView, ...errors } } }, async (request, reply) => {
     const caller = await requireUser(core, request);
-    requireAdmin(caller);
     const b = request.body as CreateChannelRequest;
+    if (b.project) await requireProject(core, caller, b.project, 'channels.manage');
+    else requireOwner(caller);
     const { channel, signingSecret } = await createChannel(core, caller.actor, {
       project: b.project,
       kind: b.kind,
@@ -107,14 +129,13 @@ export function registerChannelRoutes(app: FastifyInstance, core: Core): void {
   });
 
   app.get('/api/v1/channels/:id', { schema: { tags, params: IdParams, response: { 200: ChannelView, ...errors } } }, async (request) => {
-    await requireUser(core, request);
-    return channelView(await getChannel(core, (request.params as { id: string }).id));
+    return channelView(await channelFor(await requireUser(core, request), (request.params as { id: string }).id, 'view'));
   });
 
   app.delete('/api/v1/channels/:id', { schema: { tags, params: IdParams, response: { 200: ChannelView, ...errors } } }, async (request) => {
     const caller = await requireUser(core, request);
-    requireAdmin(caller);
-    return channelView(await deleteChannel(core, caller.actor, (request.params as { id: string }).id));
+    const channel = await channelFor(caller, (request.params as { id: string }).id, 'channels.manage');
+    return channelView(await deleteChannel(core, caller.actor, channel.id));
   });
 
   app.post(
@@ -122,9 +143,9 @@ export function registerChannelRoutes(app: FastifyInstance, core: Core): void {
     { schema: { tags, params: IdParams, response: { 200: TestChannelView, ...errors }, description: 'Queues a test message. Optional body {"wait": seconds} (0 to 60): answers once its first attempt is made.' } },
     async (request) => {
       const caller = await requireUser(core, request);
-      requireAdmin(caller);
       const wait = parseWait(request.body);
-      const { channel, eventId } = await testChannel(core, caller.actor, (request.params as { id: string }).id);
+      const allowed = await channelFor(caller, (request.params as { id: string }).id, 'channels.manage');
+      const { channel, eventId } = await testChannel(core, caller.actor, allowed.id);
       const deadline = Date.now() + wait * 1000;
       for (;;) {
         const d = (await core.store.notifications.listDeliveriesOfEvent(eventId)).find((x) => x.channelId === channel.id);
@@ -139,8 +160,7 @@ export function registerChannelRoutes(app: FastifyInstance, core: Core): void {
     '/api/v1/channels/:id/deliveries',
     { schema: { tags, params: IdParams, querystring: DeliveriesQuery, response: { 200: Type.Object({ items: Type.Array(DeliveryView) }), ...errors }, description: 'Newest first, each with its attempts.' } },
     async (request) => {
-      await requireUser(core, request);
-      const c = await getChannel(core, (request.params as { id: string }).id);
+      const c = await channelFor(await requireUser(core, request), (request.params as { id: string }).id, 'view');
       const q = request.query as { limit?: string; before?: string };
       const before = q.before === undefined ? undefined : Number(q.before);
       if (before !== undefined && (!Number.isInteger(before) || before < 1)) throw new UserError('DC_VALIDATION', 'before must be a delivery id.', { field: 'before' });

@@ -3,9 +3,8 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Core } from '../../core/context.js';
-import { cancelExecution, createExecution, getExecutionIn } from '../../core/executions.js';
+import { cancelExecution, createExecution } from '../../core/executions.js';
 import { outputTail, waitForEnd } from '../../core/executionWait.js';
-import { resolveProject } from '../../core/projects.js';
 import { topics, waitForTopic } from '../../core/notifier.js';
 import { isExecutionStatus, isTerminal, type ExecutionStatus } from '../../domain/execution.js';
 import type { Execution } from '../../domain/model.js';
@@ -20,7 +19,9 @@ import {
   SSE_EVENTS,
 } from '../../shared/api.js';
 import { chunkView, executionView } from '../../shared/views.js';
-import { requireUser, type Caller } from '../userAuth.js';
+import { requireProjectCaller, requireUser, type Caller } from '../userAuth.js';
+import { requireExecution, requireProject, visibleFilter } from '../../core/access.js';
+import type { Permission } from '../../domain/roles.js';
 import { watchCredential } from '../liveCredential.js';
 import { SECURITY_HEADERS } from './dashboard.js';
 import { parseLimit, parseTime } from './query.js';
@@ -68,17 +69,17 @@ export function registerExecutionRoutes(app: FastifyInstance, core: Core): void 
     return names.get(id)!;
   };
   const view = async (e: Execution) => executionView(e, await projectName(e.projectId));
-  const load = async (request: FastifyRequest) => {
+  /** The execution the route names, when the caller may do `permission` in its project. */
+  const load = async (request: FastifyRequest, caller: Caller, permission: Permission = 'view') => {
     const { id } = request.params as { id: string };
     if (!UUID.test(id)) throw new UserError('DC_BAD_ID', `"${id.slice(0, 40)}" is not an execution id (a UUID).`);
-    return getExecutionIn(core, id.toLowerCase());
+    return requireExecution(core, caller, id.toLowerCase(), permission);
   };
 
   /** Creates, and with `?wait=SECONDS` answers once it has ended (or the wait is over), with its last lines. */
   const create = async (request: FastifyRequest, reply: FastifyReply, projectRef: string | undefined) => {
-    const caller = await requireUser(core, request);
     const waitSeconds = parseWait((request.query as { wait?: string }).wait);
-    const project = await resolveProject(core, projectRef);
+    const { caller, project } = await requireProjectCaller(core, request, projectRef, 'run');
     const body = request.body as CreateExecutionRequest;
     const e = await createExecution(core, caller.actor, project, { command: body.command, argv: body.argv, args: body.args, timeoutSeconds: body.timeout, startTimeoutSeconds: body.start_timeout, readOnly: body.read_only });
     reply.status(201);
@@ -103,15 +104,16 @@ export function registerExecutionRoutes(app: FastifyInstance, core: Core): void 
   );
 
   app.get('/api/v1/executions', { schema: { tags, querystring: ListQuery, response: { 200: pageOf(ExecutionView), ...errors } } }, async (request) => {
-    await requireUser(core, request);
+    const caller = await requireUser(core, request);
     const q = request.query as Record<string, string | undefined>;
-    const project = q.project ? await resolveProject(core, q.project) : undefined;
+    const project = q.project ? await requireProject(core, caller, q.project, 'view') : undefined;
     const statuses = q.status ? q.status.split(',').map((s) => s.trim()) : undefined;
     const bad = statuses?.find((s) => !isExecutionStatus(s));
     if (bad) throw new UserError('DC_VALIDATION', `"${bad}" is not an execution status.`, { field: 'status' });
     const page = await core.store.listExecutions(
       {
         projectId: project?.id,
+        projectIds: visibleFilter(caller),
         command: q.command,
         statuses: statuses as ExecutionStatus[] | undefined,
         createdById: q.created_by,
@@ -125,20 +127,18 @@ export function registerExecutionRoutes(app: FastifyInstance, core: Core): void 
   });
 
   app.get('/api/v1/executions/:id', { schema: { tags, params: IdParams, response: { 200: ExecutionView, ...errors } } }, async (request) => {
-    await requireUser(core, request);
-    return view(await load(request));
+    return view(await load(request, await requireUser(core, request)));
   });
 
   app.post('/api/v1/executions/:id/cancel', { schema: { tags, params: IdParams, description: 'Optional body {"force": true} kills at once; without it the runner sends SIGTERM, then SIGKILL after its grace period.', response: { 200: ExecutionView, ...errors } } }, async (request) => {
     const caller = await requireUser(core, request);
-    const e = await load(request);
+    const e = await load(request, caller, 'cancel');
     const force = parseCancelBody(request.body);
     return view(await cancelExecution(core, caller.actor, e.id, force));
   });
 
   app.get('/api/v1/executions/:id/output/chunks', { schema: { tags, params: IdParams, querystring: ChunksQuery, response: { 200: pageOf(OutputChunkView), ...errors } } }, async (request) => {
-    await requireUser(core, request);
-    const e = await load(request);
+    const e = await load(request, await requireUser(core, request));
     const q = request.query as { after?: string; limit?: string };
     const after = q.after === undefined ? 0 : Number(q.after);
     if (!Number.isSafeInteger(after) || after < 0 || after > 2 ** 31 - 1) throw new UserError('DC_VALIDATION', 'after must be a chunk number (0 or more).', { field: 'after' });
@@ -150,13 +150,13 @@ export function registerExecutionRoutes(app: FastifyInstance, core: Core): void 
 
   app.get('/api/v1/executions/:id/output', { schema: { tags, params: IdParams, querystring: OutputQuery } }, async (request, reply) => {
     const caller = await requireUser(core, request);
-    const e = await load(request);
+    const e = await load(request, caller);
     const q = request.query as { stream?: 'stdout' | 'stderr'; format?: 'text' | 'jsonl' };
     const jsonl = q.format === 'jsonl';
     reply.header('content-type', jsonl ? 'application/x-ndjson; charset=utf-8' : 'text/plain; charset=utf-8');
     reply.header('content-disposition', attachment(`${e.command}-${e.id}.${jsonl ? 'jsonl' : 'log'}`));
     const store = core.store;
-    const credential = watchCredential(core, caller);
+    const credential = watchCredential(core, caller, { projectId: e.projectId, permission: 'view' });
     async function* pieces() {
       let after = 0;
       for (;;) {
@@ -179,7 +179,7 @@ export function registerExecutionRoutes(app: FastifyInstance, core: Core): void 
 
   app.get('/api/v1/executions/:id/events', { schema: { tags, params: IdParams, description: 'Server-Sent Events: output, status, end. Resume with Last-Event-ID (a chunk number).' } }, async (request, reply) => {
     const caller = await requireUser(core, request);
-    const e = await load(request);
+    const e = await load(request, caller);
     const lastId = request.headers['last-event-id'];
     const after = Number((Array.isArray(lastId) ? lastId[0] : lastId) ?? (request.query as { after?: string }).after ?? 0);
     await streamEvents(core, caller, e, Number.isSafeInteger(after) && after >= 0 && after < 2 ** 31 ? after : 0, request, reply, view);
@@ -213,7 +213,7 @@ async function streamEvents(
     'x-accel-buffering': 'no',
   });
   const abort = new AbortController();
-  const credential = watchCredential(core, caller);
+  const credential = watchCredential(core, caller, { projectId: first.projectId, permission: 'view' });
   request.raw.on('close', () => abort.abort());
   credential.signal.addEventListener('abort', () => abort.abort(), { once: true });
   const write = async (text: string) => {

@@ -12,7 +12,7 @@ import type { Core } from '../../core/context.js';
 import { audit } from '../../core/audit.js';
 import { createExecution } from '../../core/executions.js';
 import { outputTail, waitForEnd } from '../../core/executionWait.js';
-import { resolveProject } from '../../core/projects.js';
+import { requireProject } from '../../core/access.js';
 import { optionsToArgv } from '../../domain/optionsToArgv.js';
 import { isTerminal } from '../../domain/execution.js';
 import { UserError } from '../../shared/errors.js';
@@ -37,7 +37,7 @@ export function registerManageRoutes(app: FastifyInstance, core: Core): void {
     if (!Number.isInteger(waitSeconds) || waitSeconds < 1 || waitSeconds > MAX_WAIT_S) {
       throw new UserError('DC_VALIDATION', `timeout must be a whole number of seconds from 1 to ${MAX_WAIT_S}.`, { field: 'timeout' });
     }
-    const project = await resolveProject(core, q.project);
+    const project = await requireProject(core, caller, q.project, 'run');
     const options = optionsOf(request.body);
     const known = await core.store.getCommand(project.id, command);
     if (!known || known.refused) {

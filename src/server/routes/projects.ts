@@ -2,8 +2,9 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Core } from '../../core/context.js';
-import { createProject, createRunnerKey, resolveProject, revokeRunnerKey } from '../../core/projects.js';
-import { audit } from '../../core/audit.js';
+import { createProject, createRunnerKey, revokeRunnerKey } from '../../core/projects.js';
+import { requireOwner, visibleProjectList } from '../../core/access.js';
+import { updateCommandSettings } from '../../core/commandSettings.js';
 import { ACTIVE_STATUSES } from '../../domain/execution.js';
 import { UserError } from '../../shared/errors.js';
 import {
@@ -17,7 +18,7 @@ import {
   UpdateCommandRequest,
 } from '../../shared/api.js';
 import { commandView, projectSummary, runnerKeyView, runnerView } from '../../shared/views.js';
-import { requireAdmin, requireUser } from '../userAuth.js';
+import { requireProjectCaller, requireUser } from '../userAuth.js';
 import { runnerOnline, type Project, type Runner } from '../../domain/model.js';
 
 const ProjectParams = Type.Object({ project: Type.String({ maxLength: 200 }) });
@@ -37,13 +38,13 @@ export function registerProjectRoutes(app: FastifyInstance, core: Core): void {
   }
 
   app.get('/api/v1/projects', { schema: { tags, response: { 200: items(ProjectView), ...errors } } }, async (request) => {
-    await requireUser(core, request);
-    return { items: await Promise.all((await core.store.listProjects()).map(summary)) };
+    const caller = await requireUser(core, request);
+    return { items: await Promise.all((await visibleProjectList(core, caller)).map(summary)) };
   });
 
   app.post('/api/v1/projects', { schema: { tags, body: CreateProjectRequest, response: { ...errors } } }, async (request, reply) => {
     const caller = await requireUser(core, request);
-    requireAdmin(caller);
+    requireOwner(caller);
     const { name } = request.body as { name: string };
     const { project, key, secret } = await createProject(core, caller.actor, name);
     reply.status(201);
@@ -51,51 +52,42 @@ export function registerProjectRoutes(app: FastifyInstance, core: Core): void {
   });
 
   app.get('/api/v1/projects/:project', { schema: { tags, params: ProjectParams, response: { 200: ProjectView, ...errors } } }, async (request) => {
-    await requireUser(core, request);
-    return summary(await resolveProject(core, (request.params as { project: string }).project));
+    return summary((await requireProjectCaller(core, request, (request.params as { project: string }).project, 'view')).project);
   });
 
   app.get('/api/v1/projects/:project/runners', { schema: { tags, params: ProjectParams, response: { 200: items(RunnerView), ...errors } } }, async (request) => {
-    await requireUser(core, request);
-    const p = await resolveProject(core, (request.params as { project: string }).project);
+    const { project: p } = await requireProjectCaller(core, request, (request.params as { project: string }).project, 'view');
     return { items: (await core.store.listRunners(p.id)).map((r) => runnerView(r, online(r))) };
   });
 
   app.get('/api/v1/projects/:project/keys', { schema: { tags, params: ProjectParams, response: { 200: items(RunnerKeyView), ...errors } } }, async (request) => {
-    await requireUser(core, request);
-    const p = await resolveProject(core, (request.params as { project: string }).project);
+    const { project: p } = await requireProjectCaller(core, request, (request.params as { project: string }).project, 'keys.manage');
     return { items: (await core.store.listRunnerKeys(p.id)).map(runnerKeyView) };
   });
 
   app.post('/api/v1/projects/:project/keys', { schema: { tags, params: ProjectParams, body: CreateKeyRequest, response: { ...errors } } }, async (request, reply) => {
-    const caller = await requireUser(core, request);
-    requireAdmin(caller);
-    const p = await resolveProject(core, (request.params as { project: string }).project);
+    const { caller, project: p } = await requireProjectCaller(core, request, (request.params as { project: string }).project, 'keys.manage');
     const { key, secret } = await createRunnerKey(core, caller.actor, p, (request.body as { name?: string } | undefined)?.name ?? 'api');
     reply.status(201);
     return { ...runnerKeyView(key), key: secret };
   });
 
   app.post('/api/v1/projects/:project/keys/:key/revoke', { schema: { tags, params: KeyParams, response: { 200: RunnerKeyView, ...errors } } }, async (request) => {
-    const caller = await requireUser(core, request);
-    requireAdmin(caller);
     const params = request.params as { project: string; key: string };
-    const p = await resolveProject(core, params.project);
+    const { caller, project: p } = await requireProjectCaller(core, request, params.project, 'keys.manage');
     const key = (await core.store.listRunnerKeys(p.id)).find((k) => k.id === params.key || k.prefix === params.key);
     if (!key) throw new UserError('DC_UNKNOWN_KEY', `Project "${p.name}" has no runner key "${params.key}".`);
     return runnerKeyView(await revokeRunnerKey(core, caller.actor, key.id));
   });
 
   app.get('/api/v1/projects/:project/commands', { schema: { tags, params: ProjectParams, response: { 200: items(CommandView), ...errors } } }, async (request) => {
-    await requireUser(core, request);
-    const p = await resolveProject(core, (request.params as { project: string }).project);
+    const { project: p } = await requireProjectCaller(core, request, (request.params as { project: string }).project, 'view');
     return { items: (await core.store.listCommands(p.id)).map((c) => commandView(c, core.settings.defaultConcurrency)) };
   });
 
   app.get('/api/v1/projects/:project/commands/:name', { schema: { tags, params: CommandParams, response: { 200: CommandView, ...errors } } }, async (request) => {
-    await requireUser(core, request);
     const params = request.params as { project: string; name: string };
-    const p = await resolveProject(core, params.project);
+    const { project: p } = await requireProjectCaller(core, request, params.project, 'view');
     const c = await core.store.getCommand(p.id, params.name);
     if (!c) throw new UserError('DC_UNKNOWN_COMMAND', `Project "${p.name}" has no command "${params.name}".`);
     return commandView(c, core.settings.defaultConcurrency);
@@ -105,17 +97,11 @@ export function registerProjectRoutes(app: FastifyInstance, core: Core): void {
     '/api/v1/projects/:project/commands/:name',
     { schema: { tags, params: CommandParams, body: UpdateCommandRequest, response: { 200: CommandView, ...errors } } },
     async (request) => {
-      const caller = await requireUser(core, request);
-      requireAdmin(caller);
       const params = request.params as { project: string; name: string };
-      const p = await resolveProject(core, params.project);
+      const { caller, project: p } = await requireProjectCaller(core, request, params.project, 'commands.manage');
       const body = request.body as { max_concurrency?: number | null; read_only_default?: boolean };
-      if (!(await core.store.getCommand(p.id, params.name))) {
-        throw new UserError('DC_UNKNOWN_COMMAND', `Project "${p.name}" has no command "${params.name}".`);
-      }
-      if (body.max_concurrency !== undefined) await core.store.setCommandConcurrency(p.id, params.name, body.max_concurrency);
-      if (body.read_only_default !== undefined) await core.store.setCommandReadOnly(p.id, params.name, body.read_only_default);
-      await audit(core, caller.actor, { action: 'command.update', projectId: p.id, details: { command: params.name, ...body } });
+      // The earlier form of PUT .../commands/NAME/settings: one code path, one audit (command.settings).
+      await updateCommandSettings(core, caller, p, params.name, { maxConcurrency: body.max_concurrency, readOnlyDefault: body.read_only_default });
       return commandView((await core.store.getCommand(p.id, params.name))!, core.settings.defaultConcurrency);
     },
   );

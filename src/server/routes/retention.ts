@@ -2,11 +2,10 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Core } from '../../core/context.js';
-import { resolveProject } from '../../core/projects.js';
 import { effectiveLimits, setProjectRetention, type RetentionLimits } from '../../core/retention.js';
 import type { ProjectRetention } from '../../store/retentionStore.js';
 import { ErrorBody } from '../../shared/api.js';
-import { requireAdmin, requireUser } from '../userAuth.js';
+import { requireProjectCaller } from '../userAuth.js';
 
 const ProjectParams = Type.Object({ project: Type.String({ maxLength: 200 }) });
 const Limit = Type.Union([Type.Integer({ minimum: 0 }), Type.Null()]);
@@ -43,18 +42,15 @@ export function registerRetentionRoutes(app: FastifyInstance, core: Core, defaul
   };
 
   app.get('/api/v1/projects/:project/retention', { schema: { tags, params: ProjectParams, response: { 200: RetentionView, ...errors } } }, async (request) => {
-    await requireUser(core, request);
-    const p = await resolveProject(core, (request.params as { project: string }).project);
+    const { project: p } = await requireProjectCaller(core, request, (request.params as { project: string }).project, 'view');
     return view(p.name, await core.store.retention.getProjectRetention(p.id));
   });
 
   app.put(
     '/api/v1/projects/:project/retention',
-    { schema: { tags, params: ProjectParams, body: RetentionChangeRequest, response: { 200: RetentionView, ...errors }, description: 'Sets the project\'s own limits (null: back to the server default; 0: no limit). Admins only.' } },
+    { schema: { tags, params: ProjectParams, body: RetentionChangeRequest, response: { 200: RetentionView, ...errors }, description: 'Sets the project\'s own limits (null: back to the server default; 0: no limit). Project admins only.' } },
     async (request) => {
-      const caller = await requireUser(core, request);
-      requireAdmin(caller);
-      const p = await resolveProject(core, (request.params as { project: string }).project);
+      const { caller, project: p } = await requireProjectCaller(core, request, (request.params as { project: string }).project, 'project.manage');
       const body = request.body as { days?: number | null; max_output_bytes?: number | null };
       return view(p.name, await setProjectRetention(core, caller.actor, p, { days: body.days, maxOutputBytes: body.max_output_bytes }));
     },

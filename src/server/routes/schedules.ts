@@ -2,7 +2,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Core } from '../../core/context.js';
-import { resolveProject } from '../../core/projects.js';
+import { requirePermission, requireProject, roleOf, visibleProjectIds } from '../../core/access.js';
+import type { Permission } from '../../domain/roles.js';
 import {
   checkTiming,
   createSchedule,
@@ -31,7 +32,7 @@ import {
   scheduleView,
 } from '../../shared/schedulesApi.js';
 import { UserError } from '../../shared/errors.js';
-import { requireAdmin, requireUser } from '../userAuth.js';
+import { requireProjectCaller, requireUser, type Caller } from '../userAuth.js';
 import { parseLimit, parseText, parseTime } from './query.js';
 
 const IdParams = Type.Object({ id: Type.String({ maxLength: 100 }) });
@@ -85,6 +86,14 @@ export function registerScheduleRoutes(app: FastifyInstance, core: Core): void {
       recent: await core.store.schedules.listOccurrences(s.id, recent),
     });
   const idOf = (request: FastifyRequest) => (request.params as { id: string }).id;
+  /** The schedule the route names, when the caller may do `permission` in its project (else unknown). */
+  const scheduleFor = async (caller: Caller, request: FastifyRequest, permission: Permission) => {
+    const s = await getSchedule(core, idOf(request));
+    const project = await core.store.getProject(s.projectId);
+    if (!project || roleOf(caller, s.projectId) === null) throw new UserError('DC_UNKNOWN_SCHEDULE', `No schedule ${idOf(request)}.`);
+    await requirePermission(core, caller, project, permission);
+    return s;
+  };
 
   app.get('/api/v1/schedules/preview', { schema: { tags, querystring: PreviewQuery, response: { 200: PreviewView, ...errors } } }, async (request) => {
     await requireUser(core, request);
@@ -96,16 +105,17 @@ export function registerScheduleRoutes(app: FastifyInstance, core: Core): void {
   });
 
   app.get('/api/v1/schedules/timeline', { schema: { tags, querystring: TimelineQuery, response: { 200: TimelineView, ...errors } } }, async (request) => {
-    await requireUser(core, request);
+    const caller = await requireUser(core, request);
     const q = request.query as { hours?: string; project?: string };
     const hours = count(q.hours, 24, 24 * 7, 'hours');
-    const project = q.project ? await resolveProject(core, q.project) : undefined;
+    const project = q.project ? await requireProject(core, caller, q.project, 'view') : undefined;
+    const visible = visibleProjectIds(caller);
     const from = core.now();
     const to = from + hours * 3600_000;
     const items: TimelineView['items'] = [];
     let truncated = false;
     for (const s of await core.store.schedules.listSchedules(project?.id)) {
-      if (s.paused || s.nextDueAt === null) continue;
+      if (s.paused || s.nextDueAt === null || (visible && !visible.has(s.projectId))) continue;
       const name = await projectName(s.projectId);
       for (const r of previewRuns(s.cron, s.timezone, s.nextDueAt - 1, 500)) {
         if (r.at >= to) break;
@@ -121,11 +131,12 @@ export function registerScheduleRoutes(app: FastifyInstance, core: Core): void {
   });
 
   app.get('/api/v1/schedules', { schema: { tags, querystring: ListQuery, response: { 200: Type.Object({ items: Type.Array(ScheduleView) }), ...errors } } }, async (request) => {
-    await requireUser(core, request);
+    const caller = await requireUser(core, request);
     const q = request.query as { project?: string; recent?: string };
-    const project = q.project ? await resolveProject(core, parseText(q.project, 'project')) : undefined;
+    const project = q.project ? await requireProject(core, caller, parseText(q.project, 'project'), 'view') : undefined;
     const recent = q.recent === undefined ? 0 : count(q.recent, 20, 50, 'recent');
-    const schedules = await core.store.schedules.listSchedules(project?.id);
+    const visible = visibleProjectIds(caller);
+    const schedules = (await core.store.schedules.listSchedules(project?.id)).filter((s) => !visible || visible.has(s.projectId));
     return {
       items: await Promise.all(
         schedules.map(async (s) =>
@@ -136,29 +147,26 @@ export function registerScheduleRoutes(app: FastifyInstance, core: Core): void {
   });
 
   app.post('/api/v1/schedules', { schema: { tags, body: CreateScheduleRequest, response: { 201: ScheduleView, ...errors } } }, async (request, reply) => {
-    const caller = await requireUser(core, request);
-    requireAdmin(caller);
     const body = request.body as CreateScheduleRequest;
-    const project = await resolveProject(core, body.project);
+    const { caller, project } = await requireProjectCaller(core, request, body.project, 'schedules.manage');
     const s = await createSchedule(core, caller.actor, project, inputOf(body));
     reply.status(201);
     return full(s);
   });
 
   app.get('/api/v1/schedules/:id', { schema: { tags, params: IdParams, response: { 200: ScheduleView, ...errors } } }, async (request) => {
-    await requireUser(core, request);
-    return full(await getSchedule(core, idOf(request)));
+    return full(await scheduleFor(await requireUser(core, request), request, 'view'));
   });
 
   app.patch('/api/v1/schedules/:id', { schema: { tags, params: IdParams, body: UpdateScheduleRequest, response: { 200: ScheduleView, ...errors } } }, async (request) => {
     const caller = await requireUser(core, request);
-    requireAdmin(caller);
+    await scheduleFor(caller, request, 'schedules.manage');
     return full(await editSchedule(core, caller.actor, idOf(request), inputOf(request.body as UpdateScheduleRequest)));
   });
 
   app.delete('/api/v1/schedules/:id', { schema: { tags, params: IdParams, response: { 200: ScheduleView, ...errors } } }, async (request) => {
     const caller = await requireUser(core, request);
-    requireAdmin(caller);
+    await scheduleFor(caller, request, 'schedules.manage');
     const s = await deleteSchedule(core, caller.actor, idOf(request));
     return scheduleView(s, await projectName(s.projectId));
   });
@@ -169,13 +177,14 @@ export function registerScheduleRoutes(app: FastifyInstance, core: Core): void {
   ] as const) {
     app.post(`/api/v1/schedules/:id/${verb}`, { schema: { tags, params: IdParams, response: { 200: ScheduleView, ...errors } } }, async (request) => {
       const caller = await requireUser(core, request);
-      requireAdmin(caller);
+      await scheduleFor(caller, request, 'schedules.manage');
       return full(await act(core, caller.actor, idOf(request)));
     });
   }
 
   app.post('/api/v1/schedules/:id/run', { schema: { tags, params: IdParams, response: { 201: RunNowView, ...errors } } }, async (request, reply) => {
     const caller = await requireUser(core, request);
+    await scheduleFor(caller, request, 'run');
     const { occurrence, result } = await runScheduleNow(core, caller.actor, idOf(request));
     reply.status(201);
     return { occurrence: occurrenceView(occurrence), execution_id: result.executionId ?? null };
@@ -185,8 +194,7 @@ export function registerScheduleRoutes(app: FastifyInstance, core: Core): void {
     '/api/v1/schedules/:id/occurrences',
     { schema: { tags, params: IdParams, querystring: OccurrencesQuery, response: { 200: Type.Object({ items: Type.Array(OccurrenceView) }), ...errors } } },
     async (request) => {
-      await requireUser(core, request);
-      const s = await getSchedule(core, idOf(request));
+      const s = await scheduleFor(await requireUser(core, request), request, 'view');
       const q = request.query as { limit?: string; before?: string };
       return { items: (await core.store.schedules.listOccurrences(s.id, parseLimit(q.limit, 50), parseTime(q.before, 'before'))).map(occurrenceView) };
     },

@@ -7,13 +7,14 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { Core } from '../../core/context.js';
-import { resolveProject } from '../../core/projects.js';
-import { recordingParts, shellSettings, updateShellSettings } from '../../core/shells.js';
+import { roleOf } from '../../core/access.js';
+import { may } from '../../domain/roles.js';
+import { recordingParts, shellPerson, shellSettings, updateShellSettings } from '../../core/shells.js';
 import type { ShellSession, ShellSettings } from '../../store/shellStore.js';
 import { UserError } from '../../shared/errors.js';
 import { shellAttachPath } from '../../shared/shellProtocol.js';
 import { iso } from '../../shared/views.js';
-import { requireUser, type Caller } from '../userAuth.js';
+import { requireProjectCaller, requireUser, type Caller } from '../userAuth.js';
 import { watchCredential } from '../liveCredential.js';
 import type { ShellSessions } from '../shellSessions.js';
 import type { ShellSettingsView, ShellView } from '../../shared/shellsApi.js';
@@ -60,9 +61,12 @@ function settingsView(s: ShellSettings): ShellSettingsView {
   return { enabled: s.enabled, idle_timeout_seconds: s.idleTimeoutSeconds, updated_at: s.updatedAt ? iso(s.updatedAt) : null, updated_by: s.updatedBy || null };
 }
 
-/** Recordings hold what was typed and printed: its owner and admins only. */
+/** Recordings hold what was typed and printed: the shell's owner and project admins only. */
 function mayRead(caller: Caller, s: ShellSession): void {
-  if (s.userId !== caller.user.id && !caller.user.isAdmin) throw new UserError('DC_FORBIDDEN', "Only an admin or the shell's owner may see a shell session.");
+  if (roleOf(caller, s.projectId) === null) throw new UserError('DC_UNKNOWN_SHELL', `No shell session ${s.id}.`);
+  if (s.userId !== caller.user?.id && !may(caller.grants, s.projectId, 'shell.write')) {
+    throw new UserError('DC_FORBIDDEN', "Only the shell's owner or a project admin may see a shell session.");
+  }
 }
 
 export function registerShellRoutes(app: FastifyInstance, core: Core, shells: ShellSessions): void {
@@ -89,9 +93,7 @@ export function registerShellRoutes(app: FastifyInstance, core: Core, shells: Sh
   });
 
   app.get('/api/v1/projects/:project/shells', { schema: { tags, params: ProjectParams, querystring: ListQuery } }, async (request) => {
-    const caller = await requireUser(core, request);
-    if (!caller.user.isAdmin) throw new UserError('DC_FORBIDDEN', 'Only an admin may list shell sessions.');
-    const p = await resolveProject(core, (request.params as { project: string }).project);
+    const { project: p } = await requireProjectCaller(core, request, (request.params as { project: string }).project, 'shell.write');
     const limit = Math.min(500, Math.max(1, Number((request.query as { limit?: string }).limit ?? 100)));
     return { items: (await core.store.shells.listSessions(p.id, limit)).map((s) => shellView(s, p.name, shells.isLive(s.id))) };
   });
@@ -114,7 +116,7 @@ export function registerShellRoutes(app: FastifyInstance, core: Core, shells: Sh
     const s = await load(request, caller);
     reply.header('content-type', 'application/x-asciicast; charset=utf-8');
     reply.header('content-disposition', `attachment; filename="shell-${s.id}.cast"`);
-    const credential = watchCredential(core, caller);
+    const credential = watchCredential(core, caller, { projectId: s.projectId, permission: 'view' });
     async function* pieces() {
       for await (const part of recordingParts(core, s.id)) {
         if (!(await credential.valid())) throw new Error('the credential of this download was revoked');
@@ -127,14 +129,12 @@ export function registerShellRoutes(app: FastifyInstance, core: Core, shells: Sh
   });
 
   app.get('/api/v1/projects/:project/shell-settings', { schema: { tags, params: ProjectParams } }, async (request) => {
-    await requireUser(core, request);
-    const p = await resolveProject(core, (request.params as { project: string }).project);
+    const { project: p } = await requireProjectCaller(core, request, (request.params as { project: string }).project, 'view');
     return settingsView(await shellSettings(core, p.id));
   });
 
   app.put('/api/v1/projects/:project/shell-settings', { schema: { tags, params: ProjectParams, body: SettingsBody } }, async (request) => {
-    const caller = await requireUser(core, request);
-    const p = await resolveProject(core, (request.params as { project: string }).project);
-    return settingsView(await updateShellSettings(core, { user: caller.user, actor: caller.actor }, p, request.body as { enabled?: boolean; idle_timeout_seconds?: number }));
+    const { caller, project: p } = await requireProjectCaller(core, request, (request.params as { project: string }).project, 'project.manage');
+    return settingsView(await updateShellSettings(core, shellPerson(caller), p, request.body as { enabled?: boolean; idle_timeout_seconds?: number }));
   });
 }

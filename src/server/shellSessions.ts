@@ -386,7 +386,8 @@ export class ShellSessions {
     clearTimeout(l.graceTimer);
     l.graceTimer = undefined;
     l.client = ws;
-    const watch = watchCredential(this.core, caller);
+    // The shell ends when the person loses the credential or the role to open one in this project.
+    const watch = watchCredential(this.core, caller, { projectId: l.session.projectId, permission: 'shell.read' });
     l.watch = watch;
     watch.signal.addEventListener('abort', () => {
       if (l.client === ws) ws.close(4401, 'your credential was revoked');

@@ -13,6 +13,7 @@ import { commandPath, executionPath, href, navigate, projectPath, replaceQuery, 
 import { errorMessage, errorNotice, field, loading, notice, pageTitle, setFieldError } from '../ui.js';
 import { may, roleIn } from '../session.js';
 import { readOnlyCheckbox } from '../readOnly.js';
+import { commandSettingsPanel } from '../commandSettingsPanel.js';
 
 const CACHE_MS = 30_000;
 const cache = new Map<string, { at: number; items: CommandView[] }>();
@@ -243,7 +244,7 @@ function runForm(project: string, c: CommandView, prefill: string | null, readOn
   return form;
 }
 
-function commandDetail(project: string, c: CommandView, prefill: string | null, q: string, readOnlyAsked = false): HTMLElement {
+function commandDetail(project: string, c: CommandView, prefill: string | null, q: string, readOnlyAsked = false, signal?: AbortSignal): HTMLElement {
   const desc = summary(c);
   return h(
     'section',
@@ -262,6 +263,8 @@ function commandDetail(project: string, c: CommandView, prefill: string | null, 
         : notice('info', h('span', { 'data-testid': 'no-run' }, `Your role in ${project} is ${roleIn(project) ?? 'none'}: you see its commands and past runs; an operator or admin runs them.`)),
     h('details', { class: 'help-text' }, h('summary', null, 'Full help (', h('code', null, `manage.py ${c.name} --help`), ')'), h('pre', { class: 'mono' }, c.help_text || 'No help text.')),
     h('p', null, h('a', { href: href('/history', { project, command: c.name }) }, `Past runs of ${c.name} →`)),
+    // Admins get the form, the others a read-only list (commandSettingsPanel.ts decides with may()).
+    commandSettingsPanel(project, c.name, signal),
   );
 }
 
@@ -271,7 +274,7 @@ export async function cataloguePage(main: HTMLElement, route: Route): Promise<vo
   const items = await commandsOf(project, route.signal);
   const selected = command ? items.find((c) => c.name === command) : undefined;
   const detail = selected
-    ? commandDetail(project, selected, route.query.get('args'), route.query.get('q') ?? '', route.query.get('read_only') === '1')
+    ? commandDetail(project, selected, route.query.get('args'), route.query.get('q') ?? '', route.query.get('read_only') === '1', route.signal)
     : command
       ? h('section', null, pageTitle(command), notice('error', `Project ${project} has no command "${command}". `, h('a', { href: href(projectPath(project)) }, 'See all its commands.')))
       : h(

@@ -89,7 +89,8 @@ describe('read-only mode in the dashboard', () => {
     const box = page.getByTestId('read-only-checkbox');
     expect(await box.isChecked()).toBe(true);
     expect(await box.isDisabled()).toBe(true);
-    expect(await page.locator('.field-checkbox').textContent()).toContain('listed in DJANGOCOMMAND_READONLY_COMMANDS');
+    // The run form's box (the command's settings below have checkboxes of their own).
+    expect(await page.locator('.field-checkbox', { has: box }).textContent()).toContain('listed in DJANGOCOMMAND_READONLY_COMMANDS');
     expect(browser.problems).toEqual([]);
   });
 });

@@ -18,10 +18,12 @@ const opts = parseOptions({
   count: { default: '5000', help: 'executions to run' },
   runners: { default: '4', help: 'simulated v2 runners in the project' },
   clients: { default: '32', help: 'REST clients creating executions at once' },
+  backlog: { default: '500', help: 'clients wait while this many executions are created but not yet at a runner' },
 });
 const COUNT = positiveInt('count', opts.count);
 const RUNNERS = positiveInt('runners', opts.runners);
 const CLIENTS = positiveInt('clients', opts.clients);
+const BACKLOG = positiveInt('backlog', opts.backlog);
 
 async function main(): Promise<object> {
   const bench = await startBenchServer(opts.db, []);
@@ -40,6 +42,10 @@ async function main(): Promise<object> {
   const t0 = Date.now();
   const client = async () => {
     while (next < COUNT) {
+      if (next - executed.size >= BACKLOG) {
+        await sleep(5);
+        continue;
+      }
       next++;
       const sent = Date.now();
       const e = await bench.api<{ id: string }>('POST', `/api/v1/projects/${PROJECT}/executions`, { command: COMMAND.name });

@@ -75,7 +75,8 @@ export async function serve(config: ServerConfig, print: (line: string) => void)
   const responses = new Set<ServerResponse>();
   app.server.on('request', (_req, res: ServerResponse) => {
     // While shutting down, a client is told not to reuse the connection (its next request goes to another replica).
-    if (health.isShuttingDown) res.setHeader('connection', 'close');
+    // (fastify may have answered already, e.g. a body too large: then there is no header to add.)
+    if (health.isShuttingDown && !res.headersSent) res.setHeader('connection', 'close');
     responses.add(res);
     res.once('close', () => responses.delete(res));
   });

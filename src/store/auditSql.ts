@@ -88,8 +88,30 @@ export class AuditSql implements AuditChainStore {
     };
   }
 
-  async append(e: NewAuditEvent): Promise<AuditEvent> {
-    return (await this.appendMany([e]))[0];
+  /** Single events waiting for the next turn of the event loop, to be appended together. */
+  private pending: Array<{ event: NewAuditEvent; resolve: (e: AuditEvent) => void; reject: (err: unknown) => void }> = [];
+
+  /**
+   * Appends one event. The events of one turn of the event loop go in together, in the order
+   * they came: one head lock and one INSERT for all of them (three statements an event cost a
+   * third of a busy server's database time). Each caller's promise settles with the batch.
+   */
+  append(event: NewAuditEvent): Promise<AuditEvent> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ event, resolve, reject });
+      if (this.pending.length === 1) setImmediate(() => void this.appendPending());
+    });
+  }
+
+  private async appendPending(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    try {
+      const stored = await this.appendMany(batch.map((b) => b.event));
+      batch.forEach((b, i) => b.resolve(stored[i]));
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+    }
   }
 
   /** Appends the events in order, in one transaction (one head lock, one INSERT). */

@@ -6,9 +6,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { Kysely, OperationNodeTransformer, PostgresDialect, SqliteDialect, type KyselyPlugin, type PrimitiveValueListNode, type ValueNode } from 'kysely';
+import { Kysely, OperationNodeTransformer, PostgresDialect, type KyselyPlugin, type PrimitiveValueListNode, type ValueNode } from 'kysely';
 import type { Database } from './schema.js';
 import { UserError } from '../shared/errors.js';
+import { GroupCommitSqliteDialect } from './sqliteDriver.js';
+import { startCheckpointer } from './sqliteCheckpointer.js';
 
 export interface Capabilities {
   name: 'sqlite' | 'postgres';
@@ -85,39 +87,10 @@ export function openSqlite(file: string): Kysely<Database> {
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   db.pragma('foreign_keys = ON');
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(db) }) });
-}
-
-/** Prepared statements kept, most recently used first: the queries of a busy server are a few hundred shapes. */
-const STATEMENT_CACHE = 1000;
-
-/**
- * The database as kysely sees it, with its statements prepared once per SQL text: kysely asks
- * for a new statement on every query, and preparing took about a third of the SQL time of an
- * execution. A statement that is still being iterated is busy: that query gets its own.
- */
-function cachingStatements(db: import('better-sqlite3').Database): { prepare(sql: string): import('better-sqlite3').Statement; close(): void } {
-  const cache = new Map<string, import('better-sqlite3').Statement>();
-  return {
-    prepare(sql) {
-      const hit = cache.get(sql);
-      if (hit && !hit.busy) {
-        cache.delete(sql);
-        cache.set(sql, hit);
-        return hit;
-      }
-      const stmt = db.prepare(sql);
-      if (!hit) {
-        cache.set(sql, stmt);
-        if (cache.size > STATEMENT_CACHE) cache.delete(cache.keys().next().value!);
-      }
-      return stmt;
-    },
-    close() {
-      cache.clear();
-      db.close();
-    },
-  };
+  // The log is truncated back to this size once it has all been copied into the database.
+  db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
+  const stopCheckpointer = startCheckpointer(db, file);
+  return new Kysely<Database>({ dialect: new GroupCommitSqliteDialect(db, stopCheckpointer) });
 }
 
 export function openPostgres(url: string): Kysely<Database> {

@@ -569,14 +569,8 @@ export class KyselyStore implements Store {
     if (patch.cancelReason !== undefined) set.cancel_reason = patch.cancelReason;
     if (patch.outputExpectedSeq !== undefined) set.output_expected_seq = patch.outputExpectedSeq;
     if (patch.startDeadline !== undefined) set.start_deadline = patch.startDeadline;
-    const res = await this.db
-      .updateTable('executions')
-      .set(set)
-      .where('id', '=', id)
-      .where('status', 'in', [...from])
-      .executeTakeFirst();
-    if (Number(res.numUpdatedRows) === 0) return undefined;
-    return this.getExecution(id);
+    const row = await this.db.updateTable('executions').set(set).where('id', '=', id).where('status', 'in', [...from]).returningAll().executeTakeFirst();
+    return row && toExecution(row);
   }
 
   async recordLateEnd(id: string, end: { status: ExecutionStatus; exitCode: number | null; at: number }): Promise<boolean> {

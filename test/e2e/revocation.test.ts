@@ -103,9 +103,12 @@ describe.each(['sqlite', 'postgres'] as const)('revocation on %s, one server and
   ] as const)('closes a v2 socket within a second of its key being revoked %s, and stores nothing it sends after', async (_label, how) => {
     const fresh = (await api(a, '/api/v1/projects/shop/keys', { body: { name: `k-${how}` } })).json;
     const { ws, id } = await runnerWithExecution(b, fresh.key);
-    const revokedAt = Date.now();
-    if (how === 'admin') expect((await b.admin(['revoke-key', fresh.prefix])).code).toBe(0);
-    else expect((await api(how === 'api-same' ? b : a, `/api/v1/projects/shop/keys/${fresh.id}/revoke`, { body: {} })).status).toBe(200);
+    let revokedAt = Date.now();
+    if (how === 'admin') {
+      expect((await b.admin(['revoke-key', fresh.prefix])).code).toBe(0);
+      // The clock starts when the CLI is done: its own start-up (seconds on a loaded machine) is not what this measures.
+      revokedAt = Date.now();
+    } else expect((await api(how === 'api-same' ? b : a, `/api/v1/projects/shop/keys/${fresh.id}/revoke`, { body: {} })).status).toBe(200);
     // Keep talking as if nothing happened.
     ws.send({ type: 'output', execution_id: id, seq: 2, stream: 'stdout', data: 'after\n', line_times: [] });
     ws.send({ type: 'finished', execution_id: id, exit_code: 0, status: 'success', last_seq: 2, at: Date.now() });

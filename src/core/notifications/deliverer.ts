@@ -110,7 +110,12 @@ async function routeEvents(core: Core, channels: Channel[]): Promise<number> {
 }
 
 async function targetsOf(core: Core, e: NotificationEvent, channels: Channel[]): Promise<RouteTarget[]> {
-  const kinds = kindsOf(e.type, e.details, await isRecovery(core, e));
+  // Most events reach no channel: ask the database nothing about those.
+  const candidates = channels.filter((c) => (e.channelId ? c.id === e.channelId : c.projectId === null || c.projectId === e.projectId));
+  if (candidates.length === 0) return [];
+  // (A recovery also shows in the subject a `success` channel gets.)
+  const recovery = candidates.some((c) => c.config.on.includes('recovery') || c.config.on.includes('success')) && (await isRecovery(core, e));
+  const kinds = kindsOf(e.type, e.details, recovery);
   if (kinds.length === 0) return [];
   const project = e.projectId ? await core.store.getProject(e.projectId) : undefined;
   const summary = subjectOf(e, project?.name ?? null, kinds);
@@ -119,7 +124,7 @@ async function targetsOf(core: Core, e: NotificationEvent, channels: Channel[]):
     e.channelId
       ? c.id === e.channelId
       : (c.projectId === null || c.projectId === e.projectId) && kinds.some((k) => c.config.on.includes(k)) && commandMatches(c.config.commands, command);
-  return channels.filter(hears).map((c) => ({ channelId: c.id, kinds, summary, exempt: e.type === TEST_EVENT }));
+  return candidates.filter(hears).map((c) => ({ channelId: c.id, kinds, summary, exempt: e.type === TEST_EVENT }));
 }
 
 /** A success is a recovery when the command's previous run (of that project) ended in failure. */

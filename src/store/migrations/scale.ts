@@ -15,5 +15,12 @@ export function scaleMigrations(_caps: Capabilities): Record<string, Migration> 
         await db.schema.dropIndex('executions_project_status').execute();
       },
     },
+    '0018_execution_active_index': {
+      async up(db: Kysely<any>) {
+        // The active executions of a command, counted on every create to enforce its
+        // concurrency limit: without status in the index, every past run of the command was read.
+        await db.schema.createIndex('executions_project_command_status').on('executions').columns(['project_id', 'command', 'status']).execute();
+      },
+    },
   };
 }

@@ -18,7 +18,7 @@ const opts = parseOptions({
   count: { default: '5000', help: 'executions to run' },
   runners: { default: '4', help: 'simulated v2 runners in the project' },
   clients: { default: '32', help: 'REST clients creating executions at once' },
-  backlog: { default: '500', help: 'clients wait while this many executions are created but not yet at a runner' },
+  backlog: { default: '500', help: 'clients wait while this many executions are created and not yet ended' },
 });
 const COUNT = positiveInt('count', opts.count);
 const RUNNERS = positiveInt('runners', opts.runners);
@@ -30,7 +30,13 @@ async function main(): Promise<object> {
   const pid = serverPid(bench);
   const executed = new Set<string>();
   const runners = [];
-  for (let i = 0; i < RUNNERS; i++) runners.push(await connectRunner(bench.server.url, { name: PROJECT, key: bench.key }, randomUUID(), (id) => void executed.add(id), 1000));
+  let ended = 0;
+  for (let i = 0; i < RUNNERS; i++) {
+    const r = await connectRunner(bench.server.url, { name: PROJECT, key: bench.key }, randomUUID(), (id) => void executed.add(id), 1000);
+    // The server acknowledges a `finished` once the end is stored.
+    r.ws.on('message', (data, isBinary) => void (!isBinary && String(data).includes('"finished_ack"') && ended++));
+    runners.push(r);
+  }
   await raiseConcurrency(bench, COMMAND.name, 1000);
   await sleep(1000);
 
@@ -42,7 +48,7 @@ async function main(): Promise<object> {
   const t0 = Date.now();
   const client = async () => {
     while (next < COUNT) {
-      if (next - executed.size >= BACKLOG) {
+      if (next - ended >= BACKLOG) {
         await sleep(5);
         continue;
       }

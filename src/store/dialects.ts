@@ -90,7 +90,11 @@ export function openSqlite(file: string): Kysely<Database> {
   // The log is truncated back to this size once it has all been copied into the database.
   db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
   const stopCheckpointer = startCheckpointer(db, file);
-  return new Kysely<Database>({ dialect: new GroupCommitSqliteDialect(db, stopCheckpointer) });
+  // Reads outside a transaction: they see only what is committed, and never wait for the writer.
+  const reader = new BetterSqlite3(file, { readonly: true });
+  reader.pragma('busy_timeout = 5000');
+  reader.pragma('wal_autocheckpoint = 0');
+  return new Kysely<Database>({ dialect: new GroupCommitSqliteDialect(db, reader, stopCheckpointer) });
 }
 
 export function openPostgres(url: string): Kysely<Database> {

@@ -2,33 +2,39 @@
  * SQLite for kysely, with group commit. A commit is the dearest thing a small write costs
  * (writing its pages to the WAL), and a busy server makes several per execution. Here writes go
  * into one open transaction that is committed once per turn of the event loop, for everything
- * written during that turn; each caller's promise settles only when its write is committed, so
+ * written during that turn; each writer's promise settles only when its write is committed, so
  * nothing is acknowledged before it is on disk (as durable as before: WAL, synchronous=NORMAL).
  *
- * A kysely transaction is a savepoint inside that transaction: its rollback undoes its own
- * writes only. A read made while the transaction is open may see writes not yet committed, so
- * its result too is handed over after the commit. If the commit fails, or SQLite rolls the whole
- * transaction back on an error (a full disk), every caller whose query ran in it gets that error.
+ * Two connections to the file:
+ * - the writer: every kysely transaction (a savepoint inside the open transaction: its
+ *   rollback undoes its own writes only) and every write outside one, one at a time;
+ * - the reader: every read outside a transaction. It sees what is committed and nothing else,
+ *   so a read never shows a write that a crash could still take back, and never waits for one.
+ *
+ * If the commit fails, or SQLite rolls the whole transaction back on an error (a full disk),
+ * every writer whose writes were in it gets that error.
  */
 import type { Database as SqliteDatabase, Statement } from 'better-sqlite3';
 import { SqliteDialect, type DatabaseConnection, type Driver, type CompiledQuery, type QueryResult } from 'kysely';
 
-/** Prepared statements kept, most recently used first: the queries of a busy server are a few hundred shapes. */
+/** Prepared statements kept per connection, most recently used first: a busy server's queries are a few hundred shapes. */
 const STATEMENT_CACHE = 1000;
 
 export class GroupCommitSqliteDialect extends SqliteDialect {
-  readonly #db: SqliteDatabase;
+  readonly #writer: SqliteDatabase;
+  readonly #reader: SqliteDatabase;
   readonly #beforeClose: () => Promise<void>;
 
-  /** `beforeClose` runs when kysely is destroyed, before the database is closed. */
-  constructor(db: SqliteDatabase, beforeClose: () => Promise<void> = async () => undefined) {
-    super({ database: db });
-    this.#db = db;
+  /** `reader` is a second connection to the same file; `beforeClose` runs when kysely is destroyed. */
+  constructor(writer: SqliteDatabase, reader: SqliteDatabase, beforeClose: () => Promise<void> = async () => undefined) {
+    super({ database: writer });
+    this.#writer = writer;
+    this.#reader = reader;
     this.#beforeClose = beforeClose;
   }
 
   override createDriver(): Driver {
-    return new GroupCommitDriver(this.#db, this.#beforeClose);
+    return new GroupCommitDriver(this.#writer, this.#reader, this.#beforeClose);
   }
 }
 
@@ -38,49 +44,51 @@ interface Waiter {
 }
 
 class GroupCommitDriver implements Driver {
+  readonly writer: Statements;
+  readonly reader: Statements;
   readonly #db: SqliteDatabase;
   readonly #beforeClose: () => Promise<void>;
   readonly #mutex = new Mutex();
-  readonly #connection = new Connection(this);
-  readonly #statements = new Map<string, Statement>();
-  /** Callers whose writes are in the open transaction; empty when none is open. */
+  /** Writers whose writes are in the open transaction; empty when none is open. */
   #waiters: Waiter[] = [];
   #open = false;
   #commitScheduled = false;
 
-  constructor(db: SqliteDatabase, beforeClose: () => Promise<void>) {
-    this.#db = db;
+  constructor(writer: SqliteDatabase, reader: SqliteDatabase, beforeClose: () => Promise<void>) {
+    this.#db = writer;
+    this.writer = new Statements(writer);
+    this.reader = new Statements(reader);
     this.#beforeClose = beforeClose;
   }
 
   async init(): Promise<void> {}
 
+  /** Nothing is locked yet: a read never needs the writer (see Connection.executeQuery). */
   async acquireConnection(): Promise<DatabaseConnection> {
-    await this.#mutex.lock();
-    return this.#connection;
+    return new Connection(this);
   }
 
-  async beginTransaction(): Promise<void> {
-    this.openForWrite();
+  async beginTransaction(conn: DatabaseConnection): Promise<void> {
+    await (conn as Connection).takeWriter();
     this.#db.exec('savepoint dc_tx');
+    (conn as Connection).inTransaction = true;
   }
 
-  async commitTransaction(): Promise<void> {
+  async commitTransaction(conn: DatabaseConnection): Promise<void> {
     this.#db.exec('release dc_tx');
+    (conn as Connection).inTransaction = false;
   }
 
-  async rollbackTransaction(): Promise<void> {
+  async rollbackTransaction(conn: DatabaseConnection): Promise<void> {
+    (conn as Connection).inTransaction = false;
     if (!this.#db.inTransaction) return; // SQLite already rolled everything back; releaseConnection reports it
     this.#db.exec('rollback to dc_tx');
     this.#db.exec('release dc_tx');
   }
 
-  /**
-   * kysely hands a query's result over only after this: a caller that wrote, or read while a
-   * transaction was open (and may have seen writes not yet committed), waits for the commit.
-   * Nothing uncommitted ever leaves the process.
-   */
-  async releaseConnection(): Promise<void> {
+  /** kysely hands a query's result over only after this: a writer waits here for the commit. */
+  async releaseConnection(conn: DatabaseConnection): Promise<void> {
+    if (!(conn as Connection).holdsWriter) return;
     const lost = this.checkStillOpen();
     const committed = this.#open ? this.whenCommitted() : undefined;
     this.#mutex.unlock();
@@ -94,32 +102,21 @@ class GroupCommitDriver implements Driver {
       if (this.#open) this.commit();
       await this.#beforeClose();
     } finally {
-      this.#statements.clear();
-      this.#db.close();
+      this.reader.close();
+      this.writer.close();
     }
   }
 
-  prepare(sql: string): Statement {
-    // kysely asks for a statement on every query; preparing took about a third of the SQL time
-    // of an execution. A statement still being iterated is busy: that query gets its own.
-    const hit = this.#statements.get(sql);
-    if (hit && !hit.busy) {
-      this.#statements.delete(sql);
-      this.#statements.set(sql, hit);
-      return hit;
-    }
-    const stmt = this.#db.prepare(sql);
-    if (!hit) {
-      this.#statements.set(sql, stmt);
-      if (this.#statements.size > STATEMENT_CACHE) this.#statements.delete(this.#statements.keys().next().value!);
-    }
-    return stmt;
-  }
-
-  /** Called under the mutex before anything that writes. */
-  openForWrite(): void {
+  /** The writer, for this connection alone until it is released; a transaction is open on it. */
+  async lockWriter(): Promise<void> {
+    await this.#mutex.lock();
     if (this.#open) return;
-    this.#db.exec('begin immediate');
+    try {
+      this.#db.exec('begin immediate');
+    } catch (err) {
+      this.#mutex.unlock();
+      throw err;
+    }
     this.#open = true;
   }
 
@@ -170,12 +167,32 @@ class GroupCommitDriver implements Driver {
   }
 }
 
+/** One query, or one transaction, as kysely sees it. */
 class Connection implements DatabaseConnection {
+  inTransaction = false;
+  holdsWriter = false;
+
   constructor(private readonly driver: GroupCommitDriver) {}
 
+  async takeWriter(): Promise<void> {
+    if (this.holdsWriter) return;
+    await this.driver.lockWriter();
+    this.holdsWriter = true;
+  }
+
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    const stmt = this.driver.prepare(query.sql);
-    if (!stmt.readonly) this.driver.openForWrite();
+    let stmt: Statement;
+    if (this.inTransaction) {
+      stmt = this.driver.writer.prepare(query.sql);
+    } else {
+      // A statement the reader cannot prepare (a table created by a write not yet committed) is the writer's.
+      const read = this.driver.reader.tryPrepare(query.sql);
+      if (read?.readonly) stmt = read;
+      else {
+        await this.takeWriter();
+        stmt = this.driver.writer.prepare(query.sql);
+      }
+    }
     const params = query.parameters as unknown[];
     if (stmt.reader) return { rows: stmt.all(params) as R[] };
     const { changes, lastInsertRowid } = stmt.run(params);
@@ -185,6 +202,45 @@ class Connection implements DatabaseConnection {
   // eslint-disable-next-line require-yield
   async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
     throw new Error('streaming queries are not used with SQLite');
+  }
+}
+
+/**
+ * One connection's prepared statements: kysely asks for a statement on every query, and
+ * preparing took about a third of the SQL time of an execution. A statement still being
+ * iterated is busy: that query gets its own.
+ */
+class Statements {
+  readonly #cache = new Map<string, Statement>();
+
+  constructor(private readonly db: SqliteDatabase) {}
+
+  prepare(sql: string): Statement {
+    const hit = this.#cache.get(sql);
+    if (hit && !hit.busy) {
+      this.#cache.delete(sql);
+      this.#cache.set(sql, hit);
+      return hit;
+    }
+    const stmt = this.db.prepare(sql);
+    if (!hit) {
+      this.#cache.set(sql, stmt);
+      if (this.#cache.size > STATEMENT_CACHE) this.#cache.delete(this.#cache.keys().next().value!);
+    }
+    return stmt;
+  }
+
+  tryPrepare(sql: string): Statement | undefined {
+    try {
+      return this.prepare(sql);
+    } catch {
+      return undefined;
+    }
+  }
+
+  close(): void {
+    this.#cache.clear();
+    this.db.close();
   }
 }
 

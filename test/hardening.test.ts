@@ -7,7 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DB_KINDS } from './support/databases.js';
 import { syncCommands, testApp, type TestApp } from './support/inProcess.js';
+import type { Kysely } from 'kysely';
 import { sweep } from '../src/core/sweeper.js';
+import { PENDING_FINGERPRINT } from '../src/core/runnerV1.js';
 
 describe.each(DB_KINDS)('hardening on %s', (kind) => {
   let t: TestApp;
@@ -42,6 +44,34 @@ describe.each(DB_KINDS)('hardening on %s', (kind) => {
     expect(await get(id)).toMatchObject({ status: 'succeeded', output_missing_chunks: 0, output_incomplete: false });
     const chunk = (await t.api('GET', `/api/v1/executions/${id}/output/chunks`)).json().items[0];
     expect(chunk.line_times[1]).toEqual([lines[0].length, 1732712345001]);
+  });
+
+  it('handles again a request whose answer was never stored (its server died), and lets output through on the next retry', async () => {
+    const id = await started();
+    const db = (t.core.store as unknown as { db: Kysely<any> }).db;
+    const nonce = randomUUID();
+    const first = await t.runner('shop', 'GET', `/executions/${id}/cancel-status/`, undefined, { 'x-request-nonce': nonce });
+    expect(first.statusCode).toBe(200);
+    // As a server killed between recording the nonce and its answer leaves it.
+    await db.updateTable('request_nonces').set({ response_status: null, response_body: null }).where('nonce', '=', nonce).execute();
+    const retry = await t.runner('shop', 'GET', `/executions/${id}/cancel-status/`, undefined, { 'x-request-nonce': nonce });
+    expect(retry.statusCode, retry.body).toBe(200);
+    expect(retry.body).toBe(first.body);
+    // Another request under that nonce is still a replay.
+    expect((await t.runner('shop', 'GET', `/pending/`, undefined, { 'x-request-nonce': nonce })).json().code).toBe('DC_REPLAYED_REQUEST');
+
+    // output/ cut off before its body was read: the nonce was left "pending".
+    const keyId = (await db.selectFrom('request_nonces').select('key_id').where('nonce', '=', nonce).executeTakeFirstOrThrow()).key_id;
+    const outNonce = randomUUID();
+    await t.core.store.recordNonce(keyId, outNonce, t.clock.now, PENDING_FINGERPRINT);
+    const body = { chunk_number: 1, is_stderr: false, segments: [{ timestamp: 1, content: 'once\n' }] };
+    const cut = await t.runner('shop', 'POST', `/executions/${id}/output/`, body, { 'x-request-nonce': outNonce });
+    expect(cut.statusCode).toBe(503);
+    expect(cut.json().code).toBe('DC_RETRY');
+    const next = await t.runner('shop', 'POST', `/executions/${id}/output/`, body, { 'x-request-nonce': outNonce });
+    expect(next.statusCode, next.body).toBe(200);
+    expect((await t.runner('shop', 'POST', `/executions/${id}/output/`, body, { 'x-request-nonce': outNonce })).body).toBe(next.body);
+    expect((await t.api('GET', `/api/v1/executions/${id}/output`)).body).toBe('once\n');
   });
 
   it('refuses an output chunk over DJANGOCOMMAND_MAX_OUTPUT_CHUNK with DC_BODY_TOO_LARGE, and an unauthenticated one before reading it', async () => {

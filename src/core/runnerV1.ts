@@ -99,6 +99,19 @@ export async function claimNonce(core: Core, caller: RunnerCaller, nonce: string
   // The Python client retries a request whose answer it lost with the same nonce: the same
   // request gets the same answer, and nothing happens twice. Anything else is a replay.
   if (seen.fingerprint === fingerprint && seen.response) return seen.response;
+  if (!seen.response && seen.fingerprint === fingerprint) {
+    // The same request, never answered: its first attempt was cut off (a server died between
+    // recording the nonce and the answer). Handled again: every v1 request but output/ changes
+    // state conditionally, so nothing happens twice.
+    return undefined;
+  }
+  if (!seen.response && seen.fingerprint === PENDING_FINGERPRINT) {
+    // output/ whose first attempt never got as far as reading its body: this body was read to
+    // compare it, so it cannot be stored now. Forgotten, the nonce lets the next retry through
+    // (parts stored already are skipped).
+    await core.store.forgetUnansweredNonce(caller.key.id, nonce.toLowerCase(), seen.seenAt);
+    throw new UserError('DC_RETRY', 'An earlier attempt of this request has no answer; send it again.');
+  }
   await audit(core, caller.actor, { action: 'runner.auth', projectId: caller.project.id, outcome: 'denied', details: { reason: 'replayed nonce' } });
   throw new UserError('DC_REPLAYED_REQUEST', 'This request nonce was already used; each request needs a fresh X-Request-Nonce.');
 }

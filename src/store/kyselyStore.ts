@@ -270,6 +270,7 @@ export class KyselyStore implements Store {
     return {
       fresh: false,
       fingerprint: row?.fingerprint ?? '',
+      seenAt: row?.seen_at ?? at,
       response: row && row.response_status !== null ? { status: row.response_status, body: row.response_body ?? '' } : null,
     };
   }
@@ -282,6 +283,17 @@ export class KyselyStore implements Store {
 
   async forgetNonce(keyId: string, nonce: string): Promise<void> {
     await this.db.deleteFrom('request_nonces').where('key_id', '=', keyId).where('nonce', '=', nonce).execute();
+  }
+
+  async forgetUnansweredNonce(keyId: string, nonce: string, seenAt: number): Promise<boolean> {
+    const res = await this.db
+      .deleteFrom('request_nonces')
+      .where('key_id', '=', keyId)
+      .where('nonce', '=', nonce)
+      .where('seen_at', '=', seenAt)
+      .where('response_status', 'is', null)
+      .executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
   }
 
   async recordLoginAttempt(keyHash: string, now: number, windowMs: number): Promise<{ attempts: number; windowEndsAt: number }> {

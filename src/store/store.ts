@@ -90,7 +90,7 @@ export interface ExecutionPatch {
 
 export type NonceRecord =
   | { fresh: true }
-  | { fresh: false; fingerprint: string; response: { status: number; body: string } | null };
+  | { fresh: false; fingerprint: string; seenAt: number; response: { status: number; body: string } | null };
 
 /** Made, or refused by the concurrency limit (naming a few of the active executions, oldest first). */
 export type CreateExecutionResult = { created: true } | { created: false; active: Execution[] };
@@ -168,6 +168,8 @@ export interface Store {
   /** Keeps the answer for retries; `fingerprint` replaces the recorded one (known only once a streamed body is read). */
   saveNonceResponse(keyId: string, nonce: string, status: number, body: string, fingerprint?: string): Promise<void>;
   forgetNonce(keyId: string, nonce: string): Promise<void>;
+  /** Forgets a nonce recorded at `seenAt` that still has no answer; false when it was answered or taken meanwhile. */
+  forgetUnansweredNonce(keyId: string, nonce: string, seenAt: number): Promise<boolean>;
   pruneNonces(olderThan: number): Promise<number>;
 
   // Runners and their commands

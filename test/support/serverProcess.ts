@@ -92,7 +92,15 @@ export async function startServer(db: FreshDatabase, env: Record<string, string>
         reject(new Error(`server exited with ${code}:\n${logs}`));
       });
     });
+  // A server that dies on its own mid-file leaves only "connection refused" in the tests after
+  // it: say so at once, with how it ended and the end of its log.
+  let stopping = false;
+  const watch = (c: ChildProcess) =>
+    c.once('exit', (code, signal) => {
+      if (!stopping) process.stderr.write(`\n[test support] server ${url} exited without stop() or restart() (code ${code}, signal ${signal}); the end of its log:\n${logs.slice(-4000)}\n`);
+    });
   let { child, url } = await launch(port);
+  watch(child);
   const handle: ServerHandle = {
     url,
     port: Number(new URL(url).port),
@@ -103,12 +111,15 @@ export async function startServer(db: FreshDatabase, env: Record<string, string>
     async stop(signal = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
+      stopping = true;
       child.kill(signal);
       await exited;
     },
     async restart(signal = 'SIGKILL') {
       await handle.stop(signal);
       ({ child, url } = await launch(handle.port));
+      stopping = false;
+      watch(child);
       handle.process = child;
     },
   };

@@ -78,12 +78,19 @@ describe.each(DB_KINDS)('store on %s', (kind) => {
 
   it('records nonces per key with what was answered, and forgets old ones', async () => {
     expect(await store.recordNonce(key.id, 'n1', 1000, 'fp')).toEqual({ fresh: true });
-    expect(await store.recordNonce(key.id, 'n1', 1001, 'fp')).toEqual({ fresh: false, fingerprint: 'fp', response: null });
+    expect(await store.recordNonce(key.id, 'n1', 1001, 'fp')).toEqual({ fresh: false, fingerprint: 'fp', seenAt: 1000, response: null });
     await store.saveNonceResponse(key.id, 'n1', 200, '{"ok":true}');
-    expect(await store.recordNonce(key.id, 'n1', 1002, 'other')).toEqual({ fresh: false, fingerprint: 'fp', response: { status: 200, body: '{"ok":true}' } });
+    expect(await store.recordNonce(key.id, 'n1', 1002, 'other')).toEqual({ fresh: false, fingerprint: 'fp', seenAt: 1000, response: { status: 200, body: '{"ok":true}' } });
     expect(await store.recordNonce('other-key', 'n1', 1001, 'fp')).toEqual({ fresh: true });
     await store.forgetNonce(key.id, 'n1');
     expect((await store.recordNonce(key.id, 'n1', 5000, 'fp')).fresh).toBe(true);
+    // Only an unanswered nonce, recorded when the caller saw it, is forgotten.
+    expect(await store.forgetUnansweredNonce(key.id, 'n1', 4999)).toBe(false);
+    await store.recordNonce(key.id, 'n3', 6000, 'fp');
+    await store.saveNonceResponse(key.id, 'n3', 200, '{}');
+    expect(await store.forgetUnansweredNonce(key.id, 'n3', 6000)).toBe(false);
+    expect(await store.forgetUnansweredNonce(key.id, 'n1', 5000)).toBe(true);
+    expect((await store.recordNonce(key.id, 'n1', 7000, 'fp')).fresh).toBe(true);
     expect(await store.pruneNonces(2000)).toBe(1);
   });
 

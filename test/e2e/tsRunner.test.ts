@@ -132,11 +132,12 @@ describe('the TypeScript runner', () => {
     const e = await create('fail', ['--after-lines', '3', '--code', '1']);
     await ended(e.id);
     const chunks = JSON.parse((await api(`/api/v1/executions/${e.id}/output/chunks`)).text).items as Array<{ stream: string; data: string; line_times: number[][] }>;
-    expect(chunks.map((c) => c.stream)).toEqual(['stdout', 'stderr']);
+    // The runner may flush stdout in more than one chunk (a loaded machine): the order of the streams is what counts.
+    expect(chunks.map((c) => c.stream).filter((s, i, all) => i === 0 || all[i - 1] !== s)).toEqual(['stdout', 'stderr']);
     // One time mark per millisecond in which lines started; the first line always has one.
     expect(chunks[0].line_times[0][0]).toBe(0);
     expect(chunks[0].line_times[0][1]).toBeGreaterThan(Date.now() - 60_000);
-    expect(chunks[1].line_times[0][0]).toBe(0);
+    expect(chunks.find((c) => c.stream === 'stderr')!.line_times[0][0]).toBe(0);
   });
 
   it('loses and duplicates no byte when the server is killed mid-output and restarted', async () => {

@@ -11,7 +11,7 @@ import { sql } from 'kysely';
 import { DB_KINDS, freshDatabase, type FreshDatabase } from '../support/databases.js';
 import { setUpProject, startServer, type ServerHandle } from '../support/serverProcess.js';
 import { openDatabase } from '../../src/store/openStore.js';
-import { launchBrowser, signIn as signInWithForm } from '../support/browser.js';
+import { launchBrowser, signedIn, signIn as signInWithForm } from '../support/browser.js';
 
 describe.each(DB_KINDS)('admin audit verify on %s', (kind) => {
   let db: FreshDatabase;
@@ -79,7 +79,7 @@ describe.each(DB_KINDS)('admin audit verify on %s', (kind) => {
         try {
           const { page } = browser;
           await signInWithForm(page, server.url + '/', 'admin@localhost', 'correct horse battery staple');
-          await page.waitForURL(/#\//);
+          await signedIn(page);
           await page.goto(server.url + '/#/audit');
           const status = page.getByTestId('audit-chain');
           await status.waitFor();

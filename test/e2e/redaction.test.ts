@@ -18,7 +18,7 @@ import { openDatabase } from '../../src/store/openStore.js';
 import { readDjangoSettings } from '../../src/runner/bootstrap.js';
 import { EXAMPLE_DIR, PYTHON } from '../support/serverProcess.js';
 import { V1Runner } from '../support/v1Runner.js';
-import { launchBrowser, signIn } from '../support/browser.js';
+import { launchBrowser, signedIn, signIn } from '../support/browser.js';
 
 const SECRET_KEY = `sk-${randomBytes(16).toString('hex')}`;
 const DB_PASSWORD = `pw-${randomBytes(8).toString('hex')}`;
@@ -139,7 +139,7 @@ describe('secrets scrubbed on the host (TypeScript runner, protocol v2; the Pyth
 
       const { page } = browser;
       await signIn(page, server.url + '/', 'admin@localhost', 'correct horse battery staple');
-      await page.waitForURL(/#\//);
+      await signedIn(page);
       await page.goto(`${server.url}/#/executions/${id}`);
       await page.getByTestId('output-unscrubbed').waitFor({ timeout: 10_000 });
       expect(await page.getByTestId('output-unscrubbed').textContent()).toContain('does not scrub secrets');

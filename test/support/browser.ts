@@ -75,3 +75,12 @@ export async function signIn(page: Page, url: string, email: string, password: s
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
+
+/**
+ * Waits until the dashboard shows a signed-in page. Waiting on the URL is not enough: the login
+ * page's own `#/login` matches `#/`, and a navigation made before the sign-in answered is
+ * replaced by the page the sign-in goes to.
+ */
+export async function signedIn(page: Page): Promise<void> {
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+}

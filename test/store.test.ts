@@ -172,13 +172,15 @@ describe.each(DB_KINDS)('store on %s', (kind) => {
     // Bytes as they came in a binary frame: a view into a larger buffer, stored as text.
     const frame = Buffer.from('HEADERbýtes ✓\n', 'utf8');
     expect(await store.appendOutput(chunk(3, frame.subarray(6)))).toBe(true);
+    // A NUL in the bytes: kept by SQLite; PostgreSQL's text cannot hold it, so it becomes U+FFFD.
+    expect(await store.appendOutput(chunk(4, Buffer.from('a\0b ✓\n', 'utf8')))).toBe(true);
     const read = await store.readOutput(e.id, 0, 10);
-    expect(read.map((c) => c.data)).toEqual(['héllo 🎉\n', 'two\n', 'býtes ✓\n']);
-    expect(await store.readOutput(e.id, 1, 10)).toHaveLength(2);
+    expect(read.map((c) => c.data)).toEqual(['héllo 🎉\n', 'two\n', 'býtes ✓\n', kind === 'postgres' ? 'a\uFFFDb ✓\n' : 'a\0b ✓\n']);
+    expect(await store.readOutput(e.id, 1, 10)).toHaveLength(3);
     const after = await store.getExecution(e.id);
-    expect(after?.outputChunks).toBe(3);
-    expect(after?.outputLastSeq).toBe(3);
-    expect(after?.outputBytes).toBe(Buffer.byteLength('héllo 🎉\ntwo\nbýtes ✓\n'));
+    expect(after?.outputChunks).toBe(4);
+    expect(after?.outputLastSeq).toBe(4);
+    expect(after?.outputBytes).toBe(Buffer.byteLength('héllo 🎉\ntwo\nbýtes ✓\na\0b ✓\n'));
   });
 
   it('finds where the output ends for executions stored before migration 0002', async () => {

@@ -36,6 +36,8 @@ const SAFETY_SWEEP_MS = 1_000;
 const FULL_REVOCATION_CHECK_MS = 60_000;
 const REVOCATION_CLOCK_SLACK_MS = 5 * 60_000;
 const SEEN_PER_WRITE = 250;
+/** Output frames of one runner stored at once: our runner sends up to 8 before an ack; more wait their turn. */
+const MAX_FRAMES_STORED_AT_ONCE = 8;
 /** Pings (and "last seen" writes) often enough that a live runner never looks offline. */
 const pingEveryMs = (core: Core) => Math.min(20_000, core.settings.runnerOfflineAfterMs / 3);
 /** Writing "last seen" on every output chunk would double the writes; a few times per offline period is enough. */
@@ -246,7 +248,10 @@ class Session {
   private maxConcurrency = 1;
   /** Its hello listed the "read_only" feature: it may be sent read-only executions. */
   enforcesReadOnly = false;
+  /** Messages are handled in the order they came, except output frames among themselves (see receive). */
   private chain: Promise<void> = Promise.resolve();
+  /** Output frames being stored side by side. */
+  private readonly storing = new Set<Promise<void>>();
   private alive = true;
   /** Its key was revoked: nothing more it sends is stored, and the socket is closing. */
   private revoked = false;
@@ -263,10 +268,7 @@ class Session {
     private readonly registry: RunnerSessions,
   ) {
     this.unsubscribeKey = core.notifier.subscribe(topics.credential('runner_key', caller.key.id), () => this.revoke());
-    ws.on('message', (data, isBinary) => {
-      // Handled strictly in order: output before the `finished` that follows it.
-      this.chain = this.chain.then(() => this.onMessage(data, isBinary)).catch((err) => this.fail(err));
-    });
+    ws.on('message', (data, isBinary) => this.receive(data, isBinary));
     ws.on('pong', () => {
       this.alive = true;
       void this.sight();
@@ -367,6 +369,25 @@ class Session {
     const revoked = await this.core.store.revokedRunnerKeys([this.caller.key.id]);
     if (revoked.length > 0) this.revoke();
     return !this.revoked;
+  }
+
+  /**
+   * Output frames are stored side by side (up to the runner's send window), each after the
+   * messages before it: on PostgreSQL a frame's round trips and commit would otherwise leave the
+   * database idle between frames. Their order does not matter (each has its seq, stored once).
+   * Every other message waits for the frames before it: output is stored before the `finished`
+   * that follows it.
+   */
+  private receive(data: RawData, isBinary: boolean): void {
+    const handle = () => this.onMessage(data, isBinary).catch((err) => this.fail(err));
+    const frame = isBinary ? (Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)) : undefined;
+    if (frame && !isShellFrame(frame) && this.storing.size < MAX_FRAMES_STORED_AT_ONCE) {
+      const stored: Promise<void> = this.chain.then(handle).finally(() => this.storing.delete(stored));
+      this.storing.add(stored);
+      return;
+    }
+    const before = [this.chain, ...this.storing];
+    this.chain = Promise.all(before).then(handle);
   }
 
   private async onMessage(data: RawData, isBinary: boolean): Promise<void> {

@@ -3,7 +3,7 @@
  * from the Capabilities flags only.
  */
 import { randomUUID } from 'node:crypto';
-import { Kysely, Migrator, sql, type Selectable, type Migration, type MigrationProvider, type Transaction } from 'kysely';
+import { Kysely, Migrator, sql, type RawBuilder, type Selectable, type Migration, type MigrationProvider, type Transaction } from 'kysely';
 import type { Database, ExecutionsTable, OutputChunksTable, AuditEventsTable, RunnersTable, CommandsTable } from './schema.js';
 import type { Capabilities } from './dialects.js';
 import { migrations } from './migrations.js';
@@ -717,10 +717,17 @@ export class KyselyStore implements Store {
     });
   }
 
-  /** Text for an output column: UTF-8 bytes go to SQLite as they are (a BLOB cast to TEXT is not re-encoded); PostgreSQL takes a string. */
-  private textValue(data: string | Uint8Array) {
+  /**
+   * Text for an output column, from UTF-8 bytes (always valid: see decodeOutputFrame) without
+   * decoding them. SQLite: a BLOB cast to TEXT is not re-encoded. PostgreSQL: node-postgres sends
+   * a Buffer as a binary parameter, and the binary form of text is its UTF-8 bytes; only a NUL,
+   * which PostgreSQL's text cannot hold, needs the string (NulFree replaces it).
+   */
+  private textValue(data: string | Uint8Array): string | RawBuilder<string> {
     if (typeof data === 'string') return data;
-    return this.caps.name === 'sqlite' ? sql<string>`CAST(${data} AS TEXT)` : Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');
+    if (this.caps.name === 'sqlite') return sql<string>`CAST(${data} AS TEXT)`;
+    const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    return bytes.includes(0) ? bytes.toString('utf8') : sql<string>`${bytes}`;
   }
 
   async readOutput(executionId: string, afterSeq: number, limit: number): Promise<OutputChunk[]> {

@@ -1,0 +1,70 @@
+/**
+ * Output frames of one runner are stored side by side (runnerSessions.ts, receive): over a real
+ * WebSocket to a listening in-process server, on both databases, bursts of frames sent without
+ * waiting for acks, then `finished` at once: every frame is stored once and acknowledged, and
+ * `finished` is handled only after all of them.
+ */
+import type { AddressInfo } from 'node:net';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DB_KINDS } from './support/databases.js';
+import { testApp, type TestApp } from './support/inProcess.js';
+import { connectV2, hello, type V2Client } from './support/v2Socket.js';
+import { encodeOutputFrame, type Execute, type ServerMessage } from '../src/shared/protocolV2.js';
+
+const isExecute = (m: ServerMessage): m is Execute => m.type === 'execute';
+/** Frames of one runner stored at once (MAX_FRAMES_STORED_AT_ONCE in runnerSessions.ts). */
+const MAX_AT_ONCE = 8;
+const command = { name: 'migrate', app_label: 'demo', help_text: 'usage: manage.py migrate', schema: { arguments: [], groups: [], subcommands: null } };
+describe.each(DB_KINDS)('runner protocol v2 output frames on %s', (kind) => {
+  let t: TestApp;
+  let runner: V2Client;
+  beforeEach(async () => {
+    t = await testApp(kind, {}, { api: 1024 * 1024, runner: 16 * 1024 * 1024 });
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const url = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+    runner = await connectV2(url, t.projects.shop.key, t.clock.now);
+    runner.send(hello());
+    runner.send({ type: 'commands', commands: [command] });
+    expect(await runner.settle()).toEqual([expect.objectContaining({ type: 'welcome' })]);
+  });
+  afterEach(async () => {
+    await runner.close();
+    await t.close();
+  });
+
+  /** Runs one execution: `frames` output frames of `size` characters sent back to back, a resend of the first, and `finished` at once. */
+  async function burst(frames: number, size: number): Promise<void> {
+    await t.api('POST', '/api/v1/projects/shop/executions', { command: 'migrate', argv: [] });
+    const id = (await runner.next((m): m is Execute => isExecute(m) && !runner.received.some((f) => f.type === 'finished_ack' && f.execution_id === m.execution_id))).execution_id;
+    runner.send({ type: 'started', execution_id: id, pid: 1, warm: false, at: t.clock.now });
+    const line = (seq: number) => `frame ${seq}: ${'é'.repeat(size)}\n`;
+    const frame = (seq: number) => encodeOutputFrame({ type: 'output', execution_id: id, seq, stream: 'stdout', data: line(seq), line_times: [[0, t.clock.now]] });
+    const from = runner.received.length;
+    for (let seq = 1; seq <= frames; seq++) runner.sendRaw(frame(seq), true);
+    runner.sendRaw(frame(1), true); // a resend, as after a reconnect: stored once
+    runner.send({ type: 'finished', execution_id: id, exit_code: 0, status: 'success', last_seq: frames, at: t.clock.now });
+    await runner.next((m): m is ServerMessage => m.type === 'finished_ack' && m.execution_id === id);
+
+    const answers = runner.received.slice(from).filter((m) => m.type === 'ack' || m.type === 'finished_ack' || (m.type === 'error' && !m.message.includes('settle-')));
+    expect(answers.at(-1)).toEqual({ type: 'finished_ack', execution_id: id });
+    const acked = answers.filter((m) => m.type === 'ack').map((m) => (m as { seq: number }).seq);
+    expect(acked).toHaveLength(frames + 1);
+    expect([...new Set(acked)].sort((a, b) => a - b)).toEqual(Array.from({ length: frames }, (_, i) => i + 1));
+
+    expect((await t.api('GET', `/api/v1/executions/${id}`)).json().status).toBe('succeeded');
+    // What `finished` saw when it was handled: every chunk up to last_seq already stored.
+    const [complete] = (await t.api('GET', `/api/v1/audit?execution=${id}&action=execution.complete`)).json().items;
+    expect(complete).toMatchObject({ outcome: 'ok', details: { status: 'succeeded' } });
+    expect(complete.details.output_missing_chunks).toBeUndefined();
+    const text = (await t.api('GET', `/api/v1/executions/${id}/output`)).body;
+    expect(text).toBe(Array.from({ length: frames }, (_, i) => line(i + 1)).join(''));
+  }
+
+  it('handles `finished` only once the frames before it, stored side by side, are stored', async () => {
+    await burst(MAX_AT_ONCE, 1_000_000);
+  });
+
+  it('stores a burst of more frames than it stores at once, each once, in seq order', async () => {
+    await burst(40, 1000);
+  });
+});

@@ -2,7 +2,7 @@
  * The use cases behind runner protocol v1 (see src/shared/protocolV1.ts for the wire format).
  * Every operation is idempotent, because the Python client retries with the same request.
  */
-import type { Actor, Execution, Project, Runner, RunnerKey } from '../domain/model.js';
+import { sightingWriteEveryMs, type Actor, type Execution, type Project, type Runner, type RunnerKey } from '../domain/model.js';
 import { finalStatus, isTerminal, type RunnerCompletion } from '../domain/execution.js';
 import { UserError } from '../shared/errors.js';
 import {
@@ -129,8 +129,22 @@ export async function rememberAnswer(core: Core, caller: RunnerCaller, nonce: st
   await core.store.saveNonceResponse(caller.key.id, nonce.toLowerCase(), answer.status, answer.body, fingerprint);
 }
 
+/**
+ * Sightings this server wrote lately, per runner: a v1 runner polls every 2 s, and its "last
+ * seen" needs writing only every few seconds, as a v2 runner's pongs (sightingWriteEveryMs).
+ * Runner rows are never deleted, and change only through sightings: the row kept is still right.
+ */
+const recentSightings = new WeakMap<Core, { byRunner: Map<string, { runner: Runner; writtenAt: number }>; sweptAt: number }>();
+
 async function sight(core: Core, caller: RunnerCaller, versions?: HeartbeatRequest): Promise<Runner> {
   const at = core.now();
+  let recent = recentSightings.get(core);
+  if (!recent) recentSightings.set(core, (recent = { byRunner: new Map(), sweptAt: at }));
+  const every = sightingWriteEveryMs(core.settings.runnerOfflineAfterMs);
+  const key = `${caller.key.id}\n${caller.address}`;
+  const known = recent.byRunner.get(key);
+  // A heartbeat carries the runner's versions: always written.
+  if (!versions && known && at - known.writtenAt >= 0 && at - known.writtenAt < every) return { ...known.runner, lastSeenAt: at };
   const runner = await core.store.sightRunner({
     projectId: caller.project.id,
     keyId: caller.key.id,
@@ -144,6 +158,11 @@ async function sight(core: Core, caller: RunnerCaller, versions?: HeartbeatReque
       commandsHash: versions.commands_hash,
     },
   });
+  if (at - recent.sweptAt >= every) {
+    for (const [k, r] of recent.byRunner) if (at - r.writtenAt >= every) recent.byRunner.delete(k);
+    recent.sweptAt = at;
+  }
+  recent.byRunner.set(key, { runner, writtenAt: at });
   if (runner.firstSeenAt === at && versions) {
     await audit(core, caller.actor, {
       action: 'runner.connect',

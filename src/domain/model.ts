@@ -231,6 +231,14 @@ export interface AuditEvent {
 
 export type NewAuditEvent = Omit<AuditEvent, 'id'>;
 
+/**
+ * How often a runner's "last seen" needs writing: often enough that a live runner never looks
+ * offline (a quarter of `offlineAfterMs`), rarely enough that pings and polls do not each write.
+ */
+export function sightingWriteEveryMs(offlineAfterMs: number): number {
+  return Math.min(15_000, offlineAfterMs / 4);
+}
+
 /** Online: heard from within `offlineAfterMs`, and not stopped since (a runner says when it stops). */
 export function runnerOnline(r: Pick<Runner, 'lastSeenAt' | 'stoppedAt'>, now: number, offlineAfterMs: number): boolean {
   return now - r.lastSeenAt < offlineAfterMs && (r.stoppedAt === null || r.stoppedAt < r.lastSeenAt);

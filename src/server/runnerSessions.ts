@@ -12,7 +12,7 @@ import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { FormatRegistry } from '@sinclair/typebox';
 import type { Core } from '../core/context.js';
-import type { Runner } from '../domain/model.js';
+import { sightingWriteEveryMs, type Runner } from '../domain/model.js';
 import { isTerminal } from '../domain/execution.js';
 import { authenticateRunner, type RunnerCaller } from '../core/runnerV1.js';
 import * as v2 from '../core/runnerV2.js';
@@ -41,7 +41,7 @@ const MAX_FRAMES_STORED_AT_ONCE = 8;
 /** Pings (and "last seen" writes) often enough that a live runner never looks offline. */
 const pingEveryMs = (core: Core) => Math.min(20_000, core.settings.runnerOfflineAfterMs / 3);
 /** Writing "last seen" on every output chunk would double the writes; a few times per offline period is enough. */
-const sightEveryMs = (core: Core) => Math.min(15_000, core.settings.runnerOfflineAfterMs / 4);
+const sightEveryMs = (core: Core) => sightingWriteEveryMs(core.settings.runnerOfflineAfterMs);
 
 export class RunnerSessions {
   private readonly wss: WebSocketServer;

@@ -87,6 +87,10 @@ export function openSqlite(file: string): Kysely<Database> {
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   db.pragma('foreign_keys = ON');
+  // Sorts SQLite cannot take from an index (e.g. ORDER BY over "status IN (...)") build a
+  // temporary b-tree: in a file by default, opened for every query (82 µs against 13 µs in memory
+  // for v1's pending/, polled by every runner). Our sorts are small: paged, or within a project.
+  db.pragma('temp_store = MEMORY');
   // The log is truncated back to this size once it has all been copied into the database.
   db.pragma(`journal_size_limit = ${64 * 1024 * 1024}`);
   const stopCheckpointer = startCheckpointer(db, file);
@@ -94,6 +98,7 @@ export function openSqlite(file: string): Kysely<Database> {
   const reader = new BetterSqlite3(file, { readonly: true });
   reader.pragma('busy_timeout = 5000');
   reader.pragma('wal_autocheckpoint = 0');
+  reader.pragma('temp_store = MEMORY');
   return new Kysely<Database>({ dialect: new GroupCommitSqliteDialect(db, reader, stopCheckpointer) });
 }
 

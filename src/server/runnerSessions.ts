@@ -379,8 +379,8 @@ class Session {
    * that follows it.
    */
   private receive(data: RawData, isBinary: boolean): void {
-    const handle = () => this.onMessage(data, isBinary).catch((err) => this.fail(err));
     const frame = isBinary ? (Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)) : undefined;
+    const handle = () => this.onMessage(frame ?? data, isBinary).catch((err) => this.fail(err));
     if (frame && !isShellFrame(frame) && this.storing.size < MAX_FRAMES_STORED_AT_ONCE) {
       const stored: Promise<void> = this.chain.then(handle).finally(() => this.storing.delete(stored));
       this.storing.add(stored);

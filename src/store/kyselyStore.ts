@@ -718,8 +718,8 @@ export class KyselyStore implements Store {
   }
 
   /**
-   * Text for an output column, from UTF-8 bytes (always valid: see decodeOutputFrame) without
-   * decoding them. SQLite: a BLOB cast to TEXT is not re-encoded. PostgreSQL: node-postgres sends
+   * Text for an output column, from UTF-8 bytes without decoding them. The bytes are valid UTF-8:
+   * a v2 frame's are checked (decodeOutputFrame), v1's are encoded from JSON text (v1OutputBody). SQLite: a BLOB cast to TEXT is not re-encoded. PostgreSQL: node-postgres sends
    * a Buffer as a binary parameter, and the binary form of text is its UTF-8 bytes; only a NUL,
    * which PostgreSQL's text cannot hold, needs the string (NulFree replaces it).
    */

@@ -100,6 +100,12 @@ describe.each(DB_KINDS)('store on %s', (kind) => {
     expect((await store.findRunnerKeyByHash('h1'))?.revokedAt).toBe(5);
   });
 
+  it('finds a key with its project in one read, as the two reads would', async () => {
+    expect(await store.findRunnerKeyWithProject('h1')).toEqual({ key: await store.findRunnerKeyByHash('h1'), project: await store.getProject(project.id) });
+    expect((await store.findRunnerKeyWithProject('h1'))?.project).toEqual(project);
+    expect(await store.findRunnerKeyWithProject('nope')).toBeUndefined();
+  });
+
   it('upserts runners by key, address and protocol', async () => {
     const a = await store.sightRunner({ projectId: project.id, keyId: key.id, address: '10.0.0.1', protocol: 'v1', at: 10, versions: { runnerVersion: '1', pythonVersion: '3.11', djangoVersion: '4.2', commandsHash: 'h' } });
     const b = await store.sightRunner({ projectId: project.id, keyId: key.id, address: '10.0.0.1', protocol: 'v1', at: 20 });

@@ -59,9 +59,9 @@ export async function verifyRunnerKey(core: Core, c: Omit<RunnerCredentials, 'fi
   if (secret.startsWith(USER_TOKEN_PREFIX)) {
     throw new UserError('DC_WRONG_CREDENTIAL', 'This is a personal API token; the runner API takes a runner API key (dc_...).');
   }
-  const key = secret.startsWith(RUNNER_KEY_PREFIX) ? await core.store.findRunnerKeyByHash(hashSecret(secret)) : undefined;
-  if (!key) throw new UserError('DC_UNAUTHENTICATED', 'Unknown runner API key. Check DJANGOCOMMAND_API_KEY.');
-  const project = await core.store.getProject(key.projectId);
+  const found = secret.startsWith(RUNNER_KEY_PREFIX) ? await core.store.findRunnerKeyWithProject(hashSecret(secret)) : undefined;
+  if (!found) throw new UserError('DC_UNAUTHENTICATED', 'Unknown runner API key. Check DJANGOCOMMAND_API_KEY.');
+  const { key, project } = found;
   const actor: Actor = { type: 'runner', id: key.id, label: `runner ${c.address} (key ${key.prefix}…)`, address: c.address };
   if (key.revokedAt !== null || !project) {
     await audit(core, actor, { action: 'runner.auth', projectId: key.projectId, outcome: 'denied', details: { reason: 'revoked key' } });

@@ -210,6 +210,19 @@ export class KyselyStore implements Store {
     return r && toRunnerKey(r);
   }
 
+  async findRunnerKeyWithProject(hash: string): Promise<{ key: RunnerKey; project: Project | undefined } | undefined> {
+    const r = await this.db
+      .selectFrom('runner_keys as k')
+      .leftJoin('projects as p', 'p.id', 'k.project_id')
+      .selectAll('k')
+      .select(['p.id as p_id', 'p.name as p_name', 'p.commands_hash as p_commands_hash', 'p.created_at as p_created_at'])
+      .where('k.key_hash', '=', hash)
+      .executeTakeFirst();
+    if (!r) return undefined;
+    const project = r.p_id === null ? undefined : { id: r.p_id, name: r.p_name!, commandsHash: r.p_commands_hash!, createdAt: r.p_created_at! };
+    return { key: toRunnerKey(r), project };
+  }
+
   async findRunnerKeyByPrefix(prefix: string): Promise<RunnerKey | undefined> {
     const r = await this.db.selectFrom('runner_keys').selectAll().where('prefix', '=', prefix).executeTakeFirst();
     return r && toRunnerKey(r);

@@ -152,6 +152,8 @@ export interface Store {
   listProjects(): Promise<Project[]>;
   createRunnerKey(key: RunnerKey): Promise<void>;
   findRunnerKeyByHash(hash: string): Promise<RunnerKey | undefined>;
+  /** The key and its project in one read (every runner request starts with it); project undefined if gone. */
+  findRunnerKeyWithProject(hash: string): Promise<{ key: RunnerKey; project: Project | undefined } | undefined>;
   findRunnerKeyByPrefix(prefix: string): Promise<RunnerKey | undefined>;
   listRunnerKeys(projectId: string): Promise<RunnerKey[]>;
   revokeRunnerKey(id: string, at: number): Promise<boolean>;

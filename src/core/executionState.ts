@@ -42,6 +42,7 @@ export async function transition(
   core.notifier.publish(topics.execution(id));
   if (opts.wakeProject) core.notifier.publish(topics.project(updated.projectId));
   if (isTerminal(to)) {
+    core.notifier.publish(topics.stop(id));
     // Who hears of it is the notification rules' business; the event goes to the outbox now.
     await raise(core, {
       type: 'execution.ended',
@@ -61,4 +62,13 @@ export async function transition(
     });
   }
   return updated;
+}
+
+/**
+ * A running execution was asked to stop (a cancel, its timeout): not a change of status, but the
+ * runner holding it must hear of it.
+ */
+export function announceStopRequest(core: Core, id: string): void {
+  core.notifier.publish(topics.execution(id));
+  core.notifier.publish(topics.stop(id));
 }

@@ -9,7 +9,7 @@ import { UserError } from '../shared/errors.js';
 import type { Core } from './context.js';
 import { audit, auditEvent } from './audit.js';
 import { topics } from './notifier.js';
-import { transition } from './executionState.js';
+import { announceStopRequest, transition } from './executionState.js';
 import { decideReadOnly, type ReadOnlyDecision } from './readOnlyRuns.js';
 import type { CommandSettings } from '../domain/commandSettings.js';
 import { needsApproval, type ApprovalRequest } from '../domain/approval.js';
@@ -276,7 +276,7 @@ export async function cancelExecution(core: Core, actor: Actor, id: string, forc
     return cancelExecution(core, actor, id, force);
   }
   await audit(core, actor, { action: 'execution.cancel', projectId: e.projectId, executionId: id, details: { force, status_before: e.status } });
-  core.notifier.publish(topics.execution(id));
+  announceStopRequest(core, id);
   return updated;
 }
 

@@ -37,7 +37,10 @@ export class LocalNotifier implements Notifier {
 export type CredentialKind = 'runner_key' | 'token' | 'session' | 'user';
 
 export const topics = {
+  /** Anything about the execution changed: status, output, a cancel request. */
   execution: (id: string) => `execution:${id}`,
+  /** The runner holding it must look: a cancel was requested, or it reached a final status. */
+  stop: (id: string) => `stop:${id}`,
   project: (id: string) => `project:${id}`,
   /** Published when an event was raised: the notification deliverer looks at the outbox. */
   notifications: 'notifications',

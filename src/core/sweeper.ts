@@ -15,8 +15,7 @@
  */
 import type { Core } from './context.js';
 import { audit, SYSTEM_ACTOR } from './audit.js';
-import { topics } from './notifier.js';
-import { transition } from './executionState.js';
+import { announceStopRequest, transition } from './executionState.js';
 import { announceRunnerChanges } from './notifications/runnerWatch.js';
 import { expireApprovals } from './approvals.js';
 
@@ -88,7 +87,7 @@ export async function sweep(core: Core, hearingSince = -Infinity): Promise<Sweep
         executionId: e.id,
         details: { timeout_seconds: e.timeoutSeconds },
       });
-      core.notifier.publish(topics.execution(e.id));
+      announceStopRequest(core, e.id);
     }
   }
 

@@ -244,7 +244,7 @@ export class RunnerSessions {
 class Session {
   runner: Runner | undefined;
   /** Executions this runner holds (dispatched or running), with the cancel we last pushed. */
-  readonly held = new Map<string, { cancelSent: 'none' | 'graceful' | 'force'; unsubscribe: () => void }>();
+  readonly held = new Map<string, { cancelSent: 'none' | 'graceful' | 'force'; unsubscribe: () => void; ending?: boolean }>();
   private maxConcurrency = 1;
   /** Its hello listed the "read_only" feature: it may be sent read-only executions. */
   enforcesReadOnly = false;
@@ -329,7 +329,7 @@ class Session {
 
   private hold(id: string): void {
     if (this.held.has(id)) return;
-    const unsubscribe = this.core.notifier.subscribe(topics.execution(id), () => void this.checkCancel(id));
+    const unsubscribe = this.core.notifier.subscribe(topics.stop(id), () => void this.checkCancel(id));
     this.held.set(id, { cancelSent: 'none', unsubscribe });
   }
 
@@ -345,9 +345,11 @@ class Session {
 
   private async checkCancel(id: string): Promise<void> {
     const h = this.held.get(id);
-    const e = h && (await this.core.store.getExecution(id).catch(() => undefined));
-    // Released meanwhile (its `finished` was acknowledged): nothing to stop.
-    if (!h || !e || this.held.get(id) !== h) return;
+    // Ending by the runner's own report: the final status it would read is the runner's.
+    if (!h || h.ending) return;
+    const e = await this.core.store.getExecution(id).catch(() => undefined);
+    // Released meanwhile (its `finished` was acknowledged), or its end began meanwhile.
+    if (!e || this.held.get(id) !== h || h.ending) return;
     // The server gave up on it (cancelled before start, timed out, lost: final once reported): stop it for sure.
     const want = isTerminal(e.status) ? 'force' : e.cancelRequestedAt === null ? 'none' : e.cancelForce ? 'force' : 'graceful';
     if (want === 'none' || want === h.cancelSent || h.cancelSent === 'force') return;
@@ -462,11 +464,18 @@ class Session {
         return;
       case 'output':
         return this.onOutput(msg);
-      case 'finished':
-        await forgivingUnknown(v2.finished(this.core, this.caller, this.runner!, msg));
+      case 'finished': {
+        const h = this.held.get(msg.execution_id);
+        if (h) h.ending = true;
+        try {
+          await forgivingUnknown(v2.finished(this.core, this.caller, this.runner!, msg));
+        } finally {
+          if (h) h.ending = false;
+        }
         this.send({ type: 'finished_ack', execution_id: msg.execution_id });
         this.release(msg.execution_id);
         return;
+      }
     }
   }
 

@@ -4,11 +4,10 @@
  * `started` and output frames wake nothing. Over a real WebSocket to a listening in-process
  * server, on both databases.
  */
-import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DB_KINDS } from './support/databases.js';
 import { testApp, type TestApp } from './support/inProcess.js';
-import { connectV2, hello, type V2Client } from './support/v2Socket.js';
+import { welcomedRunner, type V2Client } from './support/v2Socket.js';
 import { encodeOutputFrame, type Cancel, type Execute, type ServerMessage } from '../src/shared/protocolV2.js';
 import { topics } from '../src/core/notifier.js';
 import { sweep } from '../src/core/sweeper.js';
@@ -21,11 +20,7 @@ describe.each(DB_KINDS)('stopping a v2 execution on %s', (kind) => {
   let runner: V2Client;
   beforeEach(async () => {
     t = await testApp(kind);
-    await t.app.listen({ port: 0, host: '127.0.0.1' });
-    runner = await connectV2(`http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`, t.projects.shop.key, t.clock.now);
-    runner.send(hello());
-    runner.send({ type: 'commands', commands: [command] });
-    expect(await runner.settle()).toEqual([expect.objectContaining({ type: 'welcome' })]);
+    runner = await welcomedRunner(t, [command]);
   });
   afterEach(async () => {
     await runner.close();

@@ -4,11 +4,10 @@
  * waiting for acks, then `finished` at once: every frame is stored once and acknowledged, and
  * `finished` is handled only after all of them.
  */
-import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DB_KINDS } from './support/databases.js';
 import { testApp, type TestApp } from './support/inProcess.js';
-import { connectV2, hello, type V2Client } from './support/v2Socket.js';
+import { welcomedRunner, type V2Client } from './support/v2Socket.js';
 import { encodeOutputFrame, type Execute, type ServerMessage } from '../src/shared/protocolV2.js';
 
 const isExecute = (m: ServerMessage): m is Execute => m.type === 'execute';
@@ -20,12 +19,7 @@ describe.each(DB_KINDS)('runner protocol v2 output frames on %s', (kind) => {
   let runner: V2Client;
   beforeEach(async () => {
     t = await testApp(kind, {}, { api: 1024 * 1024, runner: 16 * 1024 * 1024 });
-    await t.app.listen({ port: 0, host: '127.0.0.1' });
-    const url = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
-    runner = await connectV2(url, t.projects.shop.key, t.clock.now);
-    runner.send(hello());
-    runner.send({ type: 'commands', commands: [command] });
-    expect(await runner.settle()).toEqual([expect.objectContaining({ type: 'welcome' })]);
+    runner = await welcomedRunner(t, [command]);
   });
   afterEach(async () => {
     await runner.close();

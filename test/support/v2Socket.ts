@@ -5,8 +5,10 @@
  * order, and a message of an unknown type is answered with an error that names it.
  */
 import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
 import { V2_PATH, V2_PROTOCOL_VERSION, type Hello, type ServerMessage } from '../../src/shared/protocolV2.js';
+import type { TestApp } from './inProcess.js';
 
 export interface V2Client {
   ws: WebSocket;
@@ -98,4 +100,18 @@ export function hello(overrides: Partial<Hello> = {}): Hello {
     running: [],
     ...overrides,
   };
+}
+
+/**
+ * Listens with an in-process test app on a free port, connects as the project's runner, says
+ * hello and sends `commands` as its catalogue; returns once welcomed (nothing else answered).
+ */
+export async function welcomedRunner(t: TestApp, commands: unknown[], project = 'shop'): Promise<V2Client> {
+  await t.app.listen({ port: 0, host: '127.0.0.1' });
+  const runner = await connectV2(`http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`, t.projects[project].key, t.clock.now);
+  runner.send(hello());
+  runner.send({ type: 'commands', commands });
+  const answers = await runner.settle();
+  if (answers.length !== 1 || answers[0].type !== 'welcome') throw new Error(`not welcomed: ${JSON.stringify(answers)}`);
+  return runner;
 }

@@ -381,9 +381,9 @@ class Session {
    * that follows it.
    */
   private receive(data: RawData, isBinary: boolean): void {
-    const frame = isBinary ? (Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)) : undefined;
-    const handle = () => this.onMessage(frame ?? data, isBinary).catch((err) => this.fail(err));
-    if (frame && !isShellFrame(frame) && this.storing.size < MAX_FRAMES_STORED_AT_ONCE) {
+    const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    const handle = () => this.onMessage(bytes, isBinary).catch((err) => this.fail(err));
+    if (isBinary && !isShellFrame(bytes) && this.storing.size < MAX_FRAMES_STORED_AT_ONCE) {
       const stored: Promise<void> = this.chain.then(handle).finally(() => this.storing.delete(stored));
       this.storing.add(stored);
       return;
@@ -392,11 +392,11 @@ class Session {
     this.chain = Promise.all(before).then(handle);
   }
 
-  private async onMessage(data: RawData, isBinary: boolean): Promise<void> {
+  private async onMessage(data: Buffer, isBinary: boolean): Promise<void> {
     if (this.revoked) return;
     if (isBinary && !(await this.keyStillValid())) return;
     if (isBinary) {
-      const frame = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      const frame = data;
       // ---- shells (shellSessions.ts): terminal output frames
       if (this.registry.shells && this.runner && isShellFrame(frame)) return this.registry.shells.fromRunnerFrame(this, frame);
       return this.onOutputFrame(frame);

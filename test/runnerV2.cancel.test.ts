@@ -4,7 +4,7 @@
  * `started` and output frames wake nothing. Over a real WebSocket to a listening in-process
  * server, on both databases.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DB_KINDS } from './support/databases.js';
 import { testApp, type TestApp } from './support/inProcess.js';
 import { welcomedRunner, type V2Client } from './support/v2Socket.js';
@@ -65,5 +65,24 @@ describe.each(DB_KINDS)('stopping a v2 execution on %s', (kind) => {
     expect(stops()).toBe(1);
     await runner.settle();
     expect(runner.received.filter((m) => m.type === 'cancel')).toEqual([]);
+  });
+
+  it('pushes a cancel whose wake-up was lost at the next safety sweep, reading every held execution at once', async () => {
+    expect((await t.api('PATCH', '/api/v1/projects/shop/commands/migrate', { max_concurrency: 2 })).statusCode).toBe(200);
+    const a = await running();
+    const b = await running();
+    // Written behind the notifier's back, as by a replica whose NOTIFY was lost.
+    for (const { id } of [a, b]) await t.core.store.updateExecution(id, ['running'], { cancelRequestedAt: t.clock.now, cancelForce: false, cancelReason: 'user' });
+    const one = vi.spyOn(t.core.store, 'getExecution');
+    const many = vi.spyOn(t.core.store, 'getExecutions');
+    for (const { id } of [a, b]) {
+      const cancel = await runner.next((m): m is Cancel => m.type === 'cancel' && m.execution_id === id);
+      expect(cancel).toEqual({ type: 'cancel', execution_id: id, force: false, reason: 'user' });
+    }
+    expect(one).not.toHaveBeenCalled();
+    expect(many.mock.calls[0]?.[0]).toEqual(expect.arrayContaining([a.id, b.id]));
+    // Pushed once: later sweeps find it already sent.
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    expect(runner.received.filter((m) => m.type === 'cancel')).toHaveLength(2);
   });
 });

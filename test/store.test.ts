@@ -168,6 +168,15 @@ describe.each(DB_KINDS)('store on %s', (kind) => {
     expect(both.filter(Boolean)).toHaveLength(1);
   });
 
+  it('reads many executions at once, past the 500 ids of one statement', async () => {
+    const made = await store.createExecutions(Array.from({ length: 600 }, () => ({ execution: execution(project), limit: 1000 })));
+    expect(made.every((r) => r.created)).toBe(true);
+    const ids = (await store.listExecutions({ projectId: project.id }, 1000)).items.map((e) => e.id);
+    const read = await store.getExecutions([...ids, 'no-such-execution']);
+    expect(read.map((e) => e.id).sort()).toEqual([...ids].sort());
+    expect(await store.getExecutions([])).toEqual([]);
+  });
+
   it('stores each output chunk once and reads it back in order', async () => {
     const e = execution(project, { status: 'running', startedAt: 1 });
     await store.createExecution(e, 1);

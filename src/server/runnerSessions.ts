@@ -12,7 +12,7 @@ import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { FormatRegistry } from '@sinclair/typebox';
 import type { Core } from '../core/context.js';
-import { sightingWriteEveryMs, type Runner } from '../domain/model.js';
+import { sightingWriteEveryMs, type Execution, type Runner } from '../domain/model.js';
 import { isTerminal } from '../domain/execution.js';
 import { authenticateRunner, type RunnerCaller } from '../core/runnerV1.js';
 import * as v2 from '../core/runnerV2.js';
@@ -187,14 +187,25 @@ export class RunnerSessions {
 
   /**
    * What wake-ups may have missed, at a cost that does not grow with the fleet: queued work of
-   * this process's projects (one read), cancels of held executions, revoked keys (those revoked
+   * this process's projects (one read), cancels of held executions (one read per 500), revoked keys (those revoked
    * lately; every key once a minute), and the batched "last seen" writes.
    */
   private async sweep(): Promise<void> {
     for (const id of await this.core.store.projectsWithQueued([...this.byProject.keys()])) void this.dispatch(id);
-    for (const s of this.sessions) if (s.held.size > 0) s.checkCancels();
+    await this.checkHeld();
     await this.checkRevocations();
     if (Date.now() - this.lastSeenFlush >= sightEveryMs(this.core) * 0.9) await this.flushSeen();
+  }
+
+  /** Cancels a lost wake-up did not push: every held execution of this process, read at once. */
+  private async checkHeld(): Promise<void> {
+    const held = new Map<string, { session: Session; entry: HeldEntry }>();
+    for (const session of this.sessions) for (const [id, entry] of session.held) held.set(id, { session, entry });
+    if (held.size === 0) return;
+    for (const e of await this.core.store.getExecutions([...held.keys()])) {
+      const { session, entry } = held.get(e.id)!;
+      session.pushCancelIfWanted(e, entry);
+    }
   }
 
   private async flushSeen(): Promise<void> {
@@ -241,10 +252,18 @@ export class RunnerSessions {
   }
 }
 
+/** An execution a session holds, with the cancel last pushed for it. */
+interface HeldEntry {
+  cancelSent: 'none' | 'graceful' | 'force';
+  unsubscribe: () => void;
+  /** The runner reported its end, which is being stored. */
+  ending?: boolean;
+}
+
 class Session {
   runner: Runner | undefined;
   /** Executions this runner holds (dispatched or running), with the cancel we last pushed. */
-  readonly held = new Map<string, { cancelSent: 'none' | 'graceful' | 'force'; unsubscribe: () => void; ending?: boolean }>();
+  readonly held = new Map<string, HeldEntry>();
   private maxConcurrency = 1;
   /** Its hello listed the "read_only" feature: it may be sent read-only executions. */
   enforcesReadOnly = false;
@@ -339,7 +358,7 @@ class Session {
     void this.registry.dispatch(this.caller.project.id);
   }
 
-  checkCancels(): void {
+  private checkCancels(): void {
     for (const id of this.held.keys()) void this.checkCancel(id);
   }
 
@@ -348,8 +367,14 @@ class Session {
     // Ending by the runner's own report: the final status it would read is the runner's.
     if (!h || h.ending) return;
     const e = await this.core.store.getExecution(id).catch(() => undefined);
+    if (e) this.pushCancelIfWanted(e, h);
+  }
+
+  /** `h` is the held entry as it was when `e` was read. */
+  pushCancelIfWanted(e: Execution, h: HeldEntry): void {
+    const id = e.id;
     // Released meanwhile (its `finished` was acknowledged), or its end began meanwhile.
-    if (!e || this.held.get(id) !== h || h.ending) return;
+    if (this.held.get(id) !== h || h.ending) return;
     // The server gave up on it (cancelled before start, timed out, lost: final once reported): stop it for sure.
     const want = isTerminal(e.status) ? 'force' : e.cancelRequestedAt === null ? 'none' : e.cancelForce ? 'force' : 'graceful';
     if (want === 'none' || want === h.cancelSent || h.cancelSent === 'force') return;

@@ -520,6 +520,14 @@ export class KyselyStore implements Store {
     return r && toExecution(r);
   }
 
+  async getExecutions(ids: readonly string[]): Promise<Execution[]> {
+    const found: Execution[] = [];
+    for (let i = 0; i < ids.length; i += 500) {
+      for (const r of await this.db.selectFrom('executions').selectAll().where('id', 'in', ids.slice(i, i + 500)).execute()) found.push(toExecution(r));
+    }
+    return found;
+  }
+
   async listExecutions(f: ExecutionFilter, limit: number, cursor?: string): Promise<Page<Execution>> {
     let q = this.db.selectFrom('executions').selectAll();
     if (f.projectId) q = q.where('project_id', '=', f.projectId);

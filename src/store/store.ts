@@ -206,6 +206,8 @@ export interface Store {
    */
   createExecutions(items: ReadonlyArray<{ execution: Execution; limit: number }>): Promise<CreateExecutionResult[]>;
   getExecution(id: string): Promise<Execution | undefined>;
+  /** Those of `ids` that exist, in no particular order. */
+  getExecutions(ids: readonly string[]): Promise<Execution[]>;
   listExecutions(filter: ExecutionFilter, limit: number, cursor?: string): Promise<Page<Execution>>;
   countExecutions(projectId: string, statuses: ExecutionStatus[]): Promise<number>;
   /** Queued executions of the project, and those already dispatched but not started. */

@@ -22,7 +22,7 @@
 import { randomUUID } from 'node:crypto';
 import { V1Client } from '../test/support/v1Client.js';
 import { COMMAND, connectRunner, cpuOver, type SimRunner } from './simRunner.js';
-import { PROJECT, check, parseOptions, percentile, positiveInt, processMemory, progress, round, runBenchmark, serverPid, sleep, startBenchServer, type BenchServer } from './common.js';
+import { PROJECT, check, parseOptions, percentile, positiveInt, processMemory, progress, raiseConcurrency, round, runBenchmark, serverPid, sleep, startBenchServer, type BenchServer } from './common.js';
 
 const opts = parseOptions({
   runners: { default: '10000', help: 'simulated runners' },
@@ -188,9 +188,9 @@ async function main(): Promise<object> {
     progress(`creating ${nProjects} project(s)`);
     const projects = await makeProjects(bench, nProjects);
     if (nProjects === 1) {
-      // All runners' executions of one command in one project: lift the limit of one at a time.
+      // All runners' executions of one command in one project: lift the limit of one at a time (to the most allowed).
       await new V1Client({ serverUrl: bench.server.url, apiKey: bench.key, maxRetries: 0 }).syncCommands([{ name: COMMAND.name, app_label: COMMAND.app_label, help_text: COMMAND.help_text }]);
-      await bench.api('PATCH', `/api/v1/projects/${PROJECT}/commands/${COMMAND.name}`, { max_concurrency: 10_000 });
+      await raiseConcurrency(bench, COMMAND.name, 1000);
     }
     const result = opts.protocol === 'v2' ? await fleetV2(bench, projects) : await fleetV1(bench, projects);
     return { benchmark: 'fleet', db: opts.db, protocol: opts.protocol, runners: RUNNERS, projects: nProjects, ...result };

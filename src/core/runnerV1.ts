@@ -20,6 +20,7 @@ import { hashSecret, RUNNER_KEY_PREFIX, USER_TOKEN_PREFIX } from './secrets.js';
 import { topics } from './notifier.js';
 import { transition } from './executionState.js';
 import { dataBytes, observe } from './observer.js';
+import { dispatchableProjects } from './dispatchableProjects.js';
 
 /** Who is calling: resolved once per request from the key, the address and the headers. */
 export type { RunnerCaller } from './runnerCaller.js';
@@ -193,6 +194,7 @@ export async function syncCommands(core: Core, caller: RunnerCaller, body: Comma
 
 export async function pending(core: Core, caller: RunnerCaller): Promise<{ executions: PendingExecution[] }> {
   const runner = await sight(core, caller);
+  if (!(await dispatchableProjects(core).mayHaveWork(caller.project.id))) return { executions: [] };
   const items = await core.store.listDispatchable(caller.project.id, PENDING_BATCH);
   const now = core.now();
   const out: PendingExecution[] = [];

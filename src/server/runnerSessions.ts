@@ -191,7 +191,7 @@ export class RunnerSessions {
    * lately; every key once a minute), and the batched "last seen" writes.
    */
   private async sweep(): Promise<void> {
-    for (const id of await this.core.store.projectsWithQueued([...this.byProject.keys()])) void this.dispatch(id);
+    if (this.byProject.size > 0) for (const id of await this.core.store.projectsWithStatus(['queued'])) if (this.byProject.has(id)) void this.dispatch(id);
     await this.checkHeld();
     await this.checkRevocations();
     if (Date.now() - this.lastSeenFlush >= sightEveryMs(this.core) * 0.9) await this.flushSeen();

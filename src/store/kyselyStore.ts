@@ -254,12 +254,9 @@ export class KyselyStore implements Store {
     }
   }
 
-  async projectsWithQueued(projectIds: readonly string[]): Promise<string[]> {
-    if (projectIds.length === 0) return [];
-    // Few executions are queued at any time: read them by status, then keep this process's projects.
-    const rows = await this.db.selectFrom('executions').select('project_id').distinct().where('status', '=', 'queued').execute();
-    const wanted = new Set(projectIds);
-    return rows.map((r) => r.project_id).filter((id) => wanted.has(id));
+  async projectsWithStatus(statuses: readonly ExecutionStatus[]): Promise<string[]> {
+    const rows = await this.db.selectFrom('executions').select('project_id').distinct().where('status', 'in', [...statuses]).execute();
+    return rows.map((r) => r.project_id);
   }
 
   async revokedRunnerKeys(ids: readonly string[]): Promise<string[]> {

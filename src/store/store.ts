@@ -178,8 +178,8 @@ export interface Store {
   sightRunner(sighting: RunnerSighting): Promise<Runner>;
   /** "Last seen" for runners already sighted (their pings), in one statement per few hundred. */
   markRunnersSeen(runnerIds: readonly string[], at: number): Promise<void>;
-  /** Of `projectIds`, those with a queued execution (one indexed read for a whole fleet's safety sweep). */
-  projectsWithQueued(projectIds: readonly string[]): Promise<string[]>;
+  /** Projects with an execution in one of `statuses`: one indexed read for a whole fleet (few executions wait at any time). */
+  projectsWithStatus(statuses: readonly ExecutionStatus[]): Promise<string[]>;
   getRunner(id: string): Promise<Runner | undefined>;
   /** The runner said it is stopping: offline from `at` until it is seen again. */
   markRunnerStopped(id: string, at: number): Promise<void>;

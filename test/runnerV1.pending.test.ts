@@ -1,0 +1,58 @@
+/**
+ * A v1 runner's idle poll costs no query of executions: the projects with work are read once a
+ * second, and a project's wake-up marks it in between. An execution whose wake-up was lost is
+ * still offered, after one more read at most. On both databases, through the in-process server.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { DB_KINDS } from './support/databases.js';
+import { syncCommands, testApp, type TestApp } from './support/inProcess.js';
+
+describe.each(DB_KINDS)('v1 pending/ on %s', (kind) => {
+  let t: TestApp;
+  beforeEach(async () => {
+    t = await testApp(kind);
+    await syncCommands(t, 'shop', ['migrate']);
+  });
+  afterEach(async () => t.close());
+
+  const poll = async (): Promise<string[]> => {
+    const res = await t.runner('shop', 'GET', '/pending/');
+    expect(res.statusCode).toBe(200);
+    return (res.json() as { executions: Array<{ id: string }> }).executions.map((e) => e.id);
+  };
+  const create = async (): Promise<string> => {
+    const res = await t.api('POST', '/api/v1/projects/shop/executions', { command: 'migrate', argv: [] });
+    expect(res.statusCode).toBe(201);
+    return (res.json() as { id: string }).id;
+  };
+
+  it('answers idle polls without reading executions, and offers at once what a wake-up announces', async () => {
+    const reads = vi.spyOn(t.core.store, 'listDispatchable');
+    for (let i = 0; i < 5; i++) expect(await poll()).toEqual([]);
+    expect(reads).not.toHaveBeenCalled();
+
+    const id = await create();
+    expect(await poll()).toEqual([id]);
+    // Offered, not started: offered again until a runner starts it.
+    expect(await poll()).toEqual([id]);
+    expect((await t.runner('shop', 'POST', `/executions/${id}/start/`)).statusCode).toBe(200);
+    expect(await poll()).toEqual([]);
+  });
+
+  it('offers an execution whose wake-up was lost within a second', async () => {
+    expect(await poll()).toEqual([]);
+    const publish = t.core.notifier.publish;
+    t.core.notifier.publish = () => undefined;
+    const id = await create();
+    t.core.notifier.publish = publish;
+    const since = Date.now();
+    let offered: string[] = [];
+    while (offered.length === 0 && Date.now() - since < 5_000) {
+      offered = await poll();
+      if (offered.length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(offered).toEqual([id]);
+    // One read a second; the margin is for a loaded CI machine.
+    expect(Date.now() - since).toBeLessThan(2_500);
+  });
+});

@@ -56,6 +56,8 @@ export class RunnerSessions {
   private lastFullRevocationCheck = Date.now();
   private readonly dispatching = new Map<string, Promise<void>>();
   private readonly again = new Set<string>();
+  /** Projects whose last dispatch found nothing queued, with no wake-up since: freed capacity needs no read. */
+  private readonly queueEmpty = new Set<string>();
   private readonly projectWatchers = new Map<string, () => void>();
   private readonly timer: NodeJS.Timeout;
   /** Audited shells ride on runner connections: shell_* messages and shell data frames go there (shellSessions.ts). */
@@ -123,6 +125,7 @@ export class RunnerSessions {
     if (!ofProject) {
       this.byProject.set(projectId, (ofProject = new Set()));
       this.projectWatchers.set(projectId, this.core.notifier.subscribe(topics.project(projectId), () => void this.dispatch(projectId)));
+      this.queueEmpty.delete(projectId);
     }
     ofProject.add(session);
     this.shells?.runnerReady(session);
@@ -137,6 +140,7 @@ export class RunnerSessions {
     const ofProject = this.byProject.get(projectId);
     if (!ofProject?.delete(session) || ofProject.size > 0) return;
     this.byProject.delete(projectId);
+    this.queueEmpty.delete(projectId);
     this.projectWatchers.get(projectId)?.();
     this.projectWatchers.delete(projectId);
   }
@@ -146,8 +150,14 @@ export class RunnerSessions {
     if (session.runner) this.seen.add(session.runner.id);
   }
 
-  /** Hands queued executions of the project to this process's runners with free capacity. */
-  dispatch(projectId: string): Promise<void> {
+  /**
+   * Hands queued executions of the project to this process's runners with free capacity.
+   * `capacityFreed`: called because a runner of ours freed a slot, not because work may have
+   * been queued; skipped when the project's queue was found empty since its last wake-up.
+   */
+  dispatch(projectId: string, capacityFreed = false): Promise<void> {
+    if (capacityFreed && this.queueEmpty.has(projectId)) return Promise.resolve();
+    this.queueEmpty.delete(projectId);
     const busy = this.dispatching.get(projectId);
     if (busy) {
       this.again.add(projectId);
@@ -167,6 +177,8 @@ export class RunnerSessions {
     const candidates = () => [...(this.byProject.get(projectId) ?? [])].filter((s) => s.free() > 0);
     if (candidates().length === 0) return;
     const queued = await this.core.store.listQueued(projectId, 100);
+    // Another dispatch is due (a wake-up came during the read): what it reads decides.
+    if (queued.length === 0 && !this.again.has(projectId) && this.byProject.has(projectId)) this.queueEmpty.add(projectId);
     for (const e of queued) {
       const free = candidates();
       if (free.length === 0) return;
@@ -355,7 +367,7 @@ class Session {
   private release(id: string): void {
     this.held.get(id)?.unsubscribe();
     this.held.delete(id);
-    void this.registry.dispatch(this.caller.project.id);
+    void this.registry.dispatch(this.caller.project.id, true);
   }
 
   private checkCancels(): void {

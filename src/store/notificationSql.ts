@@ -1,5 +1,5 @@
 /** NotificationStore over Kysely, for SQLite and PostgreSQL (differences: Capabilities flags only). */
-import type { Generated, Kysely, Selectable } from 'kysely';
+import type { ExpressionBuilder, Generated, Kysely, Selectable } from 'kysely';
 import type { Capabilities } from './dialects.js';
 import type { Database } from './schema.js';
 import type { Runner } from '../domain/model.js';
@@ -251,18 +251,14 @@ export class NotificationSql implements NotificationStore {
   }
 
   async claimDeliveries(now: number, owner: string, leaseMs: number, limit: number): Promise<Delivery[]> {
-    let due = this.db
-      .selectFrom('notification_deliveries')
-      .select('id')
-      .where((eb) =>
-        eb.or([
-          eb.and([eb('status', '=', 'pending'), eb('next_attempt_at', '<=', now)]),
-          eb.and([eb('status', '=', 'sending'), eb('lease_until', '<', now)]),
-        ]),
-      )
-      .orderBy('next_attempt_at')
-      .orderBy('id')
-      .limit(limit);
+    const isDue = (eb: ExpressionBuilder<Database, 'notification_deliveries'>) =>
+      eb.or([
+        eb.and([eb('status', '=', 'pending'), eb('next_attempt_at', '<=', now)]),
+        eb.and([eb('status', '=', 'sending'), eb('lease_until', '<', now)]),
+      ]);
+    // Most passes find nothing due: a read says so without taking the writer (and a commit).
+    if (!(await this.db.selectFrom('notification_deliveries').select('id').where(isDue).limit(1).executeTakeFirst())) return [];
+    let due = this.db.selectFrom('notification_deliveries').select('id').where(isDue).orderBy('next_attempt_at').orderBy('id').limit(limit);
     // Replicas claiming at once take different rows instead of queueing behind each other's locks.
     if (this.caps.rowLocks) due = due.forUpdate().skipLocked();
     const rows = await this.db

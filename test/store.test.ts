@@ -1,7 +1,8 @@
 /** One store suite, run against SQLite and PostgreSQL alike. */
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Migrator, sql, type Migration } from 'kysely';
+import { Migrator, sql, type Kysely, type Migration } from 'kysely';
+import { CompiledQueries } from '../src/store/compiledQueries.js';
 import { DB_KINDS, freshDatabase, freshStore } from './support/databases.js';
 import { openDatabase, openStore } from '../src/store/openStore.js';
 import { migrations } from '../src/store/migrations.js';
@@ -166,6 +167,36 @@ describe.each(DB_KINDS)('store on %s', (kind) => {
       store.updateExecution(e.id, ['running'], { status: 'lost' }),
     ]);
     expect(both.filter(Boolean)).toHaveLength(1);
+  });
+
+  it('runs a query compiled once with new values each time, timed, NULs made harmless on PostgreSQL', async () => {
+    const db = await freshDatabase(kind);
+    const { db: kysely, caps } = openDatabase(db);
+    try {
+      const timed: string[] = [];
+      const q = new CompiledQueries(kysely, caps.textHoldsNul, (k) => void timed.push(k));
+      await sql`CREATE TABLE t (id integer primary key, name text not null)`.execute(kysely);
+      const insert = (id: number, name: string) =>
+        q.run('insert', [id, name], (id, name) => (kysely as unknown as Kysely<{ t: { id: number; name: string } }>).insertInto('t').values({ id, name }));
+      const byName = (name: string, limit: number) =>
+        q.run('byName', [name, limit], (name, limit) => (kysely as unknown as Kysely<{ t: { id: number; name: string } }>).selectFrom('t').select('id').where('name', '=', name).where('id', '>', 0).limit(limit));
+      expect((await insert(1, 'a')).numAffectedRows).toBe(1n);
+      await insert(2, 'b');
+      await insert(3, 'b');
+      expect((await byName('b', 10)).rows).toEqual([{ id: 2 }, { id: 3 }]);
+      expect((await byName('b', 1)).rows).toEqual([{ id: 2 }]);
+      expect((await byName('a', 10)).rows).toEqual([{ id: 1 }]);
+      // A NUL looked up: not found, never a database error (PostgreSQL's text cannot hold it).
+      expect((await byName('a\0', 10)).rows).toEqual([]);
+      await insert(4, 'x\0y');
+      expect((await byName(kind === 'postgres' ? 'x\uFFFDy' : 'x\0y', 10)).rows).toEqual([{ id: 4 }]);
+      expect(timed).toEqual(['insert', 'insert', 'insert', 'select', 'select', 'select', 'select', 'insert', 'select']);
+      // A placeholder left out of the parameters is a mistake found on first use.
+      await expect(q.run('unused', [1], () => kysely.selectFrom('projects').select('id'))).rejects.toThrow(/placeholder 0 is not a parameter/);
+    } finally {
+      await kysely.destroy();
+      await db.drop();
+    }
   });
 
   it('reads many executions at once, past the 500 ids of one statement', async () => {

@@ -34,6 +34,8 @@ import type {
 } from '../domain/model.js';
 import { ACTIVE_STATUSES, type ExecutionStatus } from '../domain/execution.js';
 import { UserError } from '../shared/errors.js';
+import { CompiledQueries } from './compiledQueries.js';
+import type { QueryTimer } from './queryTiming.js';
 
 export class KyselyStore implements Store {
   readonly dialect: 'sqlite' | 'postgres';
@@ -48,11 +50,16 @@ export class KyselyStore implements Store {
   readonly operations: OperationsSql;
   readonly auditChain: AuditSql;
 
+  /** The busiest queries, compiled once (see compiledQueries.ts). */
+  private readonly compiled: CompiledQueries;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly caps: Capabilities,
+    onQuery?: QueryTimer,
   ) {
     this.dialect = caps.name;
+    this.compiled = new CompiledQueries(db, caps.textHoldsNul, onQuery);
     this.schedules = new ScheduleSql(db, caps);
     this.notifications = new NotificationSql(db, caps);
     this.shells = new ShellSql(db);
@@ -211,13 +218,16 @@ export class KyselyStore implements Store {
   }
 
   async findRunnerKeyWithProject(hash: string): Promise<{ key: RunnerKey; project: Project | undefined } | undefined> {
-    const r = await this.db
-      .selectFrom('runner_keys as k')
-      .leftJoin('projects as p', 'p.id', 'k.project_id')
-      .selectAll('k')
-      .select(['p.id as p_id', 'p.name as p_name', 'p.commands_hash as p_commands_hash', 'p.created_at as p_created_at'])
-      .where('k.key_hash', '=', hash)
-      .executeTakeFirst();
+    const [r] = (
+      await this.compiled.run('findRunnerKeyWithProject', [hash], (hash) =>
+        this.db
+          .selectFrom('runner_keys as k')
+          .leftJoin('projects as p', 'p.id', 'k.project_id')
+          .selectAll('k')
+          .select(['p.id as p_id', 'p.name as p_name', 'p.commands_hash as p_commands_hash', 'p.created_at as p_created_at'])
+          .where('k.key_hash', '=', hash),
+      )
+    ).rows;
     if (!r) return undefined;
     const project = r.p_id === null ? undefined : { id: r.p_id, name: r.p_name!, commandsHash: r.p_commands_hash!, createdAt: r.p_created_at! };
     return { key: toRunnerKey(r), project };
@@ -261,6 +271,11 @@ export class KyselyStore implements Store {
 
   async revokedRunnerKeys(ids: readonly string[]): Promise<string[]> {
     if (ids.length === 0) return [];
+    if (ids.length === 1) {
+      // Before every message of a v2 runner: the busiest shape.
+      const { rows } = await this.compiled.run('runnerKeyRevoked', ids, (id) => this.db.selectFrom('runner_keys').select('revoked_at').where('id', '=', id));
+      return rows.length === 0 || rows[0].revoked_at !== null ? [...ids] : [];
+    }
     const found = new Map<string, boolean>();
     for (let i = 0; i < ids.length; i += 500) {
       const rows = await this.db.selectFrom('runner_keys').select(['id', 'revoked_at']).where('id', 'in', ids.slice(i, i + 500)).execute();
@@ -270,12 +285,13 @@ export class KyselyStore implements Store {
   }
 
   async recordNonce(keyId: string, nonce: string, at: number, fingerprint: string): Promise<NonceRecord> {
-    const res = await this.db
-      .insertInto('request_nonces')
-      .values({ key_id: keyId, nonce, seen_at: at, fingerprint, response_status: null, response_body: null })
-      .onConflict((oc) => oc.columns(['key_id', 'nonce']).doNothing())
-      .executeTakeFirst();
-    if (Number(res.numInsertedOrUpdatedRows ?? 0) > 0) return { fresh: true };
+    const res = await this.compiled.run('recordNonce', [keyId, nonce, at, fingerprint], (keyId, nonce, at, fingerprint) =>
+      this.db
+        .insertInto('request_nonces')
+        .values({ key_id: keyId, nonce, seen_at: at, fingerprint, response_status: null, response_body: null })
+        .onConflict((oc) => oc.columns(['key_id', 'nonce']).doNothing()),
+    );
+    if (Number(res.numAffectedRows ?? 0) > 0) return { fresh: true };
     const row = await this.db.selectFrom('request_nonces').selectAll().where('key_id', '=', keyId).where('nonce', '=', nonce).executeTakeFirst();
     return {
       fresh: false,
@@ -286,9 +302,13 @@ export class KyselyStore implements Store {
   }
 
   async saveNonceResponse(keyId: string, nonce: string, status: number, body: string, fingerprint?: string): Promise<void> {
-    await this.db
-      .updateTable('request_nonces')
-      .set({ response_status: status, response_body: body, ...(fingerprint !== undefined ? { fingerprint } : {}) }).where('key_id', '=', keyId).where('nonce', '=', nonce).execute();
+    if (fingerprint !== undefined) {
+      await this.db.updateTable('request_nonces').set({ response_status: status, response_body: body, fingerprint }).where('key_id', '=', keyId).where('nonce', '=', nonce).execute();
+      return;
+    }
+    await this.compiled.run('saveNonceResponse', [status, body, keyId, nonce], (status, body, keyId, nonce) =>
+      this.db.updateTable('request_nonces').set({ response_status: status, response_body: body }).where('key_id', '=', keyId).where('nonce', '=', nonce),
+    );
   }
 
   async forgetNonce(keyId: string, nonce: string): Promise<void> {
@@ -513,7 +533,7 @@ export class KyselyStore implements Store {
   }
 
   async getExecution(id: string): Promise<Execution | undefined> {
-    const r = await this.db.selectFrom('executions').selectAll().where('id', '=', id).executeTakeFirst();
+    const [r] = (await this.compiled.run('getExecution', [id], (id) => this.db.selectFrom('executions').selectAll().where('id', '=', id))).rows;
     return r && toExecution(r);
   }
 
@@ -557,26 +577,16 @@ export class KyselyStore implements Store {
   }
 
   async listDispatchable(projectId: string, limit: number): Promise<Execution[]> {
-    const rows = await this.db
-      .selectFrom('executions')
-      .selectAll()
-      .where('project_id', '=', projectId)
-      .where('status', 'in', ['queued', 'dispatched'])
-      .orderBy('created_at')
-      .limit(limit)
-      .execute();
+    const { rows } = await this.compiled.run('listDispatchable', [projectId, limit], (projectId, limit) =>
+      this.db.selectFrom('executions').selectAll().where('project_id', '=', projectId).where('status', 'in', ['queued', 'dispatched']).orderBy('created_at').limit(limit),
+    );
     return rows.map(toExecution);
   }
 
   async listQueued(projectId: string, limit: number): Promise<Execution[]> {
-    const rows = await this.db
-      .selectFrom('executions')
-      .selectAll()
-      .where('project_id', '=', projectId)
-      .where('status', '=', 'queued')
-      .orderBy('created_at')
-      .limit(limit)
-      .execute();
+    const { rows } = await this.compiled.run('listQueued', [projectId, limit], (projectId, limit) =>
+      this.db.selectFrom('executions').selectAll().where('project_id', '=', projectId).where('status', '=', 'queued').orderBy('created_at').limit(limit),
+    );
     return rows.map(toExecution);
   }
 

@@ -26,7 +26,7 @@ export function openDatabase(loc: DatabaseLocation): { db: Kysely<Database>; cap
 
 export async function openStore(loc: DatabaseLocation): Promise<Store> {
   const { db, caps } = openDatabase(loc);
-  const store = new KyselyStore(loc.onQuery ? db.withPlugin(queryTiming(loc.onQuery)) : db, caps);
+  const store = new KyselyStore(loc.onQuery ? db.withPlugin(queryTiming(loc.onQuery)) : db, caps, loc.onQuery);
   try {
     await store.migrate();
   } catch (err) {

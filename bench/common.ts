@@ -293,6 +293,7 @@ export async function runBenchmark(opts: { maxSeconds: number; main(): Promise<o
   // Ctrl-C: still stop the server and drop the database, so nothing is left behind.
   process.once('SIGINT', () => giveUp('interrupted', 130));
   try {
+    await refuseBusyMachine();
     const result = await opts.main();
     process.stdout.write(JSON.stringify(result) + '\n');
   } catch (err) {
@@ -301,6 +302,30 @@ export async function runBenchmark(opts: { maxSeconds: number; main(): Promise<o
   } finally {
     await cleanup();
     clearTimeout(watchdog);
+  }
+}
+
+/** Above this share of all cores in use by other processes, a benchmark would measure the sharing. */
+const BUSY_MACHINE_PCT = 25;
+
+/**
+ * Refuses to start while other processes keep the machine busy (a test run, another benchmark):
+ * the server and the simulated clients need the cores to themselves, or the figures say more
+ * about the neighbours than about the server. BENCH_ALLOW_BUSY=1 runs anyway.
+ */
+async function refuseBusyMachine(): Promise<void> {
+  if (process.env.BENCH_ALLOW_BUSY === '1' || !fs.existsSync('/proc/stat')) return;
+  const sample = () => {
+    const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal
+    return { idle: cpu[3] + cpu[4], total: cpu.slice(0, 8).reduce((a, b) => a + b, 0) };
+  };
+  const a = sample();
+  await sleep(1000);
+  const b = sample();
+  const busyPct = b.total > a.total ? (1 - (b.idle - a.idle) / (b.total - a.total)) * 100 : 0;
+  if (busyPct > BUSY_MACHINE_PCT) {
+    throw new Error(`the machine is busy (${busyPct.toFixed(0)} % of all cores in use by other processes): the figures would be wrong. Wait, or set BENCH_ALLOW_BUSY=1.`);
   }
 }
 

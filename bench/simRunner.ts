@@ -20,11 +20,21 @@ export function cpuSeconds(pid: number): number {
 }
 
 /** The server's CPU over `seconds`, in % of one core. */
-export async function cpuOver(pid: number, seconds: number): Promise<number> {
+/**
+ * CPU over `seconds`, as % of one core: the server's (pid), and this process's own (the simulated
+ * runners and clients, which share the machine's cores with the server).
+ */
+export async function cpuOver(pid: number, seconds: number): Promise<{ server: number; bench: number }> {
   const before = cpuSeconds(pid);
+  const own = process.cpuUsage();
   const t0 = Date.now();
   await sleep(seconds * 1000);
-  return round(((cpuSeconds(pid) - before) / ((Date.now() - t0) / 1000)) * 100, 1);
+  const elapsedS = (Date.now() - t0) / 1000;
+  const ownUsage = process.cpuUsage(own);
+  return {
+    server: round(((cpuSeconds(pid) - before) / elapsedS) * 100, 1),
+    bench: round(((ownUsage.user + ownUsage.system) / 1e6 / elapsedS) * 100, 1),
+  };
 }
 
 export interface SimRunner {

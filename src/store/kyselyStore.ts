@@ -359,50 +359,60 @@ export class KyselyStore implements Store {
 
   async sightRunner(s: RunnerSighting): Promise<Runner> {
     const v = s.versions;
-    await this.db
-      .insertInto('runners')
-      .values({
-        id: randomUUID(),
-        project_id: s.projectId,
-        key_id: s.keyId,
-        address: s.address,
-        protocol: s.protocol,
-        instance: s.instance ?? '',
-        hostname: s.hostname ?? '',
-        max_concurrency: s.maxConcurrency ?? null,
-        runner_version: v?.runnerVersion ?? '',
-        python_version: v?.pythonVersion ?? '',
-        django_version: v?.djangoVersion ?? '',
-        commands_hash: v?.commandsHash ?? '',
-        first_seen_at: s.at,
-        last_seen_at: s.at,
-        stopped_at: null,
-      })
-      .onConflict((oc) =>
-        oc.columns(['key_id', 'address', 'protocol', 'instance']).doUpdateSet(
-          v
-            ? {
-                last_seen_at: s.at,
-                hostname: s.hostname ?? '',
-                max_concurrency: s.maxConcurrency ?? null,
-                runner_version: v.runnerVersion,
-                python_version: v.pythonVersion,
-                django_version: v.djangoVersion,
-                commands_hash: v.commandsHash,
-              }
-            : { last_seen_at: s.at },
-        ),
-      )
-      .execute();
-    const row = await this.db
-      .selectFrom('runners')
-      .selectAll()
-      .where('key_id', '=', s.keyId)
-      .where('address', '=', s.address)
-      .where('protocol', '=', s.protocol)
-      .where('instance', '=', s.instance ?? '')
-      .executeTakeFirstOrThrow();
-    return toRunner(row);
+    const values = [
+      randomUUID(),
+      s.projectId,
+      s.keyId,
+      s.address,
+      s.protocol,
+      s.instance ?? '',
+      s.hostname ?? '',
+      s.maxConcurrency ?? null,
+      v?.runnerVersion ?? '',
+      v?.pythonVersion ?? '',
+      v?.djangoVersion ?? '',
+      v?.commandsHash ?? '',
+      s.at,
+    ];
+    // Inserted, or its sighting (and versions, when told) updated: the row either way, in one statement.
+    const { rows } = await this.compiled.run(v ? 'sightRunnerWithVersions' : 'sightRunner', values, (id, projectId, keyId, address, protocol, instance, hostname, maxConcurrency, runnerVersion, pythonVersion, djangoVersion, commandsHash, at) =>
+      this.db
+        .insertInto('runners')
+        .values({
+          id,
+          project_id: projectId,
+          key_id: keyId,
+          address,
+          protocol,
+          instance,
+          hostname,
+          max_concurrency: maxConcurrency,
+          runner_version: runnerVersion,
+          python_version: pythonVersion,
+          django_version: djangoVersion,
+          commands_hash: commandsHash,
+          first_seen_at: at,
+          last_seen_at: at,
+          stopped_at: null,
+        })
+        .onConflict((oc) =>
+          oc.columns(['key_id', 'address', 'protocol', 'instance']).doUpdateSet(
+            v
+              ? {
+                  last_seen_at: at,
+                  hostname,
+                  max_concurrency: maxConcurrency,
+                  runner_version: runnerVersion,
+                  python_version: pythonVersion,
+                  django_version: djangoVersion,
+                  commands_hash: commandsHash,
+                }
+              : { last_seen_at: at },
+          ),
+        )
+        .returningAll(),
+    );
+    return toRunner(rows[0]);
   }
 
   async getRunner(id: string): Promise<Runner | undefined> {

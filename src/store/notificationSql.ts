@@ -366,6 +366,16 @@ export class NotificationSql implements NotificationStore {
     }));
   }
 
+  async recordFirstRunnerStates(states: ReadonlyArray<{ runnerId: string; online: boolean }>, now: number): Promise<void> {
+    for (let i = 0; i < states.length; i += 500) {
+      await this.db
+        .insertInto('notification_runner_states')
+        .values(states.slice(i, i + 500).map((s) => ({ runner_id: s.runnerId, online: s.online ? 1 : 0, changed_at: now })))
+        .onConflict((oc) => oc.column('runner_id').doNothing())
+        .execute();
+    }
+  }
+
   async setRunnerState(runnerId: string, online: boolean, now: number, event: NewNotificationEvent): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
       const first = await trx

@@ -164,6 +164,8 @@ export interface NotificationStore {
    * state changes, `event` is recorded in the same transaction. Returns whether it changed.
    */
   setRunnerState(runnerId: string, online: boolean, now: number, event: NewNotificationEvent): Promise<boolean>;
+  /** The first states of runners never recorded, announcing nothing: a few statements for a fleet that just connected. */
+  recordFirstRunnerStates(states: ReadonlyArray<{ runnerId: string; online: boolean }>, now: number): Promise<void>;
 }
 
 /** A runner whose announced state may be out of date; `known` is the last one announced, if any. */

@@ -20,12 +20,18 @@ export async function announceRunnerChanges(core: Core, hearingSince = -Infinity
   lastLook.set(core, now);
   const canTellOffline = hearingSince <= now - core.settings.runnerOfflineAfterMs;
   let announced = 0;
-  for (const { runner: r, known: was } of await core.store.notifications.runnerStateChanges(now - core.settings.runnerOfflineAfterMs)) {
-    const online = runnerOnline(r, now, core.settings.runnerOfflineAfterMs);
-    if (was === online || (!online && !canTellOffline && was !== undefined)) continue;
+  const changes = await core.store.notifications.runnerStateChanges(now - core.settings.runnerOfflineAfterMs);
+  const online = (r: (typeof changes)[number]['runner']) => runnerOnline(r, now, core.settings.runnerOfflineAfterMs);
+  // Seen for the first time: recorded together, announced by nobody.
+  const firsts = changes.filter((c) => c.known === undefined);
+  if (firsts.length > 0) await core.store.notifications.recordFirstRunnerStates(firsts.map((c) => ({ runnerId: c.runner.id, online: online(c.runner) })), now);
+  for (const { runner: r, known: was } of changes) {
+    if (was === undefined) continue;
+    const isOnline = online(r);
+    if (was === isOnline || (!isOnline && !canTellOffline)) continue;
     const stopped = r.stoppedAt !== null && r.stoppedAt >= r.lastSeenAt;
-    const changed = await core.store.notifications.setRunnerState(r.id, online, now, {
-      type: online ? 'runner.online' : 'runner.offline',
+    const changed = await core.store.notifications.setRunnerState(r.id, isOnline, now, {
+      type: isOnline ? 'runner.online' : 'runner.offline',
       projectId: r.projectId,
       executionId: null,
       scheduleId: null,
@@ -35,7 +41,7 @@ export async function announceRunnerChanges(core: Core, hearingSince = -Infinity
         address: r.address,
         protocol: r.protocol,
         last_seen_at: new Date(r.lastSeenAt).toISOString(),
-        reason: online ? null : stopped ? 'it said it was stopping' : `not heard from for ${Math.round((now - r.lastSeenAt) / 1000)} s`,
+        reason: isOnline ? null : stopped ? 'it said it was stopping' : `not heard from for ${Math.round((now - r.lastSeenAt) / 1000)} s`,
       },
       at: now,
     });

@@ -4,9 +4,9 @@
  * Times are ISO 8601 strings in UTC; durations are milliseconds.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Nullable, StringEnum } from './wireSchemas.js';
 import { EXECUTION_STATUSES } from '../domain/execution.js';
 
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Time = Type.String({ format: 'date-time' });
 
 export const ErrorBody = Type.Object({
@@ -16,7 +16,7 @@ export const ErrorBody = Type.Object({
 });
 export type ErrorBody = Static<typeof ErrorBody>;
 
-export const ExecutionStatusSchema = Type.Union(EXECUTION_STATUSES.map((s) => Type.Literal(s)));
+export const ExecutionStatusSchema = StringEnum(EXECUTION_STATUSES);
 
 export const ExecutionView = Type.Object({
   id: Type.String({ format: 'uuid' }),
@@ -162,7 +162,7 @@ export type AuditChainView = Static<typeof AuditChainView>;
 
 export const OutputChunkView = Type.Object({
   seq: Type.Integer(),
-  stream: Type.Union([Type.Literal('stdout'), Type.Literal('stderr')]),
+  stream: StringEnum(['stdout', 'stderr'] as const),
   data: Type.String(),
   line_times: Type.Array(Type.Tuple([Type.Integer(), Type.Number()]), { description: '[character offset, unix ms] of each line start.' }),
 });

@@ -10,12 +10,12 @@
  *   (→ rejected); unanswered, it is rejected when the request expires.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { Nullable } from './wireSchemas.js';
 import { APPROVER_ROLES, MAX_APPROVAL_EXPIRY_SECONDS, MAX_CONCURRENCY, MAX_DEFAULT_TIMEOUT_SECONDS, MAX_PATTERN_CHARS, type CommandSettings } from '../domain/commandSettings.js';
 import type { ApprovalRequest } from '../domain/approval.js';
 import type { Execution } from '../domain/model.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
-const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
 
 export const CommandSettingsView = Type.Object({
   project: Type.String(),

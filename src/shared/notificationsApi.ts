@@ -12,8 +12,8 @@
  * - attempt: one try at sending a delivery, with its HTTP status or error.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Nullable } from './wireSchemas.js';
 
-const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Time = Type.String({ format: 'date-time' });
 
 export const ChannelKindSchema = Type.Union([Type.Literal('slack'), Type.Literal('webhook'), Type.Literal('email')]);

@@ -13,14 +13,13 @@ import { topics } from '../src/core/notifier.js';
 import { sweep } from '../src/core/sweeper.js';
 
 const isExecute = (m: ServerMessage): m is Execute => m.type === 'execute';
-const command = { name: 'migrate', app_label: 'demo', help_text: 'usage: manage.py migrate', schema: { arguments: [], groups: [], subcommands: null } };
 
 describe.each(DB_KINDS)('stopping a v2 execution on %s', (kind) => {
   let t: TestApp;
   let runner: V2Client;
   beforeEach(async () => {
     t = await testApp(kind);
-    runner = await welcomedRunner(t, [command]);
+    runner = await welcomedRunner(t);
   });
   afterEach(async () => {
     await runner.close();

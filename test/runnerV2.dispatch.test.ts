@@ -4,45 +4,34 @@
  * empty. An execution whose wake-up was lost still goes out, by the safety sweep. Over a real
  * WebSocket to a listening in-process server, on both databases.
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { DB_KINDS } from './support/databases.js';
-import { testApp, type TestApp } from './support/inProcess.js';
-import { welcomedRunner, type V2Client } from './support/v2Socket.js';
+import { appWithRunnerPerTest } from './support/v2Socket.js';
 import type { Execute, ServerMessage } from '../src/shared/protocolV2.js';
 
-const command = { name: 'migrate', app_label: 'demo', help_text: 'usage: manage.py migrate', schema: { arguments: [], groups: [], subcommands: null } };
 
 describe.each(DB_KINDS)('dispatching to a v2 runner on %s', (kind) => {
-  let t: TestApp;
-  let runner: V2Client;
-  beforeEach(async () => {
-    t = await testApp(kind);
-    runner = await welcomedRunner(t, [command]);
-  });
-  afterEach(async () => {
-    await runner.close();
-    await t.close();
-  });
+  const live = appWithRunnerPerTest(kind);
 
   const create = async (): Promise<string> => {
-    const res = await t.api('POST', '/api/v1/projects/shop/executions', { command: 'migrate', argv: [] });
+    const res = await live.t.api('POST', '/api/v1/projects/shop/executions', { command: 'migrate', argv: [] });
     expect(res.statusCode).toBe(201);
     return (res.json() as { id: string }).id;
   };
-  const executeOf = (id: string, timeoutMs?: number) => runner.next((m): m is Execute => m.type === 'execute' && m.execution_id === id, timeoutMs);
+  const executeOf = (id: string, timeoutMs?: number) => live.runner.next((m): m is Execute => m.type === 'execute' && m.execution_id === id, timeoutMs);
   const runToEnd = async (id: string) => {
     await executeOf(id);
-    runner.send({ type: 'started', execution_id: id, pid: 1, warm: true, at: t.clock.now });
-    runner.send({ type: 'finished', execution_id: id, exit_code: 0, status: 'success', last_seq: 0, at: t.clock.now });
-    await runner.next((m): m is ServerMessage => m.type === 'finished_ack' && m.execution_id === id);
-    await runner.settle();
+    live.runner.send({ type: 'started', execution_id: id, pid: 1, warm: true, at: live.t.clock.now });
+    live.runner.send({ type: 'finished', execution_id: id, exit_code: 0, status: 'success', last_seq: 0, at: live.t.clock.now });
+    await live.runner.next((m): m is ServerMessage => m.type === 'finished_ack' && m.execution_id === id);
+    await live.runner.settle();
   };
 
   it('reads the queue once when a run ends with nothing queued, and still hands out what comes next', async () => {
     await runToEnd(await create());
     // The safety sweep would read the queue whenever it catches an execution queued: not counted here.
-    vi.spyOn(t.core.store, 'projectsWithStatus').mockResolvedValue([]);
-    const reads = vi.spyOn(t.core.store, 'listQueued');
+    vi.spyOn(live.t.core.store, 'projectsWithStatus').mockResolvedValue([]);
+    const reads = vi.spyOn(live.t.core.store, 'listQueued');
     await runToEnd(await create());
     // One read for the wake-up of the new execution, at most one for the end; none for the freed slot.
     expect(reads.mock.calls.length).toBeLessThanOrEqual(2);
@@ -52,10 +41,10 @@ describe.each(DB_KINDS)('dispatching to a v2 runner on %s', (kind) => {
 
   it('hands out an execution whose wake-up was lost, after the queue was found empty', async () => {
     await runToEnd(await create());
-    const publish = t.core.notifier.publish;
-    t.core.notifier.publish = () => undefined;
+    const publish = live.t.core.notifier.publish;
+    live.t.core.notifier.publish = () => undefined;
     const id = await create();
-    t.core.notifier.publish = publish;
+    live.t.core.notifier.publish = publish;
     // The safety sweep runs every second.
     await executeOf(id, 3_000);
   });

@@ -13,13 +13,12 @@ import { encodeOutputFrame, type Execute, type ServerMessage } from '../src/shar
 const isExecute = (m: ServerMessage): m is Execute => m.type === 'execute';
 /** Frames of one runner stored at once (MAX_FRAMES_STORED_AT_ONCE in runnerSessions.ts). */
 const MAX_AT_ONCE = 8;
-const command = { name: 'migrate', app_label: 'demo', help_text: 'usage: manage.py migrate', schema: { arguments: [], groups: [], subcommands: null } };
 describe.each(DB_KINDS)('runner protocol v2 output frames on %s', (kind) => {
   let t: TestApp;
   let runner: V2Client;
   beforeEach(async () => {
     t = await testApp(kind, {}, { api: 1024 * 1024, runner: 16 * 1024 * 1024 });
-    runner = await welcomedRunner(t, [command]);
+    runner = await welcomedRunner(t);
   });
   afterEach(async () => {
     await runner.close();

@@ -375,42 +375,21 @@ export class KyselyStore implements Store {
       s.at,
     ];
     // Inserted, or its sighting (and versions, when told) updated: the row either way, in one statement.
-    const { rows } = await this.compiled.run(v ? 'sightRunnerWithVersions' : 'sightRunner', values, (id, projectId, keyId, address, protocol, instance, hostname, maxConcurrency, runnerVersion, pythonVersion, djangoVersion, commandsHash, at) =>
-      this.db
-        .insertInto('runners')
-        .values({
-          id,
-          project_id: projectId,
-          key_id: keyId,
-          address,
-          protocol,
-          instance,
+    const { rows } = await this.compiled.run(v ? 'sightRunnerWithVersions' : 'sightRunner', values, (id, projectId, keyId, address, protocol, instance, hostname, maxConcurrency, runnerVersion, pythonVersion, djangoVersion, commandsHash, at) => {
+        const told = {
           hostname,
           max_concurrency: maxConcurrency,
           runner_version: runnerVersion,
           python_version: pythonVersion,
           django_version: djangoVersion,
           commands_hash: commandsHash,
-          first_seen_at: at,
-          last_seen_at: at,
-          stopped_at: null,
-        })
-        .onConflict((oc) =>
-          oc.columns(['key_id', 'address', 'protocol', 'instance']).doUpdateSet(
-            v
-              ? {
-                  last_seen_at: at,
-                  hostname,
-                  max_concurrency: maxConcurrency,
-                  runner_version: runnerVersion,
-                  python_version: pythonVersion,
-                  django_version: djangoVersion,
-                  commands_hash: commandsHash,
-                }
-              : { last_seen_at: at },
-          ),
-        )
-        .returningAll(),
+        };
+        return this.db
+          .insertInto('runners')
+          .values({ id, project_id: projectId, key_id: keyId, address, protocol, instance, ...told, first_seen_at: at, last_seen_at: at, stopped_at: null })
+          .onConflict((oc) => oc.columns(['key_id', 'address', 'protocol', 'instance']).doUpdateSet(v ? { last_seen_at: at, ...told } : { last_seen_at: at }))
+          .returningAll();
+      },
     );
     return toRunner(rows[0]);
   }

@@ -8,7 +8,9 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
 import { V2_PATH, V2_PROTOCOL_VERSION, type Hello, type ServerMessage } from '../../src/shared/protocolV2.js';
-import type { TestApp } from './inProcess.js';
+import { afterEach, beforeEach } from 'vitest';
+import { testApp, type TestApp } from './inProcess.js';
+import type { DbKind } from './databases.js';
 
 export interface V2Client {
   ws: WebSocket;
@@ -102,11 +104,14 @@ export function hello(overrides: Partial<Hello> = {}): Hello {
   };
 }
 
+/** The one command the v2 socket tests' runner offers. */
+export const MIGRATE_COMMAND = { name: 'migrate', app_label: 'demo', help_text: 'usage: manage.py migrate', schema: { arguments: [], groups: [], subcommands: null } };
+
 /**
  * Listens with an in-process test app on a free port, connects as the project's runner, says
  * hello and sends `commands` as its catalogue; returns once welcomed (nothing else answered).
  */
-export async function welcomedRunner(t: TestApp, commands: unknown[], project = 'shop'): Promise<V2Client> {
+export async function welcomedRunner(t: TestApp, commands: unknown[] = [MIGRATE_COMMAND], project = 'shop'): Promise<V2Client> {
   await t.app.listen({ port: 0, host: '127.0.0.1' });
   const runner = await connectV2(`http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`, t.projects[project].key, t.clock.now);
   runner.send(hello());
@@ -114,4 +119,18 @@ export async function welcomedRunner(t: TestApp, commands: unknown[], project = 
   const answers = await runner.settle();
   if (answers.length !== 1 || answers[0].type !== 'welcome') throw new Error(`not welcomed: ${JSON.stringify(answers)}`);
   return runner;
+}
+
+/** For a describe block: a fresh in-process app and its welcomed runner before each test, both closed after it. */
+export function appWithRunnerPerTest(kind: DbKind): { readonly t: TestApp; readonly runner: V2Client } {
+  const live = {} as { t: TestApp; runner: V2Client };
+  beforeEach(async () => {
+    live.t = await testApp(kind);
+    live.runner = await welcomedRunner(live.t);
+  });
+  afterEach(async () => {
+    await live.runner.close();
+    await live.t.close();
+  });
+  return live;
 }

@@ -199,8 +199,9 @@ export class RunnerSessions {
 
   /**
    * What wake-ups may have missed, at a cost that does not grow with the fleet: queued work of
-   * this process's projects (one read), cancels of held executions (one read per 500), revoked keys (those revoked
-   * lately; every key once a minute), and the batched "last seen" writes.
+   * this process's projects (one read), cancels of held executions (one read per 500 of them),
+   * revoked keys (those revoked lately; every key once a minute), and the batched "last seen"
+   * writes.
    */
   private async sweep(): Promise<void> {
     if (this.byProject.size > 0) for (const id of await this.core.store.projectsWithStatus(['queued'])) if (this.byProject.has(id)) void this.dispatch(id);

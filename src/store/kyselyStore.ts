@@ -103,7 +103,7 @@ export class KyselyStore implements Store {
   }
 
   async getUser(id: string): Promise<User | undefined> {
-    const row = await this.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+    const [row] = (await this.compiled.run('getUser', [id], (id) => this.db.selectFrom('users').selectAll().where('id', '=', id))).rows;
     return row && toUser(row);
   }
 
@@ -141,7 +141,7 @@ export class KyselyStore implements Store {
   }
 
   async findTokenByHash(hash: string): Promise<ApiToken | undefined> {
-    const r = await this.db.selectFrom('api_tokens').selectAll().where('token_hash', '=', hash).executeTakeFirst();
+    const [r] = (await this.compiled.run('findTokenByHash', [hash], (hash) => this.db.selectFrom('api_tokens').selectAll().where('token_hash', '=', hash))).rows;
     return r && toToken(r);
   }
 
@@ -192,12 +192,12 @@ export class KyselyStore implements Store {
   }
 
   async getProject(id: string): Promise<Project | undefined> {
-    const r = await this.db.selectFrom('projects').selectAll().where('id', '=', id).executeTakeFirst();
+    const [r] = (await this.compiled.run('getProject', [id], (id) => this.db.selectFrom('projects').selectAll().where('id', '=', id))).rows;
     return r && toProject(r);
   }
 
   async findProjectByName(name: string): Promise<Project | undefined> {
-    const r = await this.db.selectFrom('projects').selectAll().where('name', '=', name).executeTakeFirst();
+    const [r] = (await this.compiled.run('findProjectByName', [name], (name) => this.db.selectFrom('projects').selectAll().where('name', '=', name))).rows;
     return r && toProject(r);
   }
 

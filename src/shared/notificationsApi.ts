@@ -11,7 +11,7 @@
  *   delivery carrying many (storm control).
  * - attempt: one try at sending a delivery, with its HTTP status or error.
  */
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { Nullable } from './wireSchemas.js';
 
 const Time = Type.String({ format: 'date-time' });

@@ -6,8 +6,10 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import { DB_KINDS } from './support/databases.js';
-import { appWithRunnerPerTest } from './support/v2Socket.js';
+import type { AddressInfo } from 'node:net';
+import { appWithRunnerPerTest, connectV2, hello, MIGRATE_COMMAND } from './support/v2Socket.js';
 import type { Execute, ServerMessage } from '../src/shared/protocolV2.js';
+import { dispatchableProjects } from '../src/core/dispatchableProjects.js';
 
 
 describe.each(DB_KINDS)('dispatching to a v2 runner on %s', (kind) => {
@@ -47,5 +49,36 @@ describe.each(DB_KINDS)('dispatching to a v2 runner on %s', (kind) => {
     live.t.core.notifier.publish = publish;
     // The safety sweep runs every second.
     await executeOf(id, 3_000);
+  });
+
+  it('reads no queue when a runner joins a project with nothing queued, and hands out at once what was queued before it joined', async () => {
+    const url = `http://127.0.0.1:${(live.t.app.server.address() as AddressInfo).port}`;
+    const join = async () => {
+      const r = await connectV2(url, live.t.projects.blog.key, live.t.clock.now);
+      r.send(hello());
+      r.send({ type: 'commands', commands: [MIGRATE_COMMAND] });
+      await r.settle();
+      return r;
+    };
+    const looks = vi.spyOn(dispatchableProjects(live.t.core), 'mayHaveWork');
+    const reads = vi.spyOn(live.t.core.store, 'listQueued');
+    const first = await join();
+    expect(await looks.mock.results[0].value).toBe(false);
+    expect(reads).not.toHaveBeenCalled();
+    await first.close();
+
+    // Only the project's wake-up, heard while no runner of it was connected, can tell: the
+    // safety sweep (projects with queued executions) is kept from seeing it.
+    const real = live.t.core.store.projectsWithStatus.bind(live.t.core.store);
+    vi.spyOn(live.t.core.store, 'projectsWithStatus').mockImplementation((statuses) => (statuses.includes('dispatched') ? real(statuses) : Promise.resolve([])));
+    const res = await live.t.api('POST', '/api/v1/projects/blog/executions', { command: 'migrate', argv: [] });
+    expect(res.statusCode).toBe(201);
+    const id = (res.json() as { id: string }).id;
+    const second = await join();
+    try {
+      await second.next((m): m is Execute => m.type === 'execute' && m.execution_id === id, 3_000);
+    } finally {
+      await second.close();
+    }
   });
 });

@@ -7,7 +7,8 @@ import { EventEmitter } from 'node:events';
 
 export interface Notifier {
   publish(topic: string): void;
-  subscribe(topic: string, listener: () => void): () => void;
+  /** `kind:*` (see topics.anyProject) hears every `kind:…` topic; the listener gets the topic published. */
+  subscribe(topic: string, listener: (topic: string) => void): () => void;
 }
 
 export class LocalNotifier implements Notifier {
@@ -18,13 +19,15 @@ export class LocalNotifier implements Notifier {
   }
 
   publish(topic: string): void {
-    this.emitter.emit(topic);
+    this.emitter.emit(topic, topic);
+    const kind = topic.indexOf(':');
+    if (kind > 0) this.emitter.emit(`${topic.slice(0, kind)}:*`, topic);
   }
 
-  subscribe(topic: string, listener: () => void): () => void {
-    const safe = () => {
+  subscribe(topic: string, listener: (topic: string) => void): () => void {
+    const safe = (published: string) => {
       try {
-        listener();
+        listener(published);
       } catch {
         // A listener's failure must not break the publisher's loop.
       }
@@ -42,6 +45,8 @@ export const topics = {
   /** The runner holding it must look: a cancel was requested, or it reached a final status. */
   stop: (id: string) => `stop:${id}`,
   project: (id: string) => `project:${id}`,
+  /** Every project's wake-up (the listener gets `project:<id>`). */
+  anyProject: 'project:*',
   /** Published when an event was raised: the notification deliverer looks at the outbox. */
   notifications: 'notifications',
   /** Published when a schedule was created or changed: schedulers look at their next due times. */

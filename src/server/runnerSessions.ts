@@ -17,6 +17,7 @@ import { isTerminal } from '../domain/execution.js';
 import { authenticateRunner, type RunnerCaller } from '../core/runnerV1.js';
 import * as v2 from '../core/runnerV2.js';
 import { topics } from '../core/notifier.js';
+import { dispatchableProjects } from '../core/dispatchableProjects.js';
 import { isUserError } from '../shared/errors.js';
 import { CLOSE, CommandsMessage, decodeOutputFrame, Draining, Finished, Hello, Output, OutputHeader, Started, V2_PATH, type RunnerMessage, type ServerMessage } from '../shared/protocolV2.js';
 import { V1_HEADERS } from '../shared/protocolV1.js';
@@ -129,7 +130,17 @@ export class RunnerSessions {
     }
     ofProject.add(session);
     this.shells?.runnerReady(session);
-    void this.dispatch(projectId);
+    void this.firstLook(projectId);
+  }
+
+  /** A new session's look at the queue: read only if the project may have work (reconnecting fleets are thousands of these). */
+  private async firstLook(projectId: string): Promise<void> {
+    try {
+      if (!(await dispatchableProjects(this.core).mayHaveWork(projectId))) return;
+    } catch (err) {
+      this.log.warn({ err }, 'could not tell which projects have work; reading the queue');
+    }
+    await this.dispatch(projectId);
   }
 
   /** Takes a closed or replaced session out of the indexes; the project's wake-ups stop with its last session. */

@@ -59,7 +59,7 @@ export class PgNotifier implements Notifier {
     this.sender.query('SELECT pg_notify($1, $2)', [CHANNEL, `${this.me}|${topic}`]).catch(() => undefined);
   }
 
-  subscribe(topic: string, listener: () => void): () => void {
+  subscribe(topic: string, listener: (topic: string) => void): () => void {
     return this.local.subscribe(topic, listener);
   }
 

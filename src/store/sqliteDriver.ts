@@ -20,7 +20,7 @@ import { SqliteDialect, type DatabaseConnection, type Driver, type CompiledQuery
 
 /**
  * Under load, commits are at least this far apart: a commit writes every page changed since the
- * last (16 KiB each), and the same pages (an index's, the audit chain head's) change in most
+ * last (whole pages), and the same pages (an index's, the audit chain head's) change in most
  * writes. A writer waits this much longer at most; when commits are rare, none waits.
  */
 const COMMIT_EVERY_MS = 2;

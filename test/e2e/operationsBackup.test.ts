@@ -64,7 +64,8 @@ describe('backup and restore (SQLite)', () => {
     expect(wrong.stderr).toContain('DC_NOT_A_BACKUP');
     const damaged = path.join(backupDir, 'damaged.sqlite3');
     const bytes = fs.readFileSync(file);
-    bytes.fill(0x41, 16384 * 2, 16384 * 3);
+    const pageSize = bytes.readUInt16BE(16); // the SQLite header's page size
+    bytes.fill(0x41, pageSize * 2, pageSize * 3);
     fs.writeFileSync(damaged, bytes);
     const target = tempDir();
     dirs.push(target);

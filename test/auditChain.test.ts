@@ -87,6 +87,20 @@ describe.each(DB_KINDS)('audit chain on %s', (kind) => {
     expect(await store.auditChain.latestVerification()).toMatchObject({ ok: true, events: 7, headSeq: 7 });
   });
 
+  it('appends a batch larger than one INSERT takes, in order, each event with its own id', async () => {
+    await append(2);
+    const many = Array.from({ length: 150 }, (_, i) => event(3 + i, { details: { i } }));
+    const stored = await store.appendAudits(many);
+    expect(stored.map((e) => e.details)).toEqual(many.map((e) => e.details));
+    expect(new Set(stored.map((e) => e.id)).size).toBe(150);
+    const rows = await store.auditChain.readChain(0, 500);
+    expect(rows.map((r) => r.seq)).toEqual(Array.from({ length: 152 }, (_, i) => i + 1));
+    // Each event's id is the row holding it.
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    stored.forEach((e, i) => expect(JSON.parse(byId.get(e.id)!.details_json)).toEqual({ i }));
+    expect(await verifyAuditChain(coreOf(store), KEY)).toMatchObject({ ok: true, events: 152 });
+  });
+
   it('refuses UPDATE, DELETE (and TRUNCATE on PostgreSQL) of audit rows while the triggers are there', async () => {
     await append(3);
     await expect(sql`UPDATE audit_events SET action = 'nothing' WHERE seq = 2`.execute(raw)).rejects.toThrow(/append-only/);

@@ -128,6 +128,13 @@ describe.each(DB_KINDS)('store on %s', (kind) => {
     expect((await store.getCommand(project.id, 'migrate'))?.maxConcurrency).toBe(3);
     expect((await store.getCommand(project.id, 'spew'))?.helpText).toBe('help spew ✓');
     expect((await store.getProject(project.id))?.commandsHash).toBe('sha256:2');
+    // A catalogue larger than one INSERT takes, then a smaller one: each stored whole, the limit kept.
+    const big = Array.from({ length: 150 }, (_, i) => cmd(`command_${String(i).padStart(3, '0')}`));
+    await store.replaceCommands(project.id, [...big, cmd('migrate')], 'sha256:3');
+    expect((await store.listCommands(project.id)).map((c) => c.name)).toEqual([...big.map((c) => c.name), 'migrate']);
+    await store.replaceCommands(project.id, [cmd('migrate'), ...big.slice(0, 70)], 'sha256:4');
+    expect(await store.listCommands(project.id)).toHaveLength(71);
+    expect((await store.getCommand(project.id, 'migrate'))?.maxConcurrency).toBe(3);
   });
 
   it('enforces the concurrency limit, also for simultaneous creates', async () => {

@@ -10,6 +10,7 @@
  */
 import type { Generated, Kysely, Selectable, Transaction } from 'kysely';
 import type { Capabilities } from './dialects.js';
+import type { CompiledQueries } from './compiledQueries.js';
 import type { Database } from './schema.js';
 import type { AuditChainStore, StoredCheckpoint, StoredVerification } from './auditChainStore.js';
 import { chainNext, GENESIS, type ChainAnchor, type ChainContent, type ChainedRow } from '../domain/auditChain.js';
@@ -64,10 +65,14 @@ export interface AuditPruneGuardTable {
 
 const HEAD_ID = 1;
 
+/** The columns of an appended event. */
+const APPENDED = ['at', 'actor_type', 'actor_id', 'actor_label', 'address', 'action', 'project_id', 'execution_id', 'outcome', 'details_json', 'seq', 'prev_hash', 'hash'] as const;
+
 export class AuditSql implements AuditChainStore {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly caps: Capabilities,
+    private readonly compiled: CompiledQueries,
   ) {}
 
   /** The columns as they will be stored (what is hashed must be what a later read returns). */
@@ -119,19 +124,26 @@ export class AuditSql implements AuditChainStore {
     if (events.length === 0) return [];
     const contents = events.map((e) => this.stored(e));
     return this.db.transaction().execute(async (trx) => {
-      let head = await lockHead(trx);
+      let head = await this.lockHead(trx);
       const values = contents.map((content) => {
         const next = chainNext(content, head);
         head = { seq: next.seq, hash: next.hash };
         return { ...content, seq: next.seq, prev_hash: next.prevHash, hash: next.hash };
       });
-      const rows: Array<{ id: number; seq: number | null }> = [];
-      // In slices: SQLite allows 32,766 parameters per statement (13 per event).
-      for (let i = 0; i < values.length; i += 500) rows.push(...(await trx.insertInto('audit_events').values(values.slice(i, i + 500)).returning(['id', 'seq']).execute()));
-      await trx.updateTable('audit_chain_head').set({ seq: head.seq, hash: head.hash }).where('id', '=', HEAD_ID).execute();
+      const build = (rows: typeof values) => this.db.insertInto('audit_events').values(rows).returning(['id', 'seq']);
+      const rows = await this.compiled.insertRows('auditInsert', APPENDED, values, build, trx);
+      await this.compiled.run('auditMoveHead', [head.seq, head.hash], (seq, hash) => this.db.updateTable('audit_chain_head').set({ seq, hash }).where('id', '=', HEAD_ID), trx);
       const idBySeq = new Map(rows.map((r) => [Number(r.seq), Number(r.id)]));
       return events.map((e, i) => ({ ...e, id: idBySeq.get(values[i].seq)! }));
     });
+  }
+
+  /** The transaction's first statement: a no-op write that takes the chain head's lock and returns it. */
+  private async lockHead(trx: Transaction<Database>): Promise<ChainAnchor> {
+    const build = (id: never) => this.db.updateTable('audit_chain_head').set((eb) => ({ seq: eb.ref('seq') })).where('id', '=', id).returning(['seq', 'hash']);
+    const [r] = (await this.compiled.run('auditLockHead', [HEAD_ID], build, trx)).rows;
+    if (!r) throw new Error('the audit chain head row is missing (migration 0012_audit_chain did not run?)');
+    return { seq: Number(r.seq), hash: r.hash };
   }
 
   async head(): Promise<ChainAnchor> {
@@ -186,7 +198,7 @@ export class AuditSql implements AuditChainStore {
 
   async removePrefix(throughSeq: number, expected: number, lastHash: string, cp: StoredCheckpoint): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
-      await lockHead(trx);
+      await this.lockHead(trx);
       const last = await trx.selectFrom('audit_events').select('hash').where('seq', '=', throughSeq).executeTakeFirst();
       if (!last || last.hash !== lastHash) throw new Error(`audit event #${throughSeq} changed while it was being archived`);
       await trx.insertInto('audit_prune_guard').values({ id: 1 }).execute();
@@ -204,17 +216,6 @@ export class AuditSql implements AuditChainStore {
 }
 
 /** The head, after taking the lock that serialises appends (see the file comment). */
-async function lockHead(trx: Transaction<Database>): Promise<ChainAnchor> {
-  const r = await trx
-    .updateTable('audit_chain_head')
-    .set((eb) => ({ seq: eb.ref('seq') }))
-    .where('id', '=', HEAD_ID)
-    .returning(['seq', 'hash'])
-    .executeTakeFirst();
-  if (!r) throw new Error('the audit chain head row is missing (migration 0012_audit_chain did not run?)');
-  return { seq: Number(r.seq), hash: r.hash };
-}
-
 export function toChainedRow(r: Selectable<Database['audit_events']>): ChainedRow {
   return {
     id: Number(r.id),

@@ -69,7 +69,7 @@ export class KyselyStore implements Store {
     this.oidc = new OidcSql(db);
     this.retention = new RetentionSql(db, caps);
     this.operations = new OperationsSql(db);
-    this.auditChain = new AuditSql(db, caps);
+    this.auditChain = new AuditSql(db, caps, this.compiled);
   }
 
   async migrate(): Promise<void> {
@@ -410,26 +410,29 @@ export class KyselyStore implements Store {
   async replaceCommands(projectId: string, commands: Command[], hash: string): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       // Per-command settings (concurrency) survive a re-sync of the catalogue.
-      const keptRows = await trx.selectFrom('commands').select(['name', 'max_concurrency', 'read_only_default']).where('project_id', '=', projectId).execute();
+      const { rows: keptRows } = await this.compiled.run(
+        'keptCommandSettings',
+        [projectId],
+        (projectId) => this.db.selectFrom('commands').select(['name', 'max_concurrency', 'read_only_default']).where('project_id', '=', projectId),
+        trx,
+      );
       const kept = new Map(keptRows.map((r) => [r.name, r.max_concurrency]));
       const keptReadOnly = new Map(keptRows.map((r) => [r.name, r.read_only_default]));
-      await trx.deleteFrom('commands').where('project_id', '=', projectId).execute();
-      for (let i = 0; i < commands.length; i += 200) {
-        const rows = commands.slice(i, i + 200).map((c) => ({
-          project_id: projectId,
-          name: c.name,
-          app_label: c.appLabel,
-          help_text: c.helpText,
-          schema_json: c.schema === null || c.schema === undefined ? null : JSON.stringify(c.schema),
-          refused: c.refused,
-          max_concurrency: kept.get(c.name) ?? c.maxConcurrency,
-          synced_at: c.syncedAt,
-          read_only_default: keptReadOnly.get(c.name) ?? (c.readOnlyDefault ? 1 : 0),
-          django_read_only: c.djangoReadOnly ? 1 : 0,
-        }));
-        if (rows.length > 0) await trx.insertInto('commands').values(rows).execute();
-      }
-      await trx.updateTable('projects').set({ commands_hash: hash }).where('id', '=', projectId).execute();
+      await this.compiled.run('deleteCommands', [projectId], (projectId) => this.db.deleteFrom('commands').where('project_id', '=', projectId), trx);
+      const rows = commands.map((c) => ({
+        project_id: projectId,
+        name: c.name,
+        app_label: c.appLabel,
+        help_text: c.helpText,
+        schema_json: c.schema === null || c.schema === undefined ? null : JSON.stringify(c.schema),
+        refused: c.refused,
+        max_concurrency: kept.get(c.name) ?? c.maxConcurrency,
+        synced_at: c.syncedAt,
+        read_only_default: keptReadOnly.get(c.name) ?? (c.readOnlyDefault ? 1 : 0),
+        django_read_only: c.djangoReadOnly ? 1 : 0,
+      }));
+      await this.compiled.insertRows('insertCommands', COMMAND_COLUMNS, rows, (rows) => this.db.insertInto('commands').values(rows), trx);
+      await this.compiled.run('setCommandsHash', [hash, projectId], (hash, projectId) => this.db.updateTable('projects').set({ commands_hash: hash }).where('id', '=', projectId), trx);
     });
   }
 
@@ -787,6 +790,9 @@ export class KyselyStore implements Store {
     return { items, nextCursor: rows.length > limit && last ? encodeCursor(String(last.id)) : null };
   }
 }
+
+/** The columns of a command as replaceCommands writes it. */
+const COMMAND_COLUMNS = ['project_id', 'name', 'app_label', 'help_text', 'schema_json', 'refused', 'max_concurrency', 'synced_at', 'read_only_default', 'django_read_only'] as const;
 
 // ---- row mapping -----------------------------------------------------------------------------
 

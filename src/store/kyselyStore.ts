@@ -492,14 +492,19 @@ export class KyselyStore implements Store {
       }
       const key = (projectId: string, command: string) => `${projectId}\u0000${command}`;
       const active = new Map<string, number>();
-      const counted = await trx
-        .selectFrom('executions')
-        .select(['project_id', 'command', (eb) => eb.fn.countAll<number>().as('n')])
-        .where('project_id', 'in', projectIds)
-        .where('command', 'in', commands)
-        .where('status', 'in', [...ACTIVE_STATUSES])
-        .groupBy(['project_id', 'command'])
-        .execute();
+      const countActive = (projectIds: readonly string[], commands: readonly string[]) =>
+        this.db
+          .selectFrom('executions')
+          .select(['project_id', 'command', (eb) => eb.fn.countAll<number>().as('n')])
+          .where('project_id', 'in', projectIds)
+          .where('command', 'in', commands)
+          .where('status', 'in', [...ACTIVE_STATUSES])
+          .groupBy(['project_id', 'command']);
+      // One execution of one command (what the API creates) is compiled once; a batch is built.
+      const counted =
+        projectIds.length === 1 && commands.length === 1
+          ? (await this.compiled.run('countActiveOfCommand', [projectIds[0], commands[0]], (projectId, command) => countActive([projectId], [command]), trx)).rows
+          : await trx.executeQuery(countActive(projectIds, commands).compile()).then((r) => r.rows);
       for (const r of counted) active.set(key(r.project_id, r.command), Number(r.n));
       const results: CreateExecutionResult[] = [];
       const rows: Array<ReturnType<typeof fromExecution>> = [];
@@ -519,7 +524,7 @@ export class KyselyStore implements Store {
         rows.push(fromExecution(e));
         results.push({ created: true });
       }
-      for (let i = 0; i < rows.length; i += INSERT_BATCH) await trx.insertInto('executions').values(rows.slice(i, i + INSERT_BATCH)).execute();
+      if (rows.length > 0) await this.compiled.insertRows('insertExecutions', Object.keys(rows[0]) as Array<keyof (typeof rows)[number]>, rows, (rows) => this.db.insertInto('executions').values(rows), trx);
       return results;
     });
   }
@@ -601,7 +606,17 @@ export class KyselyStore implements Store {
     if (patch.cancelReason !== undefined) set.cancel_reason = patch.cancelReason;
     if (patch.outputExpectedSeq !== undefined) set.output_expected_seq = patch.outputExpectedSeq;
     if (patch.startDeadline !== undefined) set.start_deadline = patch.startDeadline;
-    const row = await this.db.updateTable('executions').set(set).where('id', '=', id).where('status', 'in', [...from]).returningAll().executeTakeFirst();
+    // Compiled once per patch shape: the columns set and the number of statuses it may come from.
+    const columns = Object.keys(set) as Array<keyof typeof set>;
+    const values = [...columns.map((c) => set[c]), id, ...from];
+    const build = (...slots: never[]) =>
+      this.db
+        .updateTable('executions')
+        .set(Object.fromEntries(columns.map((c, i) => [c, slots[i]])))
+        .where('id', '=', slots[columns.length])
+        .where('status', 'in', slots.slice(columns.length + 1))
+        .returningAll();
+    const [row] = (await this.compiled.run(`updateExecution:${columns.join(',')}:${from.length}`, values, build)).rows;
     return row && toExecution(row);
   }
 
@@ -1027,5 +1042,3 @@ async function insertAudit(db: Kysely<Database>, e: NewAuditEvent): Promise<Audi
   return { ...e, id: Number(row.id) };
 }
 
-/** Rows per INSERT: well under SQLite's 32,766 bound parameters with every column of an execution. */
-const INSERT_BATCH = 200;

@@ -6,7 +6,7 @@
  * server process's append waits, then reads the head it committed (READ COMMITTED re-reads the
  * locked row); on SQLite a write as first statement takes the database's write lock at once
  * (reading first and writing later could fail with SQLITE_BUSY between two processes).
- * One transaction per event: update the head, insert the event, move the head.
+ * One transaction per batch of events: lock the head, insert the events, move the head.
  */
 import type { Generated, Kysely, Selectable, Transaction } from 'kysely';
 import type { Capabilities } from './dialects.js';
@@ -215,7 +215,6 @@ export class AuditSql implements AuditChainStore {
   }
 }
 
-/** The head, after taking the lock that serialises appends (see the file comment). */
 export function toChainedRow(r: Selectable<Database['audit_events']>): ChainedRow {
   return {
     id: Number(r.id),

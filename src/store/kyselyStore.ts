@@ -524,6 +524,7 @@ export class KyselyStore implements Store {
         rows.push(fromExecution(e));
         results.push({ created: true });
       }
+      // fromExecution gives every row the same columns.
       if (rows.length > 0) await this.compiled.insertRows('insertExecutions', Object.keys(rows[0]) as Array<keyof (typeof rows)[number]>, rows, (rows) => this.db.insertInto('executions').values(rows), trx);
       return results;
     });

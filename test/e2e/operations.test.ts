@@ -194,7 +194,10 @@ describe('operations: probes, metrics, logs, retention (SQLite)', () => {
       await kysely.insertInto('executions').values([row(gone, 'succeeded', old), row(kept, 'running', null)] as never).execute();
       await waitFor('the background purge', async () => (await api(`/api/v1/executions/${gone}`)).status === 404, 20_000, 200);
       expect((await api(`/api/v1/executions/${kept}`)).status).toBe(200);
-      const purge = JSON.parse((await api('/api/v1/audit?action=retention.purge')).text);
+      // The purge is audited once its deletions are committed: the event may come a moment after.
+      const purgeEvents = async () => JSON.parse((await api('/api/v1/audit?action=retention.purge')).text) as { items: Array<{ details: unknown }> };
+      await waitFor('the purge audited', async () => (await purgeEvents()).items.length > 0, 5_000, 100);
+      const purge = await purgeEvents();
       expect(purge.items[0].details).toMatchObject({ executions: 1, projects: [{ project: 'shop', executions: 1 }] });
     } finally {
       await kysely.destroy();

@@ -28,6 +28,8 @@ export const MIN_AGE_MS = 3600_000;
 export const KEEP_PER_SCHEDULE = 20;
 const EXECUTIONS_PER_BATCH = 500;
 const CHUNKS_PER_BATCH = 2_000;
+/** Projects looked at between two turns of the event loop given to requests. */
+const PROJECTS_PER_BREATH = 100;
 /** The most days or bytes a limit may name (about 270 years; 1 PiB). */
 const MAX_DAYS = 100_000;
 const MAX_BYTES = 2 ** 50;
@@ -97,12 +99,17 @@ export async function purgeOnce(core: Core, defaults: RetentionLimits, opts: Pur
   const report: PurgeReport = { executions: 0, outputBytes: 0, batches: 0, projects: [] };
   const pause = opts.pause ?? (() => new Promise<void>((resolve) => setTimeout(resolve, 10)));
   const batch = opts.batch ?? EXECUTIONS_PER_BATCH;
-  const names = new Map((await core.store.listProjects()).map((p) => [p.id, p.name]));
   const stopped = async () => opts.signal?.aborted === true || (opts.keepLease !== undefined && !(await opts.keepLease()));
-  for (const own of await core.store.retention.listProjectRetention()) {
+  // Without server-wide limits, only the projects with limits of their own: a pass over 10,000
+  // projects that purge nothing would hold the event loop for each of them.
+  const serverWide = defaults.days > 0 || defaults.maxOutputBytes > 0;
+  let looked = 0;
+  for (const own of await core.store.retention.listProjectRetention({ withOwnLimitsOnly: !serverWide })) {
     const limits = effectiveLimits(own, defaults);
     if (limits.days === 0 && limits.maxOutputBytes === 0) continue;
     if (await stopped()) break;
+    // Each project's look is a query or two: requests are served every so often.
+    if (++looked % PROJECTS_PER_BREATH === 0) await new Promise((resolve) => setImmediate(resolve));
     const done = { executions: 0, outputBytes: 0 };
     const purge = async (candidates: PurgeCandidate[]) => {
       const r = await purgeCandidates(core, candidates, pause, opts.signal);
@@ -142,7 +149,8 @@ export async function purgeOnce(core: Core, defaults: RetentionLimits, opts: Pur
     if (done.executions > 0) {
       report.executions += done.executions;
       report.outputBytes += done.outputBytes;
-      report.projects.push({ project: names.get(own.projectId) ?? own.projectId, executions: done.executions, output_bytes: done.outputBytes });
+      const name = (await core.store.getProject(own.projectId))?.name ?? own.projectId;
+      report.projects.push({ project: name, executions: done.executions, output_bytes: done.outputBytes });
     }
   }
   if (report.executions > 0) {

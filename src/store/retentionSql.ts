@@ -36,8 +36,10 @@ export class RetentionSql implements RetentionStore {
     await this.db.updateTable('projects').set({ retention_days: r.days, retention_max_output_bytes: r.maxOutputBytes }).where('id', '=', r.projectId).execute();
   }
 
-  async listProjectRetention(): Promise<ProjectRetention[]> {
-    const rows = await this.db.selectFrom('projects').select(['id', 'retention_days', 'retention_max_output_bytes']).orderBy('id').execute();
+  async listProjectRetention(opts: { withOwnLimitsOnly?: boolean } = {}): Promise<ProjectRetention[]> {
+    let q = this.db.selectFrom('projects').select(['id', 'retention_days', 'retention_max_output_bytes']);
+    if (opts.withOwnLimitsOnly) q = q.where((eb) => eb.or([eb('retention_days', '>', 0), eb('retention_max_output_bytes', '>', 0)]));
+    const rows = await q.orderBy('id').execute();
     return rows.map((r) => ({ projectId: r.id, days: r.retention_days, maxOutputBytes: r.retention_max_output_bytes === null ? null : Number(r.retention_max_output_bytes) }));
   }
 

@@ -33,8 +33,8 @@ export interface CandidateQuery {
 export interface RetentionStore {
   getProjectRetention(projectId: string): Promise<ProjectRetention>;
   setProjectRetention(r: ProjectRetention): Promise<void>;
-  /** Every project's limits (null where it has none of its own). */
-  listProjectRetention(): Promise<ProjectRetention[]>;
+  /** Every project's limits (null where it has none of its own); `withOwnLimitsOnly`: those with a limit above 0 of their own. */
+  listProjectRetention(opts?: { withOwnLimitsOnly?: boolean }): Promise<ProjectRetention[]>;
   /** Finished executions of the project that the rules allow to purge, oldest finished first. */
   listPurgeCandidates(q: CandidateQuery): Promise<PurgeCandidate[]>;
   /** Output bytes the project's executions hold. */

@@ -93,6 +93,11 @@ describe.each(DB_KINDS)('retention on %s', (kind) => {
     const active = [...(await insert(project.id, 1, { status: 'queued', finishedAgoMs: null })), ...(await insert(project.id, 1, { status: 'running', finishedAgoMs: null }))];
     const scheduled = await insert(project.id, 25, { scheduleId: 's1' });
     const othersOld = await insert(other.id, 5, {});
+    const { project: third } = await createProject(core, hostActor(), 'third');
+    await setProjectRetention(core, hostActor(), third, { maxOutputBytes: 1 << 30 });
+    // Without server-wide limits a pass looks only at projects with limits of their own.
+    const own = await store.store.retention.listProjectRetention({ withOwnLimitsOnly: true });
+    expect(own.map((r) => r.projectId).sort()).toEqual([project.id, third.id].sort());
 
     const batches: number[] = [];
     const report = await purgeOnce(core, { days: 0, maxOutputBytes: 0 }, { pause: async () => void batches.push(Date.now()) });

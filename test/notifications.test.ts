@@ -101,6 +101,18 @@ describe.each(DB_KINDS)('notifications on %s', (kind) => {
     expect(hook.received).toHaveLength(1);
   });
 
+  it('marks events no channel hears routed together, and routes the others with their deliveries', async () => {
+    const wh = await channel({ kind: 'webhook', url: `${hook.url}/hook`, name: 'ops hook' });
+    await run('blog', 'migrate', 1);
+    await run('shop', 'check', 0);
+    await run('shop', 'migrate', 2);
+    // The blog failure and the shop success reach no channel; the shop failure reaches the hook.
+    expect(await deliverOnce(t.core)).toMatchObject({ routed: 3, sent: 1 });
+    expect(await t.core.store.notifications.listUnroutedEvents(10)).toEqual([]);
+    expect((await deliveries(wh.id)).map((d) => d.summary)).toEqual(['shop: migrate failed (exit code 2)']);
+    expect(await deliverOnce(t.core)).toMatchObject({ routed: 0, sent: 0 });
+  });
+
   it('never sends the output of a metadata-only command', async () => {
     await channel({ kind: 'webhook', url: `${hook.url}/hook` });
     const id = await run('shop', 'migrate', 1, 'SECRET ROW 42\n');

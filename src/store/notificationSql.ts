@@ -109,6 +109,12 @@ export class NotificationSql implements NotificationStore {
     return rows.map(toEvent);
   }
 
+  async routeNowhere(eventIds: readonly number[], now: number): Promise<number> {
+    if (eventIds.length === 0) return 0;
+    const res = await this.db.updateTable('notification_events').set({ routed_at: now }).where('id', 'in', [...eventIds]).where('routed_at', 'is', null).executeTakeFirst();
+    return Number(res.numUpdatedRows);
+  }
+
   async getEvents(ids: readonly number[]): Promise<NotificationEvent[]> {
     if (ids.length === 0) return [];
     const rows = await this.db.selectFrom('notification_events').selectAll().where('id', 'in', [...ids]).orderBy('id').execute();

@@ -129,6 +129,8 @@ export interface NotificationStore {
    * (another replica). A delivery past the storm limit of its channel is made `held`.
    */
   routeEvent(eventId: number, targets: readonly RouteTarget[], storm: StormLimit, now: number): Promise<boolean>;
+  /** Marks events no channel hears routed, in one statement; how many were not routed before. */
+  routeNowhere(eventIds: readonly number[], now: number): Promise<number>;
 
   createChannel(channel: Channel): Promise<void>;
   getChannel(id: string): Promise<Channel | undefined>;

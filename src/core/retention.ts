@@ -11,15 +11,16 @@
  *  - the newest 20 executions of each schedule (the schedule's "recent runs" view).
  * Purging goes in small transactions (at most 500 executions or 2,000 output chunks each) with a
  * pause between them, so requests go on meanwhile. One server process purges at a time (a lease
- * in the database), and each pass that purged anything leaves one `retention.purge` audit event.
- * Audit events have their own retention rule (not this one).
+ * in the database). Each transaction that deletes executions appends its `retention.purge` audit
+ * event (project, rule, how many, how much output, when they finished) before it commits: a crash
+ * cannot leave a purge unrecorded. Audit events have their own retention rule (not this one).
  */
 import { randomUUID } from 'node:crypto';
-import type { Actor, Project } from '../domain/model.js';
-import type { ProjectRetention, PurgeCandidate } from '../store/retentionStore.js';
+import type { Actor, NewAuditEvent, Project } from '../domain/model.js';
+import type { ProjectRetention, PurgeCandidate, Purged } from '../store/retentionStore.js';
 import { UserError } from '../shared/errors.js';
 import type { Core } from './context.js';
-import { audit, SYSTEM_ACTOR } from './audit.js';
+import { audit, auditEvent, SYSTEM_ACTOR } from './audit.js';
 
 export const DAY_MS = 24 * 3600_000;
 /** Executions that finished more recently than this stay, whatever the limits. */
@@ -56,7 +57,8 @@ export interface PurgeReport {
   outputBytes: number;
   /** Transactions that deleted executions. */
   batches: number;
-  projects: Array<{ project: string; executions: number; output_bytes: number }>;
+  /** The projects it purged from (each deletion's audit event names its own). */
+  projects: Array<{ projectId: string; executions: number; outputBytes: number }>;
 }
 
 /** A project's limits as applied: its own where set, else the server's. */
@@ -94,7 +96,7 @@ export async function setProjectRetention(core: Core, actor: Actor, project: Pro
   return after;
 }
 
-/** One pass over every project; the audit event says what went. */
+/** One pass over every project; each deletion's audit event says what went. */
 export async function purgeOnce(core: Core, defaults: RetentionLimits, opts: PurgeOptions = {}): Promise<PurgeReport> {
   const report: PurgeReport = { executions: 0, outputBytes: 0, batches: 0, projects: [] };
   const pause = opts.pause ?? (() => new Promise<void>((resolve) => setTimeout(resolve, 10)));
@@ -111,8 +113,22 @@ export async function purgeOnce(core: Core, defaults: RetentionLimits, opts: Pur
     // Each project's look is a query or two: requests are served every so often.
     if (++looked % PROJECTS_PER_BREATH === 0) await new Promise((resolve) => setImmediate(resolve));
     const done = { executions: 0, outputBytes: 0 };
-    const purge = async (candidates: PurgeCandidate[]) => {
-      const r = await purgeCandidates(core, candidates, pause, opts.signal);
+    const purge = async (candidates: PurgeCandidate[], rule: 'days' | 'max_output_bytes') => {
+      const record = (purged: Purged) =>
+        auditEvent(core, SYSTEM_ACTOR, {
+          action: 'retention.purge',
+          projectId: own.projectId,
+          details: {
+            rule,
+            executions: purged.executions,
+            output_bytes: purged.outputBytes,
+            finished_from: purged.finishedFrom,
+            finished_to: purged.finishedTo,
+            limits: { days: limits.days, max_output_bytes: limits.maxOutputBytes },
+            own_limits: { days: own.days, max_output_bytes: own.maxOutputBytes },
+          },
+        });
+      const r = await purgeCandidates(core, candidates, record, pause, opts.signal);
       done.executions += r.executions;
       done.outputBytes += r.outputBytes;
       report.batches += r.batches;
@@ -123,7 +139,7 @@ export async function purgeOnce(core: Core, defaults: RetentionLimits, opts: Pur
       const before = Math.min(youngest, core.now() - limits.days * DAY_MS);
       for (;;) {
         const candidates = await core.store.retention.listPurgeCandidates({ projectId: own.projectId, finishedBefore: before, keepPerSchedule: KEEP_PER_SCHEDULE, limit: batch });
-        if (candidates.length === 0 || (await purge(candidates)).executions === 0 || (await stopped())) break;
+        if (candidates.length === 0 || (await purge(candidates, 'days')).executions === 0 || (await stopped())) break;
         await pause();
       }
     }
@@ -140,7 +156,7 @@ export async function purgeOnce(core: Core, defaults: RetentionLimits, opts: Pur
           freed += c.outputBytes;
         }
         if (take.length === 0) break;
-        const r = await purge(take);
+        const r = await purge(take, 'max_output_bytes');
         if (r.executions === 0) break;
         excess -= r.outputBytes;
         await pause();
@@ -149,22 +165,8 @@ export async function purgeOnce(core: Core, defaults: RetentionLimits, opts: Pur
     if (done.executions > 0) {
       report.executions += done.executions;
       report.outputBytes += done.outputBytes;
-      const name = (await core.store.getProject(own.projectId))?.name ?? own.projectId;
-      report.projects.push({ project: name, executions: done.executions, output_bytes: done.outputBytes });
+      report.projects.push({ projectId: own.projectId, executions: done.executions, outputBytes: done.outputBytes });
     }
-  }
-  if (report.executions > 0) {
-    await audit(core, SYSTEM_ACTOR, {
-      action: 'retention.purge',
-      details: {
-        executions: report.executions,
-        output_bytes: report.outputBytes,
-        batches: report.batches,
-        defaults: { days: defaults.days, max_output_bytes: defaults.maxOutputBytes },
-        // Bounded: a pass over 10,000 projects names the 100 it purged most from.
-        projects: [...report.projects].sort((a, b) => b.executions - a.executions).slice(0, 100),
-      },
-    });
   }
   return report;
 }
@@ -173,13 +175,13 @@ export async function purgeOnce(core: Core, defaults: RetentionLimits, opts: Pur
  * Deletes these executions in transactions of at most `CHUNKS_PER_BATCH` output chunks: an
  * execution with more chunks has its output trimmed first, in ranges of that many.
  */
-async function purgeCandidates(core: Core, candidates: PurgeCandidate[], pause: () => Promise<void>, signal?: AbortSignal) {
+async function purgeCandidates(core: Core, candidates: PurgeCandidate[], record: (purged: Purged) => NewAuditEvent, pause: () => Promise<void>, signal?: AbortSignal) {
   const total = { executions: 0, outputBytes: 0, batches: 0 };
   let group: string[] = [];
   let groupChunks = 0;
   const flush = async () => {
     if (group.length === 0) return;
-    const r = await core.store.retention.deleteExecutions(group);
+    const r = await core.store.retention.deleteExecutions(group, record);
     total.executions += r.executions;
     total.outputBytes += r.outputBytes;
     total.batches++;

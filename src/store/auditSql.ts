@@ -119,11 +119,14 @@ export class AuditSql implements AuditChainStore {
     }
   }
 
-  /** Appends the events in order, in one transaction (one head lock, one INSERT). */
-  async appendMany(events: readonly NewAuditEvent[]): Promise<AuditEvent[]> {
+  /**
+   * Appends the events in order, in one transaction (one head lock, one INSERT): `inside`, the
+   * caller's, when the events must commit with what they record, else one of their own.
+   */
+  async appendMany(events: readonly NewAuditEvent[], inside?: Transaction<Database>): Promise<AuditEvent[]> {
     if (events.length === 0) return [];
     const contents = events.map((e) => this.stored(e));
-    return this.db.transaction().execute(async (trx) => {
+    const body = async (trx: Transaction<Database>) => {
       let head = await this.lockHead(trx);
       const values = contents.map((content) => {
         const next = chainNext(content, head);
@@ -135,7 +138,8 @@ export class AuditSql implements AuditChainStore {
       await this.compiled.run('auditMoveHead', [head.seq, head.hash], (seq, hash) => this.db.updateTable('audit_chain_head').set({ seq, hash }).where('id', '=', HEAD_ID), trx);
       const idBySeq = new Map(rows.map((r) => [Number(r.seq), Number(r.id)]));
       return events.map((e, i) => ({ ...e, id: idBySeq.get(values[i].seq)! }));
-    });
+    };
+    return inside ? body(inside) : this.db.transaction().execute(body);
   }
 
   /** The transaction's first statement: a no-op write that takes the chain head's lock and returns it. */

@@ -67,9 +67,9 @@ export class KyselyStore implements Store {
     this.commandSettings = new CommandSettingsSql(db);
     this.approvals = new ApprovalSql(db);
     this.oidc = new OidcSql(db);
-    this.retention = new RetentionSql(db, caps);
     this.operations = new OperationsSql(db);
     this.auditChain = new AuditSql(db, caps, this.compiled);
+    this.retention = new RetentionSql(db, caps, this.auditChain);
   }
 
   async migrate(): Promise<void> {
@@ -1020,26 +1020,5 @@ function decodeExecutionCursor(cursor: string | undefined): { at: number; id: st
 
 function decodeAuditCursor(cursor: string | undefined): number | undefined {
   return cursor ? Number(decodeCursor(cursor, /^[1-9]\d{0,14}$/)) : undefined;
-}
-
-/** One audit row, in whatever transaction (or none) the caller holds. */
-async function insertAudit(db: Kysely<Database>, e: NewAuditEvent): Promise<AuditEvent> {
-  const row = await db
-    .insertInto('audit_events')
-    .values({
-      at: e.at,
-      actor_type: e.actorType,
-      actor_id: e.actorId,
-      actor_label: e.actorLabel,
-      address: e.address,
-      action: e.action,
-      project_id: e.projectId,
-      execution_id: e.executionId,
-      outcome: e.outcome,
-      details_json: JSON.stringify(e.details),
-    })
-    .returning('id')
-    .executeTakeFirstOrThrow();
-  return { ...e, id: Number(row.id) };
 }
 

@@ -2,7 +2,9 @@
 import { sql, type Kysely } from 'kysely';
 import type { Capabilities } from './dialects.js';
 import type { Database } from './schema.js';
-import type { CandidateQuery, ProjectRetention, PurgeCandidate, RetentionStore } from './retentionStore.js';
+import type { CandidateQuery, ProjectRetention, PurgeCandidate, Purged, RetentionStore } from './retentionStore.js';
+import type { AuditSql } from './auditSql.js';
+import type { NewAuditEvent } from '../domain/model.js';
 import { TERMINAL_STATUSES } from '../domain/execution.js';
 
 declare module './schema.js' {
@@ -25,6 +27,8 @@ export class RetentionSql implements RetentionStore {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly caps: Capabilities,
+    /** A purge's audit event commits with its deletions. */
+    private readonly auditChain: AuditSql,
   ) {}
 
   async getProjectRetention(projectId: string): Promise<ProjectRetention> {
@@ -80,18 +84,27 @@ export class RetentionSql implements RetentionStore {
     return Number(res.numDeletedRows);
   }
 
-  async deleteExecutions(ids: readonly string[]): Promise<{ executions: number; outputBytes: number }> {
-    if (ids.length === 0) return { executions: 0, outputBytes: 0 };
+  async deleteExecutions(ids: readonly string[], record: (purged: Purged) => NewAuditEvent): Promise<Purged> {
+    const none: Purged = { executions: 0, outputBytes: 0, finishedFrom: null, finishedTo: null };
+    if (ids.length === 0) return none;
     return this.db.transaction().execute(async (trx) => {
-      let q = trx.selectFrom('executions').select(['id', 'output_bytes']).where('id', 'in', [...ids]).where('status', 'in', [...TERMINAL_STATUSES]);
+      let q = trx.selectFrom('executions').select(['id', 'output_bytes', 'finished_at']).where('id', 'in', [...ids]).where('status', 'in', [...TERMINAL_STATUSES]);
       if (this.caps.rowLocks) q = q.forUpdate();
       const rows = await q.execute();
-      if (rows.length === 0) return { executions: 0, outputBytes: 0 };
+      if (rows.length === 0) return none;
       const gone = rows.map((r) => r.id);
       await trx.deleteFrom('output_chunks').where('execution_id', 'in', gone).execute();
       await trx.deleteFrom('v1_chunks').where('execution_id', 'in', gone).execute();
       await trx.deleteFrom('executions').where('id', 'in', gone).execute();
-      return { executions: gone.length, outputBytes: rows.reduce((n, r) => n + Number(r.output_bytes), 0) };
+      const finished = rows.map((r) => Number(r.finished_at));
+      const purged: Purged = {
+        executions: gone.length,
+        outputBytes: rows.reduce((n, r) => n + Number(r.output_bytes), 0),
+        finishedFrom: Math.min(...finished),
+        finishedTo: Math.max(...finished),
+      };
+      await this.auditChain.appendMany([record(purged)], trx);
+      return purged;
     });
   }
 

@@ -5,6 +5,8 @@
  * core/retention.ts.
  */
 
+import type { NewAuditEvent } from '../domain/model.js';
+
 /** A project's own limits; null: the server-wide default applies. 0: no limit. */
 export interface ProjectRetention {
   projectId: string;
@@ -19,6 +21,15 @@ export interface PurgeCandidate {
   /** Highest stored output seq: its chunks are deleted in ranges up to it. */
   outputLastSeq: number;
   outputChunks: number;
+}
+
+/** What one deletion removed. */
+export interface Purged {
+  executions: number;
+  outputBytes: number;
+  /** When the first and the last of them finished (unix ms); null when none went. */
+  finishedFrom: number | null;
+  finishedTo: number | null;
 }
 
 export interface CandidateQuery {
@@ -43,9 +54,10 @@ export interface RetentionStore {
   trimOutput(executionId: string, upToSeq: number): Promise<number>;
   /**
    * Deletes these executions with everything stored under them, in one transaction; only those
-   * still finished are touched. Returns how many went and their output bytes.
+   * still finished are touched. The audit event `record` makes of what went is appended in the
+   * same transaction (none when nothing went): a crash cannot leave a purge unrecorded.
    */
-  deleteExecutions(ids: readonly string[]): Promise<{ executions: number; outputBytes: number }>;
+  deleteExecutions(ids: readonly string[], record: (purged: Purged) => NewAuditEvent): Promise<Purged>;
   /**
    * Takes the retention lease for `ms` unless another process holds it: one replica purges at a
    * time. True when `holder` has it now.

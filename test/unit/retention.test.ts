@@ -1,7 +1,7 @@
 /**
  * Retention on real SQLite and PostgreSQL: old finished executions and their output go, in
  * batches; active, young and a schedule's newest runs stay; the byte limit purges oldest first;
- * each pass that purged leaves one audit event.
+ * each deleting transaction appends its audit event before it commits.
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -118,13 +118,37 @@ describe.each(DB_KINDS)('retention on %s', (kind) => {
     // No limit of its own and no server default: untouched.
     expect(await remaining(othersOld)).toBe(5);
 
-    const audit = await store.store.listAudit({ action: 'retention.purge' }, 10);
-    expect(audit.items).toHaveLength(1);
-    expect(audit.items[0].details).toMatchObject({ executions: 1106, projects: [{ project: 'shop', executions: 1106 }] });
+    // One audit event per deleting transaction, naming the project, the rule and what went.
+    const audit = (await store.store.listAudit({ action: 'retention.purge' }, 50)).items;
+    expect(audit).toHaveLength(report.batches);
+    expect(audit.every((e) => e.projectId === project.id && e.details.rule === 'days')).toBe(true);
+    expect(audit.reduce((n, e) => n + Number(e.details.executions), 0)).toBe(1106);
+    expect(audit.reduce((n, e) => n + Number(e.details.output_bytes), 0)).toBe(report.outputBytes);
+    expect(audit.every((e) => Number(e.details.finished_to) < NOW - 30 * DAY_MS && Number(e.details.finished_from) <= Number(e.details.finished_to))).toBe(true);
+    expect(audit[0].details).toMatchObject({ limits: { days: 30, max_output_bytes: 0 }, own_limits: { days: 30, max_output_bytes: null } });
+    expect(report.projects).toEqual([{ projectId: project.id, executions: 1106, outputBytes: report.outputBytes }]);
 
     // A second pass has nothing to do and records nothing.
     expect((await purgeOnce(core, { days: 0, maxOutputBytes: 0 }, { pause: async () => undefined })).executions).toBe(0);
-    expect((await store.store.listAudit({ action: 'retention.purge' }, 10)).items).toHaveLength(1);
+    expect((await store.store.listAudit({ action: 'retention.purge' }, 50)).items).toHaveLength(report.batches);
+  });
+
+  it('a deletion whose audit event cannot be written is rolled back: no purge goes unrecorded', async () => {
+    const { project } = await createProject(core, hostActor(), 'shop');
+    await setProjectRetention(core, hostActor(), project, { days: 30 });
+    const old = await insert(project.id, 3, { chunks: 2 });
+    // Without the chain's head row, appending an event fails inside the deleting transaction.
+    const head = await db.selectFrom('audit_chain_head').selectAll().execute();
+    await db.deleteFrom('audit_chain_head').execute();
+    await expect(purgeOnce(core, { days: 0, maxOutputBytes: 0 }, { pause: async () => undefined })).rejects.toThrow(/audit chain head/);
+    expect(await remaining(old)).toBe(3);
+    expect(await chunksOf(old)).toBe(6);
+
+    await db.insertInto('audit_chain_head').values(head).execute();
+    expect((await purgeOnce(core, { days: 0, maxOutputBytes: 0 }, { pause: async () => undefined })).executions).toBe(3);
+    expect(await remaining(old)).toBe(0);
+    const audit = (await store.store.listAudit({ action: 'retention.purge' }, 10)).items;
+    expect(audit.map((e) => e.details.executions)).toEqual([3]);
   });
 
   it('keeps a project under its output byte limit, oldest first, never touching what finished within the hour', async () => {

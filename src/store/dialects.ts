@@ -11,6 +11,7 @@ import type { Database } from './schema.js';
 import { UserError } from '../shared/errors.js';
 import { GroupCommitSqliteDialect } from './sqliteDriver.js';
 import { startCheckpointer } from './sqliteCheckpointer.js';
+import type { RowChanges } from './rowCache.js';
 
 export interface Capabilities {
   name: 'sqlite' | 'postgres';
@@ -55,7 +56,8 @@ const nulFree: KyselyPlugin = {
 
 const require = createRequire(import.meta.url);
 
-export function openSqlite(file: string): Kysely<Database> {
+/** `changes`: told of every write that may change rows the store caches, and of other connections' commits (rowCache.ts). */
+export function openSqlite(file: string, changes?: RowChanges): Kysely<Database> {
   const missing = (err: unknown) =>
     new UserError(
       'DC_CONFIG',
@@ -101,7 +103,10 @@ export function openSqlite(file: string): Kysely<Database> {
   reader.pragma('busy_timeout = 5000');
   reader.pragma('wal_autocheckpoint = 0');
   reader.pragma('temp_store = MEMORY');
-  return new Kysely<Database>({ dialect: new GroupCommitSqliteDialect(db, reader, stopCheckpointer) });
+  // Changes when another connection (an `admin` command, another process) commits to the file.
+  const dataVersion = db.prepare('PRAGMA data_version').pluck();
+  changes?.watchOtherConnections(() => dataVersion.get() as number);
+  return new Kysely<Database>({ dialect: new GroupCommitSqliteDialect(db, reader, stopCheckpointer, changes) });
 }
 
 export function openPostgres(url: string): Kysely<Database> {

@@ -17,6 +17,7 @@ import { OidcSql } from './oidcSql.js';
 import { RetentionSql } from './retentionSql.js';
 import { OperationsSql } from './operationsSql.js';
 import { AuditSql } from './auditSql.js';
+import type { RowCache } from './rowCache.js';
 import type { AuditFilter, CreateExecutionResult, ExecutionFilter, ExecutionPatch, NonceRecord, Page, RunnerSighting, Store } from './store.js';
 import type {
   ApiToken,
@@ -52,13 +53,18 @@ export class KyselyStore implements Store {
 
   /** The busiest queries, compiled once (see compiledQueries.ts). */
   private readonly compiled: CompiledQueries;
+  /** Through the row cache where there is one; straight to the database where not. */
+  private readonly cached: <V extends object>(key: string, load: () => Promise<V | undefined>) => Promise<V | undefined>;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly caps: Capabilities,
     onQuery?: QueryTimer,
+    /** Rows every runner request reads (keys, projects), kept in-process where the engine says when they change (rowCache.ts). */
+    rows?: RowCache,
   ) {
     this.dialect = caps.name;
+    this.cached = rows ? (key, load) => rows.get(key, load) : (_key, load) => load();
     this.compiled = new CompiledQueries(db, caps.textHoldsNul, onQuery);
     this.schedules = new ScheduleSql(db, caps);
     this.notifications = new NotificationSql(db, caps);
@@ -192,13 +198,17 @@ export class KyselyStore implements Store {
   }
 
   async getProject(id: string): Promise<Project | undefined> {
-    const [r] = (await this.compiled.run('getProject', [id], (id) => this.db.selectFrom('projects').selectAll().where('id', '=', id))).rows;
-    return r && toProject(r);
+    return this.cached(`project:${id}`, async () => {
+      const [r] = (await this.compiled.run('getProject', [id], (id) => this.db.selectFrom('projects').selectAll().where('id', '=', id))).rows;
+      return r && toProject(r);
+    });
   }
 
   async findProjectByName(name: string): Promise<Project | undefined> {
-    const [r] = (await this.compiled.run('findProjectByName', [name], (name) => this.db.selectFrom('projects').selectAll().where('name', '=', name))).rows;
-    return r && toProject(r);
+    return this.cached(`project-named:${name}`, async () => {
+      const [r] = (await this.compiled.run('findProjectByName', [name], (name) => this.db.selectFrom('projects').selectAll().where('name', '=', name))).rows;
+      return r && toProject(r);
+    });
   }
 
   async listProjects(): Promise<Project[]> {
@@ -218,6 +228,10 @@ export class KyselyStore implements Store {
   }
 
   async findRunnerKeyWithProject(hash: string): Promise<{ key: RunnerKey; project: Project | undefined } | undefined> {
+    return this.cached(`key-hash:${hash}`, () => this.readRunnerKeyWithProject(hash));
+  }
+
+  private async readRunnerKeyWithProject(hash: string): Promise<{ key: RunnerKey; project: Project | undefined } | undefined> {
     const [r] = (
       await this.compiled.run('findRunnerKeyWithProject', [hash], (hash) =>
         this.db
@@ -273,8 +287,11 @@ export class KyselyStore implements Store {
     if (ids.length === 0) return [];
     if (ids.length === 1) {
       // Before every message of a v2 runner: the busiest shape.
-      const { rows } = await this.compiled.run('runnerKeyRevoked', ids, (id) => this.db.selectFrom('runner_keys').select('revoked_at').where('id', '=', id));
-      return rows.length === 0 || rows[0].revoked_at !== null ? [...ids] : [];
+      const found = await this.cached(`key-revoked:${ids[0]}`, async () => {
+        const { rows } = await this.compiled.run('runnerKeyRevoked', ids, (id) => this.db.selectFrom('runner_keys').select('revoked_at').where('id', '=', id));
+        return rows[0] && { revoked: rows[0].revoked_at !== null };
+      });
+      return found === undefined || found.revoked ? [...ids] : [];
     }
     const found = new Map<string, boolean>();
     for (let i = 0; i < ids.length; i += 500) {

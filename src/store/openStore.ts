@@ -7,6 +7,7 @@ import { KyselyStore } from './kyselyStore.js';
 import type { Store } from './store.js';
 import { UserError } from '../shared/errors.js';
 import { queryTiming, type QueryTimer } from './queryTiming.js';
+import { RowCache, RowChanges } from './rowCache.js';
 
 export interface DatabaseLocation {
   dataDir: string;
@@ -15,18 +16,22 @@ export interface DatabaseLocation {
   onQuery?: QueryTimer;
 }
 
-/** The database's query builder and what its engine can do, not migrated yet. */
-export function openDatabase(loc: DatabaseLocation): { db: Kysely<Database>; caps: Capabilities } {
+/**
+ * The database's query builder and what its engine can do, not migrated yet. `rowChanges` (SQLite
+ * only) lets the store cache rows that rarely change (rowCache.ts).
+ */
+export function openDatabase(loc: DatabaseLocation): { db: Kysely<Database>; caps: Capabilities; rowChanges?: RowChanges } {
   const url = loc.databaseUrl;
   if (url && /^postgres(ql)?:\/\//.test(url)) return { db: openPostgres(url), caps: CAPABILITIES.postgres };
-  if (url && url.startsWith('sqlite:')) return { db: openSqlite(url.slice('sqlite:'.length).replace(/^\/\//, '')), caps: CAPABILITIES.sqlite };
-  if (url) throw new UserError('DC_CONFIG', `DATABASE_URL must start with postgres:// or sqlite: (got a URL with scheme "${url.split(':')[0]}").`);
-  return { db: openSqlite(path.join(loc.dataDir, 'djangocommand.sqlite3')), caps: CAPABILITIES.sqlite };
+  if (url && !url.startsWith('sqlite:')) throw new UserError('DC_CONFIG', `DATABASE_URL must start with postgres:// or sqlite: (got a URL with scheme "${url.split(':')[0]}").`);
+  const file = url ? url.slice('sqlite:'.length).replace(/^\/\//, '') : path.join(loc.dataDir, 'djangocommand.sqlite3');
+  const rowChanges = new RowChanges();
+  return { db: openSqlite(file, rowChanges), caps: CAPABILITIES.sqlite, rowChanges };
 }
 
 export async function openStore(loc: DatabaseLocation): Promise<Store> {
-  const { db, caps } = openDatabase(loc);
-  const store = new KyselyStore(loc.onQuery ? db.withPlugin(queryTiming(loc.onQuery)) : db, caps, loc.onQuery);
+  const { db, caps, rowChanges } = openDatabase(loc);
+  const store = new KyselyStore(loc.onQuery ? db.withPlugin(queryTiming(loc.onQuery)) : db, caps, loc.onQuery, rowChanges && new RowCache(rowChanges));
   try {
     await store.migrate();
   } catch (err) {

@@ -17,6 +17,7 @@
  */
 import type { Database as SqliteDatabase, Statement } from 'better-sqlite3';
 import { SqliteDialect, type DatabaseConnection, type Driver, type CompiledQuery, type QueryResult } from 'kysely';
+import type { RowChanges } from './rowCache.js';
 
 /**
  * Under load, commits are at least this far apart: a commit writes every page changed since the
@@ -32,17 +33,22 @@ export class GroupCommitSqliteDialect extends SqliteDialect {
   readonly #writer: SqliteDatabase;
   readonly #reader: SqliteDatabase;
   readonly #beforeClose: () => Promise<void>;
+  readonly #changes: RowChanges | undefined;
 
-  /** `reader` is a second connection to the same file; `beforeClose` runs when kysely is destroyed. */
-  constructor(writer: SqliteDatabase, reader: SqliteDatabase, beforeClose: () => Promise<void> = async () => undefined) {
+  /**
+   * `reader` is a second connection to the same file; `beforeClose` runs when kysely is destroyed;
+   * `changes` hears of every write that may change rows the store caches (rowCache.ts).
+   */
+  constructor(writer: SqliteDatabase, reader: SqliteDatabase, beforeClose: () => Promise<void> = async () => undefined, changes?: RowChanges) {
     super({ database: writer });
     this.#writer = writer;
     this.#reader = reader;
     this.#beforeClose = beforeClose;
+    this.#changes = changes;
   }
 
   override createDriver(): Driver {
-    return new GroupCommitDriver(this.#writer, this.#reader, this.#beforeClose);
+    return new GroupCommitDriver(this.#writer, this.#reader, this.#beforeClose, this.#changes);
   }
 }
 
@@ -62,12 +68,22 @@ class GroupCommitDriver implements Driver {
   #open = false;
   #commitScheduled = false;
   #committedAt = -Infinity;
+  readonly changes: RowChanges | undefined;
+  /** The open transaction wrote to a cached table: its end changes the stamp again. */
+  #wroteCached = false;
 
-  constructor(writer: SqliteDatabase, reader: SqliteDatabase, beforeClose: () => Promise<void>) {
+  constructor(writer: SqliteDatabase, reader: SqliteDatabase, beforeClose: () => Promise<void>, changes: RowChanges | undefined) {
     this.#db = writer;
-    this.writer = new Statements(writer);
-    this.reader = new Statements(reader);
+    this.writer = new Statements(writer, changes);
+    this.reader = new Statements(reader, undefined);
     this.#beforeClose = beforeClose;
+    this.changes = changes;
+  }
+
+  /** A write statement that may change cached rows is about to run. */
+  wroteCached(): void {
+    this.#wroteCached = true;
+    this.changes?.wrote();
   }
 
   async init(): Promise<void> {}
@@ -174,6 +190,11 @@ class GroupCommitDriver implements Driver {
   }
 
   private settle(err: unknown): void {
+    // Committed or rolled back: either way the cached rows may differ from what was read meanwhile.
+    if (this.#wroteCached) {
+      this.#wroteCached = false;
+      this.changes?.wrote();
+    }
     const waiters = this.#waiters;
     this.#waiters = [];
     for (const w of waiters) (err === null ? w.resolve() : w.reject(err));
@@ -208,6 +229,7 @@ class Connection implements DatabaseConnection {
     }
     const params = query.parameters as unknown[];
     if (stmt.reader) return { rows: stmt.all(params) as R[] };
+    if (this.driver.writer.touchesCached(stmt)) this.driver.wroteCached();
     const { changes, lastInsertRowid } = stmt.run(params);
     return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] };
   }
@@ -225,8 +247,20 @@ class Connection implements DatabaseConnection {
  */
 class Statements {
   readonly #cache = new Map<string, Statement>();
+  /** Write statements that name a table the store caches rows of. */
+  readonly #touching = new WeakMap<Statement, boolean>();
 
-  constructor(private readonly db: SqliteDatabase) {}
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly changes: RowChanges | undefined,
+  ) {}
+
+  touchesCached(stmt: Statement): boolean {
+    if (!this.changes) return false;
+    let touches = this.#touching.get(stmt);
+    if (touches === undefined) this.#touching.set(stmt, (touches = this.changes.touchesCached(stmt.source)));
+    return touches;
+  }
 
   prepare(sql: string): Statement {
     const hit = this.#cache.get(sql);

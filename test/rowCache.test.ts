@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freshDatabase, type FreshDatabase } from './support/databases.js';
-import { openStore } from '../src/store/openStore.js';
+import { openDatabase, openStore } from '../src/store/openStore.js';
 import type { Store } from '../src/store/store.js';
 import type { Project, RunnerKey } from '../src/domain/model.js';
 
@@ -100,6 +100,25 @@ describe.each(['sqlite', 'postgres'] as const)('cached keys and projects on %s',
     expect((await store.findRunnerKeyWithProject(key.keyHash))?.key.revokedAt).toBe(777);
     expect((await store.getProject(project.id))?.name).toBe('renamed');
     expect(await store.findProjectByName(project.name)).toBeUndefined();
+  });
+
+  if (kind === 'sqlite') it('every write naming a cached table changes the stamp, with RETURNING too; reads and other tables do not', async () => {
+    const { project } = await open();
+    const { db: raw, rowChanges } = openDatabase({ dataDir: db.dataDir });
+    try {
+      const stamp = () => rowChanges!.stamp();
+      let before = stamp();
+      await raw.selectFrom('projects').selectAll().execute();
+      await raw.updateTable('runners').set({ last_seen_at: 1 }).where('id', '=', 'none').execute();
+      expect(stamp()).toBe(before);
+      await raw.updateTable('projects').set({ commands_hash: 'r' }).where('id', '=', project.id).returning('id').execute();
+      expect(stamp()).not.toBe(before);
+      before = stamp();
+      await raw.deleteFrom('runner_keys').where('id', '=', 'none').execute();
+      expect(stamp()).not.toBe(before);
+    } finally {
+      await raw.destroy();
+    }
   });
 
   it('hands out values no caller can change for the next', async () => {

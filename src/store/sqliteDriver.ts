@@ -228,8 +228,9 @@ class Connection implements DatabaseConnection {
       }
     }
     const params = query.parameters as unknown[];
+    // A write (with RETURNING too: better-sqlite3 calls that a reader) that may change cached rows.
+    if (!stmt.readonly && this.driver.writer.touchesCached(stmt)) this.driver.wroteCached();
     if (stmt.reader) return { rows: stmt.all(params) as R[] };
-    if (this.driver.writer.touchesCached(stmt)) this.driver.wroteCached();
     const { changes, lastInsertRowid } = stmt.run(params);
     return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] };
   }

@@ -1,6 +1,11 @@
 /**
  * Numbered schema migrations; they run on every start and are recorded by Kysely's Migrator,
  * so each runs once per database. Never edit a migration that has shipped: add the next one.
+ *
+ * The rows of `projects` and `runner_keys` are cached in-process on SQLite (rowCache.ts), emptied
+ * by any write statement that names those tables. A trigger or an ON DELETE / ON UPDATE action
+ * that changes them from a write to another table would go unseen: add none without teaching
+ * rowCache.ts's CACHED_TABLES the other table.
  */
 import { sql, type Kysely, type Migration } from 'kysely';
 import type { Capabilities } from './dialects.js';

@@ -117,7 +117,8 @@ function syncedCommand(name: string): SyncedCommand {
   return { name, app_label: 'django.core', help_text: `usage: manage.py ${name} [-h]` };
 }
 
-async function apiCall(baseUrl: string, token: string, method: string, path: string, body?: unknown) {
+/** A REST call to `baseUrl` with `token`; throws unless the status is 2xx. */
+export async function apiCall(baseUrl: string, token: string, method: string, path: string, body?: unknown) {
   const res = await fetch(baseUrl + path, {
     method,
     headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },

@@ -242,6 +242,48 @@ describe.each(DB_KINDS)('audit chain on %s', (kind) => {
     }
   });
 
+  it('appends what many callers send at once in one transaction, each caller\'s events together and in order', async () => {
+    let updates = 0;
+    const counted = await openStore({ ...fresh, onQuery: (k) => void (k === 'update' && updates++) });
+    try {
+      // Each transaction updates the chain head twice (its lock, then its move).
+      const groups = Array.from({ length: 40 }, (_, g) => [event(100 + 2 * g, { actorLabel: `group ${g}` }), event(101 + 2 * g, { actorLabel: `group ${g}` })]);
+      const calls = [...groups.map((g) => counted.appendAudits(g)), ...Array.from({ length: 40 }, (_, i) => counted.appendAudit(event(200 + i)))];
+      const stored = await Promise.all(calls);
+      expect(updates).toBe(2);
+      const seqOf = new Map((await counted.auditChain.readChain(0, 500)).map((r) => [r.id, r.seq!]));
+      expect(seqOf.size).toBe(120);
+      for (const [g, group] of groups.entries()) {
+        const [a, b] = stored[g] as Array<{ id: number; at: number }>;
+        expect([a.at, b.at]).toEqual([group[0].at, group[1].at]);
+        expect(seqOf.get(b.id)).toBe(seqOf.get(a.id)! + 1);
+      }
+      // Appends made while a transaction runs wait for it, then go in together.
+      updates = 0;
+      const first = counted.appendAudit(event(300));
+      await new Promise((resolve) => setImmediate(resolve));
+      const waiting = Array.from({ length: 10 }, (_, i) => counted.appendAudits([event(301 + 2 * i), event(302 + 2 * i)]));
+      await Promise.all([first, ...waiting]);
+      expect(updates).toBe(4);
+      expect(await verifyAuditChain(coreOf(counted), KEY)).toMatchObject({ ok: true, events: 141 });
+    } finally {
+      await counted.close();
+    }
+  });
+
+  it('fails only the appends of a transaction that fails; the next ones go through', async () => {
+    await append(2);
+    // Without the chain's head row, an append fails.
+    const head = await raw.selectFrom('audit_chain_head').selectAll().execute();
+    await raw.deleteFrom('audit_chain_head').execute();
+    const failed = await Promise.allSettled([store.appendAudit(event(3)), store.appendAudits([event(4), event(5)])]);
+    expect(failed.map((f) => f.status)).toEqual(['rejected', 'rejected']);
+    await raw.insertInto('audit_chain_head').values(head).execute();
+    await store.appendAudits([event(3), event(4)]);
+    await store.appendAudit(event(5));
+    expect(await verifyAuditChain(coreOf(store), KEY)).toMatchObject({ ok: true, events: 5 });
+  });
+
   it('keeps the chain whole with two server processes appending at once', async () => {
     const script = `
       const { openStore } = await import(${JSON.stringify(path.join(ROOT, 'dist/src/store/openStore.js'))});

@@ -9,7 +9,7 @@ import { DB_KINDS } from './support/databases.js';
 import { syncCommands, testApp, type TestApp } from './support/inProcess.js';
 import { httpReceiver, mailText, smtpReceiver, verifySignature, type HttpReceiver, type SmtpReceiver } from './support/receivers.js';
 import { SecretBox } from '../src/core/notifications/secretBox.js';
-import { deliverOnce } from '../src/core/notifications/deliverer.js';
+import { deliverOnce, startDeliverer } from '../src/core/notifications/deliverer.js';
 import { raise } from '../src/core/notify.js';
 import { sweep } from '../src/core/sweeper.js';
 import type { WebhookPayload } from '../src/shared/notificationsApi.js';
@@ -272,6 +272,36 @@ describe.each(DB_KINDS)('notifications on %s', (kind) => {
     expect(got[0].subject).toMatch(/^shop: runner .* is offline$/);
     expect(got[3].subject).toBe('shop: schedule nightly did not run clearsessions due at 2026-11-22T03:00:00Z');
     expect(got[3].text).toContain('Reason: no runner online');
+  });
+
+  it('starts passes at most every 0.1 s while events keep coming, and routes every event', async () => {
+    const notifications = t.core.store.notifications;
+    const listChannels = notifications.listChannels.bind(notifications);
+    let passes = 0;
+    notifications.listChannels = () => {
+      passes++;
+      return listChannels();
+    };
+    const deliverer = startDeliverer(t.core, { idleMs: 60_000 });
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      passes = 0;
+      const started = Date.now();
+      for (let i = 0; i < 30; i++) {
+        await raise(t.core, { type: 'execution.ended', projectId: t.projects.shop.id, executionId: null, details: { command: 'check', status: 'succeeded', i } });
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const deadline = Date.now() + 5_000;
+      while ((await notifications.listUnroutedEvents(100)).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(await notifications.listUnroutedEvents(100)).toEqual([]);
+      // One pass an event would be 30; one a 0.1 s is what the time allowed, and one more.
+      expect(passes).toBeGreaterThan(0);
+      expect(passes).toBeLessThanOrEqual(Math.ceil((Date.now() - started) / 100) + 1);
+      expect(passes).toBeLessThan(15);
+    } finally {
+      await deliverer.stop();
+      notifications.listChannels = listChannels;
+    }
   });
 
   it('sends a test to the one channel, and cancels what a deleted channel had not sent', async () => {

@@ -802,7 +802,7 @@ export class KyselyStore implements Store {
   }
 
   async appendAudits(events: readonly NewAuditEvent[]): Promise<AuditEvent[]> {
-    return this.auditChain.appendMany(events);
+    return this.auditChain.appendQueued(events);
   }
 
   async listAudit(f: AuditFilter, limit: number, cursor?: string): Promise<Page<AuditEvent>> {

@@ -17,6 +17,8 @@ export class PgNotifier implements Notifier {
   private listener: pgTypes.Client | undefined;
   private readonly sender: pgTypes.Pool;
   private closed = false;
+  /** Topics published this turn of the event loop, sent to the other replicas together. */
+  private outgoing = new Set<string>();
 
   constructor(private readonly url: string) {
     const pg: typeof pgTypes = require('pg');
@@ -54,9 +56,23 @@ export class PgNotifier implements Notifier {
     }, 2000);
   }
 
+  /**
+   * Wakes local listeners now, and the other replicas at the end of this turn: a turn's topics
+   * go in one statement, each once (a wake-up said twice says nothing more). A statement a topic
+   * was the most frequent query of a replica under load (seven an execution).
+   */
   publish(topic: string): void {
     this.local.publish(topic);
-    this.sender.query('SELECT pg_notify($1, $2)', [CHANNEL, `${this.me}|${topic}`]).catch(() => undefined);
+    if (this.closed) return;
+    this.outgoing.add(`${this.me}|${topic}`);
+    if (this.outgoing.size === 1) setImmediate(() => this.sendOutgoing());
+  }
+
+  private sendOutgoing(): void {
+    const payloads = [...this.outgoing];
+    this.outgoing.clear();
+    if (payloads.length === 0 || this.closed) return;
+    this.sender.query('SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p', [CHANNEL, payloads]).catch(() => undefined);
   }
 
   subscribe(topic: string, listener: (topic: string) => void): () => void {
@@ -64,6 +80,7 @@ export class PgNotifier implements Notifier {
   }
 
   async close(): Promise<void> {
+    this.sendOutgoing();
     this.closed = true;
     await this.listener?.end().catch(() => undefined);
     await this.sender.end().catch(() => undefined);

@@ -1,0 +1,85 @@
+/**
+ * Wake-ups between replicas over a real PostgreSQL: what one notifier publishes, another hears;
+ * a turn's topics go in one statement, each once; a topic published right before close still goes.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { freshDatabase, type FreshDatabase } from './support/databases.js';
+import { PgNotifier } from '../src/store/pgNotifier.js';
+import { topics } from '../src/core/notifier.js';
+
+describe('PgNotifier', () => {
+  let db: FreshDatabase | undefined;
+  const open: PgNotifier[] = [];
+
+  async function notifier(): Promise<PgNotifier> {
+    db ??= await freshDatabase('postgres');
+    const n = new PgNotifier(db.databaseUrl!);
+    await n.start();
+    open.push(n);
+    return n;
+  }
+
+  /** Counts the statements the notifier sends to PostgreSQL. */
+  function countStatements(n: PgNotifier): () => number {
+    const sender = (n as unknown as { sender: { query: (...a: unknown[]) => Promise<unknown> } }).sender;
+    const query = sender.query.bind(sender);
+    let count = 0;
+    sender.query = (...a: unknown[]) => {
+      count++;
+      return query(...a);
+    };
+    return () => count;
+  }
+
+  function heardBy(n: PgNotifier, topic: string): string[] {
+    const heard: string[] = [];
+    n.subscribe(topic, (t) => heard.push(t));
+    return heard;
+  }
+
+  const until = async (done: () => boolean) => {
+    const deadline = Date.now() + 5_000;
+    while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  };
+
+  afterEach(async () => {
+    for (const n of open.splice(0)) await n.close();
+    await db?.drop();
+    db = undefined;
+  });
+
+  it("sends a turn's topics in one statement, each once, and the other replica hears each", async () => {
+    const a = await notifier();
+    const b = await notifier();
+    const statements = countStatements(a);
+    const localProject = heardBy(a, topics.anyProject);
+    const remoteProject = heardBy(b, topics.anyProject);
+    const remoteOther = heardBy(b, topics.notifications);
+    for (let i = 0; i < 30; i++) a.publish(topics.project(`p${i % 10}`));
+    a.publish(topics.notifications);
+    a.publish(topics.notifications);
+    // Local listeners hear every publish at once.
+    expect(localProject).toHaveLength(30);
+    await until(() => remoteProject.length >= 10 && remoteOther.length >= 1);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(statements()).toBe(1);
+    expect(remoteProject.sort()).toEqual(Array.from({ length: 10 }, (_, i) => topics.project(`p${i}`)).sort());
+    expect(remoteOther).toEqual([topics.notifications]);
+    // The next turn is a statement of its own, and a replica does not hear its own topics back.
+    a.publish(topics.project('p0'));
+    await until(() => remoteProject.length >= 11);
+    expect(remoteProject).toHaveLength(11);
+    expect(statements()).toBe(2);
+    expect(localProject).toHaveLength(31);
+  });
+
+  it('still sends what was published right before close', async () => {
+    const a = await notifier();
+    const b = await notifier();
+    const heard = heardBy(b, topics.schedules);
+    a.publish(topics.schedules);
+    await a.close();
+    await until(() => heard.length >= 1);
+    expect(heard).toEqual([topics.schedules]);
+  });
+});

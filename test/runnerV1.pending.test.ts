@@ -6,6 +6,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DB_KINDS } from './support/databases.js';
 import { syncCommands, testApp, type TestApp } from './support/inProcess.js';
+import { randomUUID } from 'node:crypto';
+import { IDLE_POLL_ANSWER } from '../src/core/runnerV1.js';
 
 describe.each(DB_KINDS)('v1 pending/ on %s', (kind) => {
   let t: TestApp;
@@ -37,6 +39,34 @@ describe.each(DB_KINDS)('v1 pending/ on %s', (kind) => {
     expect(await poll()).toEqual([id]);
     expect((await t.runner('shop', 'POST', `/executions/${id}/start/`)).statusCode).toBe(200);
     expect(await poll()).toEqual([]);
+  });
+
+  it('stores an idle poll\'s nonce with its answer in one write: a retry gets it again, a replay is refused', async () => {
+    const saves = vi.spyOn(t.core.store, 'saveNonceResponse');
+    const nonce = { 'x-request-nonce': randomUUID() };
+    const first = await t.runner('shop', 'GET', '/pending/', undefined, nonce);
+    expect(first.statusCode).toBe(200);
+    expect(first.body).toBe(IDLE_POLL_ANSWER);
+    expect(first.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(saves).not.toHaveBeenCalled();
+    // The Python client's retry of a lost answer: the same answer, nothing done twice.
+    const retry = await t.runner('shop', 'GET', '/pending/', undefined, nonce);
+    expect([retry.statusCode, retry.body]).toEqual([200, IDLE_POLL_ANSWER]);
+    // The nonce on another request is a replay.
+    const replay = await t.runner('shop', 'POST', '/heartbeat/', { runner_version: '1', python_version: '3', django_version: '4', commands_hash: 'x' }, nonce);
+    expect(replay.statusCode).toBe(401);
+    expect(replay.json()).toMatchObject({ code: 'DC_REPLAYED_REQUEST' });
+    // The runner was seen by the idle poll.
+    const runners = (await t.api('GET', '/api/v1/projects/shop/runners')).json() as { items: Array<{ protocol: string }> };
+    expect(runners.items.map((r) => r.protocol)).toContain('v1');
+
+    // A poll of a project that may have work takes the usual path: the same bytes when there is none left.
+    const id = await create();
+    expect(await poll()).toEqual([id]);
+    expect((await t.runner('shop', 'POST', `/executions/${id}/start/`)).statusCode).toBe(200);
+    const usual = await t.runner('shop', 'GET', '/pending/');
+    expect(saves).toHaveBeenCalled();
+    expect([usual.statusCode, usual.body, usual.headers['content-type']]).toEqual([200, IDLE_POLL_ANSWER, 'application/json; charset=utf-8']);
   });
 
   it('offers an execution whose wake-up was lost within a second', async () => {

@@ -192,6 +192,24 @@ export async function syncCommands(core: Core, caller: RunnerCaller, body: Comma
   return { ok: true as const, synced_count: body.commands.length, commands_hash: hash };
 }
 
+/** The answer to an idle poll, byte for byte what the pending/ route serialises for `{ executions: [] }`. */
+export const IDLE_POLL_ANSWER = '{"executions":[]}';
+
+/**
+ * Answers a poll of a project with no work before its handler runs: the nonce is recorded with
+ * its answer in one statement, then the runner is sighted. Most polls of a fleet are idle; this
+ * spares each the statement that saves the answer after. Undefined when the project may have
+ * work, or when the nonce was seen before: the usual path claims it (a retry, a replay) and
+ * handles the request.
+ */
+export async function answerIdlePoll(core: Core, caller: RunnerCaller, nonce: string, fingerprint: string): Promise<string | undefined> {
+  if (await dispatchableProjects(core).mayHaveWork(caller.project.id)) return undefined;
+  const seen = await core.store.recordNonce(caller.key.id, nonce.toLowerCase(), core.now(), fingerprint, { status: 200, body: IDLE_POLL_ANSWER });
+  if (!seen.fresh) return undefined;
+  await sight(core, caller);
+  return IDLE_POLL_ANSWER;
+}
+
 export async function pending(core: Core, caller: RunnerCaller): Promise<{ executions: PendingExecution[] }> {
   const runner = await sight(core, caller);
   if (!(await dispatchableProjects(core).mayHaveWork(caller.project.id))) return { executions: [] };

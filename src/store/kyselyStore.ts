@@ -3,7 +3,7 @@
  * from the Capabilities flags only.
  */
 import { randomUUID } from 'node:crypto';
-import { Kysely, Migrator, sql, type RawBuilder, type Selectable, type Migration, type MigrationProvider, type Transaction } from 'kysely';
+import { Kysely, Migrator, sql, type RawBuilder, type Insertable, type Selectable, type Migration, type MigrationProvider, type Transaction } from 'kysely';
 import type { Database, ExecutionsTable, OutputChunksTable, AuditEventsTable, RunnersTable, CommandsTable } from './schema.js';
 import type { Capabilities } from './dialects.js';
 import { migrations } from './migrations.js';
@@ -301,13 +301,19 @@ export class KyselyStore implements Store {
     return ids.filter((id) => found.get(id) !== false);
   }
 
-  async recordNonce(keyId: string, nonce: string, at: number, fingerprint: string): Promise<NonceRecord> {
-    const res = await this.compiled.run('recordNonce', [keyId, nonce, at, fingerprint], (keyId, nonce, at, fingerprint) =>
+  async recordNonce(keyId: string, nonce: string, at: number, fingerprint: string, answer?: { status: number; body: string }): Promise<NonceRecord> {
+    const insert = (values: Insertable<Database['request_nonces']>) =>
       this.db
         .insertInto('request_nonces')
-        .values({ key_id: keyId, nonce, seen_at: at, fingerprint, response_status: null, response_body: null })
-        .onConflict((oc) => oc.columns(['key_id', 'nonce']).doNothing()),
-    );
+        .values(values)
+        .onConflict((oc) => oc.columns(['key_id', 'nonce']).doNothing());
+    const res = answer
+      ? await this.compiled.run('recordAnsweredNonce', [keyId, nonce, at, fingerprint, answer.status, answer.body], (key_id, nonce, seen_at, fingerprint, response_status, response_body) =>
+          insert({ key_id, nonce, seen_at, fingerprint, response_status, response_body }),
+        )
+      : await this.compiled.run('recordNonce', [keyId, nonce, at, fingerprint], (key_id, nonce, seen_at, fingerprint) =>
+          insert({ key_id, nonce, seen_at, fingerprint, response_status: null, response_body: null }),
+        );
     if (Number(res.numAffectedRows ?? 0) > 0) return { fresh: true };
     const row = await this.db.selectFrom('request_nonces').selectAll().where('key_id', '=', keyId).where('nonce', '=', nonce).executeTakeFirst();
     return {

@@ -164,9 +164,11 @@ export interface Store {
 
   /**
    * Records a request nonce with the request's fingerprint. When the key already used it, returns
-   * what was recorded then (a retry of the same request gets the answer it was given).
+   * what was recorded then (a retry of the same request gets the answer it was given). With
+   * `answer`, a fresh nonce is recorded answered already: one statement for a request whose
+   * answer is known before it is handled (an idle poll).
    */
-  recordNonce(keyId: string, nonce: string, at: number, fingerprint: string): Promise<NonceRecord>;
+  recordNonce(keyId: string, nonce: string, at: number, fingerprint: string, answer?: { status: number; body: string }): Promise<NonceRecord>;
   /** Keeps the answer for retries; `fingerprint` replaces the recorded one (known only once a streamed body is read). */
   saveNonceResponse(keyId: string, nonce: string, status: number, body: string, fingerprint?: string): Promise<void>;
   forgetNonce(keyId: string, nonce: string): Promise<void>;

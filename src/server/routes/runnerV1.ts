@@ -69,6 +69,14 @@ export function registerRunnerV1Routes(app: FastifyInstance, core: Core, maxBody
     await verifyKey(request);
     if (await claimNonce(request, reply, fingerprintOf(request, request.bodyDigest))) return reply;
   };
+  /** pending/: an idle poll is answered here, its nonce and answer stored together; any other goes the usual way. */
+  const authenticatePoll = async (request: FastifyRequest, reply: FastifyReply) => {
+    await verifyKey(request);
+    const fingerprint = fingerprintOf(request, request.bodyDigest);
+    const idle = await v1.answerIdlePoll(core, request.runnerCaller!, headerOf(request, V1_HEADERS.nonce)!, fingerprint);
+    if (idle !== undefined) return reply.status(200).type('application/json; charset=utf-8').send(idle);
+    if (await claimNonce(request, reply, fingerprint)) return reply;
+  };
   const rememberAnswer = async (request: FastifyRequest, reply: FastifyReply, payload: unknown) => {
     const nonce = headerOf(request, V1_HEADERS.nonce);
     if (request.runnerCaller && request.nonceClaimed && nonce && reply.statusCode < 500 && typeof payload === 'string') {
@@ -96,7 +104,7 @@ export function registerRunnerV1Routes(app: FastifyInstance, core: Core, maxBody
   app.post(`${V1_PREFIX}/commands/sync/`, { ...base, schema: { tags, body: CommandsSyncRequest, response: { 200: CommandsSyncResponse, ...errors } } }, (r) =>
     v1.syncCommands(core, caller(r), r.body as CommandsSyncRequest),
   );
-  app.get(`${V1_PREFIX}/pending/`, { ...base, schema: { tags, response: { 200: PendingResponse, ...errors } } }, (r) => v1.pending(core, caller(r)));
+  app.get(`${V1_PREFIX}/pending/`, { ...base, preHandler: authenticatePoll, schema: { tags, response: { 200: PendingResponse, ...errors } } }, (r) => v1.pending(core, caller(r)));
   app.post(`${V1_PREFIX}/executions/:id/start/`, { ...base, schema: { tags, params: IdParams } }, (r) =>
     v1.start(core, caller(r), (r.params as IdParams).id),
   );

@@ -282,6 +282,10 @@ describe.each(DB_KINDS)('audit chain on %s', (kind) => {
     await store.appendAudits([event(3), event(4)]);
     await store.appendAudit(event(5));
     expect(await verifyAuditChain(coreOf(store), KEY)).toMatchObject({ ok: true, events: 5 });
+    // Events that cannot be stored fail their own caller, not those queued with them.
+    const mixed = await Promise.allSettled([store.appendAudit(event(6)), store.appendAudits([event(7, { details: { n: 1n } })]), store.appendAudits([event(7), event(8)])]);
+    expect(mixed.map((m) => m.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(await verifyAuditChain(coreOf(store), KEY)).toMatchObject({ ok: true, events: 8 });
   });
 
   it('keeps the chain whole with two server processes appending at once', async () => {

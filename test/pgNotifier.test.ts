@@ -1,6 +1,7 @@
 /**
  * Wake-ups between replicas over a real PostgreSQL: what one notifier publishes, another hears;
- * a turn's topics go in one statement, each once; a topic published right before close still goes.
+ * a turn's topics go in one statement, each once; a topic published right before close still goes;
+ * a topic too long for NOTIFY is dropped alone.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { freshDatabase, type FreshDatabase } from './support/databases.js';
@@ -73,13 +74,29 @@ describe('PgNotifier', () => {
     expect(localProject).toHaveLength(31);
   });
 
-  it('still sends what was published right before close', async () => {
+  it('still sends what was published right before close, with the sender busy with earlier turns', async () => {
     const a = await notifier();
     const b = await notifier();
-    const heard = heardBy(b, topics.schedules);
-    a.publish(topics.schedules);
+    const heard = heardBy(b, topics.anyProject);
+    // Three turns: the first two statements hold both of the sender's connections.
+    a.publish(topics.project('t1'));
+    await new Promise((r) => setImmediate(r));
+    a.publish(topics.project('t2'));
+    await new Promise((r) => setImmediate(r));
+    a.publish(topics.project('t3'));
     await a.close();
-    await until(() => heard.length >= 1);
-    expect(heard).toEqual([topics.schedules]);
+    await until(() => heard.length >= 3);
+    expect(heard.sort()).toEqual(['t1', 't2', 't3'].map(topics.project));
+  });
+
+  it('drops a topic too long for NOTIFY alone, not the rest of its turn', async () => {
+    const a = await notifier();
+    const b = await notifier();
+    const heard = heardBy(b, topics.anyProject);
+    a.publish(topics.project('ok1'));
+    a.publish(topics.project('x'.repeat(8000)));
+    a.publish(topics.project('ok2'));
+    await until(() => heard.length >= 2);
+    expect(heard.sort()).toEqual([topics.project('ok1'), topics.project('ok2')]);
   });
 });

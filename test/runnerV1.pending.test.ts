@@ -60,6 +60,16 @@ describe.each(DB_KINDS)('v1 pending/ on %s', (kind) => {
     const runners = (await t.api('GET', '/api/v1/projects/shop/runners')).json() as { items: Array<{ protocol: string }> };
     expect(runners.items.map((r) => r.protocol)).toContain('v1');
 
+    // A poll whose sighting fails is a server error: its retry is handled again, not answered from the record.
+    const next = { 'x-request-nonce': randomUUID() };
+    const sightings = vi.spyOn(t.core.store, 'sightRunner').mockRejectedValueOnce(new Error('database went away'));
+    t.clock.now += 3_600_000;
+    expect((await t.runner('shop', 'GET', '/pending/', undefined, next)).statusCode).toBe(500);
+    const handled = await t.runner('shop', 'GET', '/pending/', undefined, next);
+    expect([handled.statusCode, handled.body]).toEqual([200, IDLE_POLL_ANSWER]);
+    expect(sightings).toHaveBeenCalledTimes(2);
+    sightings.mockRestore();
+
     // A poll of a project that may have work takes the usual path: the same bytes when there is none left.
     const id = await create();
     expect(await poll()).toEqual([id]);

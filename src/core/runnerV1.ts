@@ -206,7 +206,13 @@ export async function answerIdlePoll(core: Core, caller: RunnerCaller, nonce: st
   if (await dispatchableProjects(core).mayHaveWork(caller.project.id)) return undefined;
   const seen = await core.store.recordNonce(caller.key.id, nonce.toLowerCase(), core.now(), fingerprint, { status: 200, body: IDLE_POLL_ANSWER });
   if (!seen.fresh) return undefined;
-  await sight(core, caller);
+  try {
+    await sight(core, caller);
+  } catch (err) {
+    // A request that failed on the server's side is handled again when retried, not answered from its record.
+    await releaseNonce(core, caller, nonce).catch(() => undefined);
+    throw err;
+  }
   return IDLE_POLL_ANSWER;
 }
 

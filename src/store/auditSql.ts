@@ -96,7 +96,7 @@ export class AuditSql implements AuditChainStore {
   }
 
   /** Appends waiting for the next transaction: each caller's events, kept together and in order. */
-  private pending: Array<{ events: readonly NewAuditEvent[]; resolve: (e: AuditEvent[]) => void; reject: (err: unknown) => void }> = [];
+  private pending: Array<{ events: readonly NewAuditEvent[]; contents: ChainContent[]; resolve: (e: AuditEvent[]) => void; reject: (err: unknown) => void }> = [];
   /** True while this store's append transaction runs: appends wait and go in the next one. */
   private appending = false;
 
@@ -112,12 +112,19 @@ export class AuditSql implements AuditChainStore {
    * (on PostgreSQL its lock is held until the commit, across replicas); a transaction per
    * caller only queued them on that lock, each holding a connection, while batches stayed
    * small (three statements an event were 15 % of the SQL time in bench/executionThroughput).
-   * Each caller's promise settles with its batch.
+   * Each caller's promise settles with its batch; events that cannot be stored (details that
+   * are not JSON) fail their caller alone, before they are queued.
    */
   appendQueued(events: readonly NewAuditEvent[]): Promise<AuditEvent[]> {
     if (events.length === 0) return Promise.resolve([]);
+    let contents: ChainContent[];
+    try {
+      contents = events.map((e) => this.stored(e));
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return new Promise((resolve, reject) => {
-      this.pending.push({ events, resolve, reject });
+      this.pending.push({ events, contents, resolve, reject });
       if (!this.appending && this.pending.length === 1) setImmediate(() => void this.appendPending());
     });
   }
@@ -131,7 +138,7 @@ export class AuditSql implements AuditChainStore {
     while (take < this.pending.length && (take === 0 || events + this.pending[take].events.length <= MAX_EVENTS_A_TRANSACTION)) events += this.pending[take++].events.length;
     const batch = this.pending.splice(0, take);
     try {
-      const stored = await this.appendMany(batch.flatMap((b) => b.events));
+      const stored = await this.appendStored(batch.flatMap((b) => b.events), batch.flatMap((b) => b.contents));
       let at = 0;
       for (const b of batch) b.resolve(stored.slice(at, (at += b.events.length)));
     } catch (err) {
@@ -147,8 +154,12 @@ export class AuditSql implements AuditChainStore {
    * caller's, when the events must commit with what they record, else one of their own.
    */
   async appendMany(events: readonly NewAuditEvent[], inside?: Transaction<Database>): Promise<AuditEvent[]> {
+    return this.appendStored(events, events.map((e) => this.stored(e)), inside);
+  }
+
+  /** appendMany, with each event's columns as stored (`contents[i]` of `events[i]`). */
+  private async appendStored(events: readonly NewAuditEvent[], contents: readonly ChainContent[], inside?: Transaction<Database>): Promise<AuditEvent[]> {
     if (events.length === 0) return [];
-    const contents = events.map((e) => this.stored(e));
     const body = async (trx: Transaction<Database>) => {
       let head = await this.lockHead(trx);
       const values = contents.map((content) => {

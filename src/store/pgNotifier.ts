@@ -9,6 +9,9 @@ import type pgTypes from 'pg';
 import { LocalNotifier, type Notifier } from '../core/notifier.js';
 
 const CHANNEL = 'djangocommand_events';
+const MAX_PAYLOAD_BYTES = 8000;
+/** How long close() waits for the last wake-ups to be sent. */
+const CLOSE_FLUSH_MS = 2000;
 const require = createRequire(import.meta.url);
 
 export class PgNotifier implements Notifier {
@@ -65,14 +68,19 @@ export class PgNotifier implements Notifier {
     this.local.publish(topic);
     if (this.closed) return;
     this.outgoing.add(`${this.me}|${topic}`);
-    if (this.outgoing.size === 1) setImmediate(() => this.sendOutgoing());
+    if (this.outgoing.size === 1) setImmediate(() => void this.sendOutgoing());
   }
 
-  private sendOutgoing(): void {
-    const payloads = [...this.outgoing];
+  /** Sends the turn's topics; resolves once sent (or failed: a lost wake-up costs latency only). */
+  private sendOutgoing(): Promise<void> {
+    // PostgreSQL refuses a payload of 8000 bytes or more, and would fail the whole statement.
+    const payloads = [...this.outgoing].filter((p) => Buffer.byteLength(p) < MAX_PAYLOAD_BYTES);
     this.outgoing.clear();
-    if (payloads.length === 0 || this.closed) return;
-    this.sender.query('SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p', [CHANNEL, payloads]).catch(() => undefined);
+    if (payloads.length === 0 || this.closed) return Promise.resolve();
+    return this.sender.query('SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p', [CHANNEL, payloads]).then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   subscribe(topic: string, listener: (topic: string) => void): () => void {
@@ -80,8 +88,13 @@ export class PgNotifier implements Notifier {
   }
 
   async close(): Promise<void> {
-    this.sendOutgoing();
+    // What was published last still goes, once the statements before it are sent (the pool
+    // serves no waiting query after end()); a database that does not answer is not waited for.
+    const last = this.sendOutgoing();
     this.closed = true;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([last, new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_FLUSH_MS)))]);
+    clearTimeout(timer);
     await this.listener?.end().catch(() => undefined);
     await this.sender.end().catch(() => undefined);
   }

@@ -1,7 +1,7 @@
 /**
  * Wake-ups between replicas over a real PostgreSQL: what one notifier publishes, another hears;
  * a turn's topics go in one statement, each once; a topic published right before close still goes;
- * a topic too long for NOTIFY is dropped alone.
+ * a topic too long for NOTIFY is dropped alone; another replica's burst is heard once.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { freshDatabase, type FreshDatabase } from './support/databases.js';
@@ -72,6 +72,23 @@ describe('PgNotifier', () => {
     expect(remoteProject).toHaveLength(11);
     expect(statements()).toBe(2);
     expect(localProject).toHaveLength(31);
+  });
+
+  it("tells local listeners a burst of another replica's wake-ups once, after the publisher's own", async () => {
+    const a = await notifier();
+    const b = await notifier();
+    const local = heardBy(a, topics.anyProject);
+    const remote = heardBy(b, topics.anyProject);
+    // 50 turns: 50 NOTIFY statements of the same topic.
+    for (let i = 0; i < 50; i++) {
+      a.publish(topics.project('p1'));
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(local).toHaveLength(50);
+    await until(() => remote.length >= 1);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(remote.length).toBeGreaterThanOrEqual(1);
+    expect(remote.length).toBeLessThan(25);
   });
 
   it('still sends what was published right before close, with the sender busy with earlier turns', async () => {

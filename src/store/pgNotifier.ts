@@ -1,6 +1,7 @@
 /**
  * Wake-ups across server replicas over PostgreSQL LISTEN/NOTIFY. Each replica listens on one
- * channel; a publish wakes local listeners at once and the other replicas through NOTIFY.
+ * channel; a publish wakes local listeners at once and the other replicas through NOTIFY (a
+ * turn's topics in one statement; gathered for REMOTE_DELAY_MS on arrival).
  * A lost notification costs latency only: listeners also look again on their own schedule.
  */
 import { randomUUID } from 'node:crypto';
@@ -12,6 +13,8 @@ const CHANNEL = 'djangocommand_events';
 const MAX_PAYLOAD_BYTES = 8000;
 /** How long close() waits for the last wake-ups to be sent. */
 const CLOSE_FLUSH_MS = 2000;
+/** How long another replica's wake-ups are gathered before local listeners hear them. */
+const REMOTE_DELAY_MS = 20;
 const require = createRequire(import.meta.url);
 
 export class PgNotifier implements Notifier {
@@ -22,6 +25,8 @@ export class PgNotifier implements Notifier {
   private closed = false;
   /** Topics published this turn of the event loop, sent to the other replicas together. */
   private outgoing = new Set<string>();
+  /** Other replicas' topics, told to local listeners together (see heard). */
+  private incoming = new Set<string>();
 
   constructor(private readonly url: string) {
     const pg: typeof pgTypes = require('pg');
@@ -36,13 +41,31 @@ export class PgNotifier implements Notifier {
       const payload = n.payload ?? '';
       const sep = payload.indexOf('|');
       if (sep < 0 || payload.slice(0, sep) === this.me) return;
-      this.local.publish(payload.slice(sep + 1));
+      this.heard(payload.slice(sep + 1));
     });
     client.on('error', () => this.reconnect());
     client.on('end', () => this.reconnect());
     await client.connect();
     await client.query(`LISTEN ${CHANNEL}`);
     this.listener = client;
+  }
+
+  /**
+   * Another replica's wake-up reaches local listeners REMOTE_DELAY_MS after the first of a burst,
+   * each topic once. The replica that published has acted by then (its listeners heard it at
+   * once: its dispatcher has claimed the execution it created), so this one does not race it
+   * for the same rows; and a burst of the others' creations makes one dispatch here, not one each.
+   */
+  private heard(topic: string): void {
+    this.incoming.add(topic);
+    if (this.incoming.size === 1) setTimeout(() => this.deliverIncoming(), REMOTE_DELAY_MS);
+  }
+
+  private deliverIncoming(): void {
+    const topics = [...this.incoming];
+    this.incoming.clear();
+    if (this.closed) return;
+    for (const topic of topics) this.local.publish(topic);
   }
 
   private reconnect(): void {

@@ -1,8 +1,9 @@
 /**
  * Dispatch to a v2 runner reads the project's queue when work may have been queued (a wake-up, a
  * new session, the safety sweep), and not for every slot a runner frees once the queue was found
- * empty. An execution whose wake-up was lost still goes out, by the safety sweep. Over a real
- * WebSocket to a listening in-process server, on both databases.
+ * empty. An execution whose wake-up was lost still goes out, by the safety sweep. What it read is
+ * claimed side by side, up to the runner's free slots. Over a real WebSocket to a listening
+ * in-process server, on both databases.
  */
 import { describe, expect, it, vi } from 'vitest';
 import { DB_KINDS } from './support/databases.js';
@@ -77,6 +78,52 @@ describe.each(DB_KINDS)('dispatching to a v2 runner on %s', (kind) => {
     const second = await join();
     try {
       await second.next((m): m is Execute => m.type === 'execute' && m.execution_id === id, 3_000);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('claims a queue side by side, never more than the runner\'s free slots, and the rest as slots free', async () => {
+    const url = `http://127.0.0.1:${(live.t.app.server.address() as AddressInfo).port}`;
+    // A first runner of blog tells the server its commands, and leaves.
+    const first = await connectV2(url, live.t.projects.blog.key, live.t.clock.now);
+    first.send(hello());
+    first.send({ type: 'commands', commands: [MIGRATE_COMMAND] });
+    await first.settle();
+    await first.close();
+    await live.t.api('PATCH', '/api/v1/projects/blog/commands/migrate', { max_concurrency: 10 });
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push((await live.t.api('POST', '/api/v1/projects/blog/executions', { command: 'migrate', argv: [] })).json().id);
+
+    const store = live.t.core.store;
+    const update = store.updateExecution.bind(store);
+    let claiming = 0;
+    let mostAtOnce = 0;
+    vi.spyOn(store, 'updateExecution').mockImplementation(async (id, from, patch) => {
+      if (patch.status !== 'dispatched') return update(id, from, patch);
+      mostAtOnce = Math.max(mostAtOnce, ++claiming);
+      try {
+        return await update(id, from, patch);
+      } finally {
+        claiming--;
+      }
+    });
+    const second = await connectV2(url, live.t.projects.blog.key, live.t.clock.now);
+    try {
+      second.send(hello({ max_concurrency: 4 }));
+      const executes = () => second.received.filter((m): m is Execute => m.type === 'execute');
+      await second.next((m): m is Execute => m.type === 'execute' && executes().length === 4, 3_000);
+      await second.settle();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(executes().map((m) => m.execution_id).sort()).toEqual(ids.slice(0, 4).sort());
+      expect(mostAtOnce).toBe(4);
+
+      const done = executes()[0].execution_id;
+      second.send({ type: 'started', execution_id: done, pid: 1, warm: true, at: live.t.clock.now });
+      second.send({ type: 'finished', execution_id: done, exit_code: 0, status: 'success', last_seq: 0, at: live.t.clock.now });
+      await second.next((m): m is Execute => m.type === 'execute' && m.execution_id === ids[4], 3_000);
+      await second.settle();
+      expect(executes()).toHaveLength(5);
     } finally {
       await second.close();
     }

@@ -1,10 +1,11 @@
 /**
- * Output frames of one runner are stored side by side (runnerSessions.ts, receive): over a real
- * WebSocket to a listening in-process server, on both databases, bursts of frames sent without
- * waiting for acks, then `finished` at once: every frame is stored once and acknowledged, and
- * `finished` is handled only after all of them.
+ * Output frames of one execution are stored side by side (runnerSessions.ts, receive): over a
+ * real WebSocket to a listening in-process server, on both databases, bursts of frames sent
+ * without waiting for acks, then `finished` at once: every frame is stored once and
+ * acknowledged, and `finished` is handled only after all of them. Messages about another
+ * execution do not wait for them.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DB_KINDS } from './support/databases.js';
 import { testApp, type TestApp } from './support/inProcess.js';
 import { welcomedRunner, type V2Client } from './support/v2Socket.js';
@@ -59,5 +60,37 @@ describe.each(DB_KINDS)('runner protocol v2 output frames on %s', (kind) => {
 
   it('stores a burst of more frames than it stores at once, each once, in seq order', async () => {
     await burst(40, 1000);
+  });
+
+  it('handles another execution\'s end while one execution\'s output is still being stored, and that one\'s end after it', async () => {
+    await t.api('PATCH', '/api/v1/projects/shop/commands/migrate', { max_concurrency: 2 });
+    const create = async () => (await t.api('POST', '/api/v1/projects/shop/executions', { command: 'migrate', argv: [] })).json().id as string;
+    const [slow, quick] = [await create(), await create()];
+    for (const id of [slow, quick]) {
+      await runner.next((m): m is Execute => isExecute(m) && m.execution_id === id);
+      runner.send({ type: 'started', execution_id: id, pid: 1, warm: false, at: t.clock.now });
+    }
+    await runner.settle();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const appendOutput = t.core.store.appendOutput.bind(t.core.store);
+    vi.spyOn(t.core.store, 'appendOutput').mockImplementation(async (chunk) => {
+      if (chunk.executionId === slow) await held;
+      return appendOutput(chunk);
+    });
+    const ended = (id: string) => (m: ServerMessage): m is ServerMessage => m.type === 'finished_ack' && m.execution_id === id;
+    runner.sendRaw(encodeOutputFrame({ type: 'output', execution_id: slow, seq: 1, stream: 'stdout', data: 'slow\n', line_times: [[0, t.clock.now]] }), true);
+    runner.send({ type: 'finished', execution_id: slow, exit_code: 0, status: 'success', last_seq: 1, at: t.clock.now });
+    runner.send({ type: 'finished', execution_id: quick, exit_code: 0, status: 'success', last_seq: 0, at: t.clock.now });
+    await runner.next(ended(quick), 3_000);
+    expect((await t.api('GET', `/api/v1/executions/${quick}`)).json().status).toBe('succeeded');
+    expect(runner.received.some(ended(slow))).toBe(false);
+    expect((await t.api('GET', `/api/v1/executions/${slow}`)).json().status).toBe('running');
+
+    release();
+    await runner.next(ended(slow), 3_000);
+    expect((await t.api('GET', `/api/v1/executions/${slow}/output`)).body).toBe('slow\n');
+    const [complete] = (await t.api('GET', `/api/v1/audit?execution=${slow}&action=execution.complete`)).json().items;
+    expect(complete.details.output_missing_chunks).toBeUndefined();
   });
 });

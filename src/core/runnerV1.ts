@@ -221,17 +221,12 @@ export async function pending(core: Core, caller: RunnerCaller): Promise<{ execu
   if (!(await dispatchableProjects(core).mayHaveWork(caller.project.id))) return { executions: [] };
   const items = await core.store.listDispatchable(caller.project.id, PENDING_BATCH);
   const now = core.now();
-  const out: PendingExecution[] = [];
-  for (const e of items) {
-    // Protocol v1 cannot carry read-only mode: the Python runner would run it writable. Left for a v2 runner.
-    if (e.readOnly) continue;
-    if (e.status === 'queued') {
-      // Offered, not started: it stays takeable by any runner of the project until one calls start/.
-      await transition(core, e.id, 'dispatched', { runnerId: runner.id, dispatchedAt: now }, { from: ['queued'] });
-    }
-    out.push({ id: e.id, command: e.command, args: e.args, timeout: e.timeoutSeconds, use_metadata_only_mode: e.metadataOnly });
-  }
-  return { executions: out };
+  // Protocol v1 cannot carry read-only mode: the Python runner would run it writable. Left for a v2 runner.
+  const offered = items.filter((e) => !e.readOnly);
+  // Offered, not started: it stays takeable by any runner of the project until one calls start/.
+  // Marked side by side: each waits for a commit.
+  await Promise.all(offered.filter((e) => e.status === 'queued').map((e) => transition(core, e.id, 'dispatched', { runnerId: runner.id, dispatchedAt: now }, { from: ['queued'] })));
+  return { executions: offered.map((e) => ({ id: e.id, command: e.command, args: e.args, timeout: e.timeoutSeconds, use_metadata_only_mode: e.metadataOnly })) };
 }
 
 async function executionOf(core: Core, caller: RunnerCaller, id: string): Promise<Execution> {

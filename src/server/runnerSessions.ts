@@ -1,6 +1,7 @@
 /**
  * Protocol v2 over WebSocket: the live connections of this server process's runners.
- * Each connection is a Session; messages from one runner are handled one at a time, in order.
+ * Each connection is a Session; a runner's messages about one execution are handled in order,
+ * one at a time, and its other messages after everything it sent before them (see receive).
  * Work reaches a runner by push: when an execution is created (a wake-up on the project topic,
  * from this process or, with PostgreSQL, from another replica) the sessions of that project
  * claim it. Cancels are pushed the same way. A one-second safety sweep covers lost wake-ups.
@@ -39,8 +40,12 @@ const FULL_REVOCATION_CHECK_MS = 60_000;
 const KEYS_PER_CHECK = 500;
 const REVOCATION_CLOCK_SLACK_MS = 5 * 60_000;
 const SEEN_PER_WRITE = 250;
-/** Output frames of one runner stored at once: our runner sends up to 8 before an ack; more wait their turn. */
+/** Output frames of one execution stored at once: our runner sends up to 8 before an ack; more wait their turn. */
 const MAX_FRAMES_STORED_AT_ONCE = 8;
+/** Messages of one runner handled at once (about different executions); past this, the next waits for all before it. */
+const MAX_MESSAGES_AT_ONCE = 64;
+/** The messages that concern one execution, and so are ordered among themselves only. */
+const EXECUTION_MESSAGES: ReadonlySet<unknown> = new Set(['started', 'output', 'finished']);
 /** Pings (and "last seen" writes) often enough that a live runner never looks offline. */
 const pingEveryMs = (core: Core) => Math.min(20_000, core.settings.runnerOfflineAfterMs / 3);
 /** Writing "last seen" on every output chunk would double the writes; a few times per offline period is enough. */
@@ -186,19 +191,29 @@ export class RunnerSessions {
     return run;
   }
 
+  /**
+   * Claims what is queued, up to the free slots, all at once: each claim waits for a commit, and
+   * one after the other they would cap dispatch at one execution a commit. A claim lost to
+   * another process (or to a cancel) leaves a slot free: the next pass reads the queue again.
+   */
   private async dispatchOnce(projectId: string): Promise<void> {
     const candidates = () => [...(this.byProject.get(projectId) ?? [])].filter((s) => s.free() > 0);
     if (candidates().length === 0) return;
     const queued = await this.core.store.listQueued(projectId, 100);
     // Another dispatch is due (a wake-up came during the read): what it reads decides.
     if (queued.length === 0 && !this.again.has(projectId) && this.byProject.has(projectId)) this.queueEmpty.add(projectId);
+    const offers: Array<Promise<boolean>> = [];
     for (const e of queued) {
       const free = candidates();
-      if (free.length === 0) return;
+      if (free.length === 0) break;
       // A read-only execution goes only to a runner that enforces read-only mode (older v2 runners do not).
       const target = free.filter((s) => !e.readOnly || s.enforcesReadOnly).sort((a, b) => b.free() - a.free())[0];
-      if (target) await target.offer(e);
+      if (target) offers.push(target.offer(e));
     }
+    const results = await Promise.allSettled(offers);
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    if (results.some((r) => r.status === 'fulfilled' && !r.value) && candidates().length > 0) this.again.add(projectId);
   }
 
   private safetySweep(): void {
@@ -296,12 +311,15 @@ class Session {
   /** Executions this runner holds (dispatched or running), with the cancel we last pushed. */
   readonly held = new Map<string, HeldEntry>();
   private maxConcurrency = 1;
+  /** Claims under way for this runner: slots taken before they are held. */
+  private offering = 0;
   /** Its hello listed the "read_only" feature: it may be sent read-only executions. */
   enforcesReadOnly = false;
-  /** Messages are handled in the order they came, except output frames among themselves (see receive). */
-  private chain: Promise<void> = Promise.resolve();
-  /** Output frames being stored side by side. */
-  private readonly storing = new Set<Promise<void>>();
+  /** The last message that waited for every message before it (see receive). */
+  private barrier: Promise<void> = Promise.resolve();
+  /** Messages about executions being handled, each execution's in its lane. */
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly lanes = new Map<string, Lane>();
   private alive = true;
   /** Its key was revoked: nothing more it sends is stored, and the socket is closing. */
   private revoked = false;
@@ -332,7 +350,7 @@ class Session {
   }
 
   free(): number {
-    return this.ws.readyState === this.ws.OPEN && !this.revoked ? this.maxConcurrency - this.held.size : 0;
+    return this.ws.readyState === this.ws.OPEN && !this.revoked ? this.maxConcurrency - this.held.size - this.offering : 0;
   }
 
   send(msg: ServerMessage): void {
@@ -364,17 +382,24 @@ class Session {
     this.held.clear();
   }
 
-  async offer(e: Parameters<typeof v2.claim>[2]): Promise<void> {
-    if (!this.runner) return;
-    const msg = await v2.claim(this.core, this.runner, e);
-    if (!msg) return;
-    if (this.ws.readyState !== this.ws.OPEN || this.revoked) {
-      // Never sent, so never started: it may go to another runner.
-      await v2.unclaim(this.core, e.id);
-      return;
+  /** Claims `e` for this runner and sends it; false if it was not sent (claimed elsewhere, or the socket closed). Its slot counts as taken meanwhile. */
+  async offer(e: Parameters<typeof v2.claim>[2]): Promise<boolean> {
+    if (!this.runner) return false;
+    this.offering++;
+    try {
+      const msg = await v2.claim(this.core, this.runner, e);
+      if (!msg) return false;
+      if (this.ws.readyState !== this.ws.OPEN || this.revoked) {
+        // Never sent, so never started: it may go to another runner.
+        await v2.unclaim(this.core, e.id);
+        return false;
+      }
+      this.hold(e.id);
+      this.send(msg);
+      return true;
+    } finally {
+      this.offering--;
     }
-    this.hold(e.id);
-    this.send(msg);
   }
 
   private hold(id: string): void {
@@ -430,39 +455,46 @@ class Session {
   }
 
   /**
-   * Output frames are stored side by side (up to the runner's send window), each after the
-   * messages before it: on PostgreSQL a frame's round trips and commit would otherwise leave the
-   * database idle between frames. Their order does not matter (each has its seq, stored once).
-   * Every other message waits for the frames before it: output is stored before the `finished`
-   * that follows it.
+   * Messages about different executions are handled side by side: each waits for one commit,
+   * and a runner running many commands would otherwise have its ends stored one commit apart.
+   * Those about one execution keep their order (`finished` is handled after the output before
+   * it), except output frames among themselves: up to 8 of an execution are stored side by side,
+   * each with its seq, stored once. Any other message (hello, commands, draining, shells, one
+   * that cannot be read) waits for every message before it, and every message after it waits
+   * for it.
    */
   private receive(data: RawData, isBinary: boolean): void {
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-    const handle = () => this.onMessage(bytes, isBinary).catch((err) => this.fail(err));
-    if (isBinary && !isShellFrame(bytes) && this.storing.size < MAX_FRAMES_STORED_AT_ONCE) {
-      const stored: Promise<void> = this.chain.then(handle).finally(() => this.storing.delete(stored));
-      this.storing.add(stored);
+    const incoming = readIncoming(bytes, isBinary);
+    const handle = () => this.onMessage(incoming).catch((err) => this.fail(err));
+    const id = incoming.executionId;
+    if (id === undefined || this.inFlight.size >= MAX_MESSAGES_AT_ONCE) {
+      this.barrier = Promise.all([this.barrier, ...this.inFlight]).then(handle);
       return;
     }
-    const before = [this.chain, ...this.storing];
-    this.chain = Promise.all(before).then(handle);
+    let lane = this.lanes.get(id);
+    if (!lane) this.lanes.set(id, (lane = { tail: Promise.resolve(), frames: new Set(), pending: 0 }));
+    const sideBySide = incoming.kind === 'frame' && lane.frames.size < MAX_FRAMES_STORED_AT_ONCE;
+    const handled: Promise<void> = (sideBySide ? Promise.all([this.barrier, lane.tail]) : Promise.all([this.barrier, lane.tail, ...lane.frames])).then(handle);
+    if (sideBySide) lane.frames.add(handled);
+    else lane.tail = handled;
+    lane.pending++;
+    this.inFlight.add(handled);
+    const settled = lane;
+    void handled.finally(() => {
+      this.inFlight.delete(handled);
+      settled.frames.delete(handled);
+      if (--settled.pending === 0 && this.lanes.get(id) === settled) this.lanes.delete(id);
+    });
   }
 
-  private async onMessage(data: Buffer, isBinary: boolean): Promise<void> {
+  private async onMessage(incoming: Incoming): Promise<void> {
     if (this.revoked) return;
-    if (isBinary && !(await this.keyStillValid())) return;
-    if (isBinary) {
-      const frame = data;
-      // ---- shells (shellSessions.ts): terminal output frames
-      if (this.registry.shells && this.runner && isShellFrame(frame)) return this.registry.shells.fromRunnerFrame(this, frame);
-      return this.onOutputFrame(frame);
-    }
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(data.toString());
-    } catch {
-      parsed = undefined;
-    }
+    if (incoming.kind !== 'json' && !(await this.keyStillValid())) return;
+    // ---- shells (shellSessions.ts): terminal output frames
+    if (incoming.kind === 'shell') return this.registry.shells && this.runner ? this.registry.shells.fromRunnerFrame(this, incoming.bytes) : this.onOutputFrame(decodeOutputFrame(incoming.bytes));
+    if (incoming.kind === 'frame') return this.onOutputFrame(incoming.decoded);
+    const parsed = incoming.parsed;
     const type = (parsed as { type?: unknown } | undefined)?.type;
     // ---- shells (shellSessions.ts): shell_* messages, validated there
     if (typeof type === 'string' && type.startsWith('shell_') && this.registry.shells && this.runner) {
@@ -536,8 +568,7 @@ class Session {
   }
 
   /** An output frame: its header is checked like a message; its bytes are stored as they are. */
-  private async onOutputFrame(frame: Buffer): Promise<void> {
-    const decoded = decodeOutputFrame(frame);
+  private async onOutputFrame(decoded: ReturnType<typeof decodeOutputFrame>): Promise<void> {
     const header = decoded?.header;
     if (!decoded || !outputHeader.Check(header)) {
       const first = decoded ? [...outputHeader.Errors(header)][0] : undefined;
@@ -579,4 +610,37 @@ async function forgivingUnknown(work: Promise<unknown>): Promise<void> {
     if (isUserError(err) && err.code === 'DC_UNKNOWN_EXECUTION') return;
     throw err;
   }
+}
+
+/** One execution's messages in flight: the last that waits for those before it, and output frames stored side by side after it. */
+interface Lane {
+  tail: Promise<void>;
+  frames: Set<Promise<void>>;
+  pending: number;
+}
+
+/** A runner's message, read once: what it is, and the execution it concerns if it concerns one. */
+type Incoming = ({ kind: 'json'; parsed: unknown } | { kind: 'frame'; decoded: ReturnType<typeof decodeOutputFrame> } | { kind: 'shell'; bytes: Buffer }) & {
+  executionId?: string;
+};
+
+function readIncoming(bytes: Buffer, isBinary: boolean): Incoming {
+  if (isBinary) {
+    if (isShellFrame(bytes)) return { kind: 'shell', bytes };
+    const decoded = decodeOutputFrame(bytes);
+    return { kind: 'frame', decoded, executionId: executionIdOf(decoded?.header, true) };
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(bytes.toString());
+  } catch {
+    parsed = undefined;
+  }
+  return { kind: 'json', parsed, executionId: executionIdOf(parsed, false) };
+}
+
+function executionIdOf(value: unknown, isFrameHeader: boolean): string | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { type, execution_id: id } = value as { type?: unknown; execution_id?: unknown };
+  return typeof id === 'string' && (isFrameHeader || EXECUTION_MESSAGES.has(type)) ? id : undefined;
 }

@@ -12,6 +12,7 @@ import { UserError } from '../shared/errors.js';
 import { GroupCommitSqliteDialect } from './sqliteDriver.js';
 import { startCheckpointer } from './sqliteCheckpointer.js';
 import type { RowChanges } from './rowCache.js';
+import { prepareRepeatedStatements } from './pgPrepared.js';
 
 export interface Capabilities {
   name: 'sqlite' | 'postgres';
@@ -127,6 +128,9 @@ export function openPostgres(url: string): Kysely<Database> {
   // A client in use whose connection drops emits 'error' with no listener (the pool listens only
   // while it is idle): that would crash the process. Its queries fail on their own, and the pool
   // drops the dead client when it is released.
-  pool.on('connect', (client) => client.on('error', () => undefined));
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+    prepareRepeatedStatements(client);
+  });
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins: CAPABILITIES.postgres.textHoldsNul ? [] : [nulFree] });
 }

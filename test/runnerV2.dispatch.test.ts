@@ -34,7 +34,7 @@ describe.each(DB_KINDS)('dispatching to a v2 runner on %s', (kind) => {
     await runToEnd(await create());
     // The safety sweep would read the queue whenever it catches an execution queued: not counted here.
     vi.spyOn(live.t.core.store, 'projectsWithStatus').mockResolvedValue([]);
-    const reads = vi.spyOn(live.t.core.store, 'listQueued');
+    const reads = vi.spyOn(live.t.core.store, 'claimQueued');
     await runToEnd(await create());
     // One read for the wake-up of the new execution, at most one for the end; none for the freed slot.
     expect(reads.mock.calls.length).toBeLessThanOrEqual(2);
@@ -62,7 +62,7 @@ describe.each(DB_KINDS)('dispatching to a v2 runner on %s', (kind) => {
       return r;
     };
     const looks = vi.spyOn(dispatchableProjects(live.t.core), 'mayHaveWork');
-    const reads = vi.spyOn(live.t.core.store, 'listQueued');
+    const reads = vi.spyOn(live.t.core.store, 'claimQueued');
     const first = await join();
     expect(await looks.mock.results[0].value).toBe(false);
     expect(reads).not.toHaveBeenCalled();
@@ -83,47 +83,52 @@ describe.each(DB_KINDS)('dispatching to a v2 runner on %s', (kind) => {
     }
   });
 
-  it('claims a queue side by side, never more than the runner\'s free slots, and the rest as slots free', async () => {
+  it('claims for all runners at once, each its share and never more than its free slots, and the rest as slots free', async () => {
     const url = `http://127.0.0.1:${(live.t.app.server.address() as AddressInfo).port}`;
-    // A first runner of blog tells the server its commands, and leaves.
-    const first = await connectV2(url, live.t.projects.blog.key, live.t.clock.now);
-    first.send(hello());
-    first.send({ type: 'commands', commands: [MIGRATE_COMMAND] });
-    await first.settle();
-    await first.close();
-    await live.t.api('PATCH', '/api/v1/projects/blog/commands/migrate', { max_concurrency: 10 });
-    const ids: string[] = [];
-    for (let i = 0; i < 6; i++) ids.push((await live.t.api('POST', '/api/v1/projects/blog/executions', { command: 'migrate', argv: [] })).json().id);
-
-    const store = live.t.core.store;
-    const update = store.updateExecution.bind(store);
-    let claiming = 0;
-    let mostAtOnce = 0;
-    vi.spyOn(store, 'updateExecution').mockImplementation(async (id, from, patch) => {
-      if (patch.status !== 'dispatched') return update(id, from, patch);
-      mostAtOnce = Math.max(mostAtOnce, ++claiming);
-      try {
-        return await update(id, from, patch);
-      } finally {
-        claiming--;
-      }
-    });
-    const second = await connectV2(url, live.t.projects.blog.key, live.t.clock.now);
+    await live.t.api('PATCH', '/api/v1/projects/shop/commands/migrate', { max_concurrency: 10 });
+    const second = await connectV2(url, live.t.projects.shop.key, live.t.clock.now);
+    second.send(hello({ max_concurrency: 4 }));
+    await second.settle();
+    const runners = [live.runner, second];
     try {
-      second.send(hello({ max_concurrency: 4 }));
-      const executes = () => second.received.filter((m): m is Execute => m.type === 'execute');
-      await second.next((m): m is Execute => m.type === 'execute' && executes().length === 4, 3_000);
-      await second.settle();
+      // Claims wait until six executions are queued: the pass they belong to claims for both runners.
+      const store = live.t.core.store;
+      const claim = store.claimQueued.bind(store);
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => (open = resolve));
+      let claiming = 0;
+      let mostAtOnce = 0;
+      vi.spyOn(store, 'claimQueued').mockImplementation(async (...args) => {
+        mostAtOnce = Math.max(mostAtOnce, ++claiming);
+        try {
+          await gate;
+          return await claim(...args);
+        } finally {
+          claiming--;
+        }
+      });
+      const ids: string[] = [];
+      for (let i = 0; i < 10; i++) {
+        live.t.clock.now += 1; // oldest first needs distinct creation times
+        ids.push(await create());
+      }
+      open();
+      const executes = (r: typeof second) => r.received.filter((m): m is Execute => m.type === 'execute').map((m) => m.execution_id);
+      await live.runner.next((m): m is Execute => m.type === 'execute' && executes(live.runner).length === 4, 3_000);
+      await second.next((m): m is Execute => m.type === 'execute' && executes(second).length === 4, 3_000);
+      await Promise.all(runners.map((r) => r.settle()));
       await new Promise((resolve) => setTimeout(resolve, 300));
-      expect(executes().map((m) => m.execution_id).sort()).toEqual(ids.slice(0, 4).sort());
-      expect(mostAtOnce).toBe(4);
+      expect(mostAtOnce).toBe(2);
+      // Each took its 4 (its free slots), the 8 oldest between them; the last 2 wait.
+      expect([...executes(live.runner), ...executes(second)].sort()).toEqual(ids.slice(0, 8).sort());
 
-      const done = executes()[0].execution_id;
+      const done = executes(second)[0];
       second.send({ type: 'started', execution_id: done, pid: 1, warm: true, at: live.t.clock.now });
       second.send({ type: 'finished', execution_id: done, exit_code: 0, status: 'success', last_seq: 0, at: live.t.clock.now });
-      await second.next((m): m is Execute => m.type === 'execute' && m.execution_id === ids[4], 3_000);
-      await second.settle();
-      expect(executes()).toHaveLength(5);
+      await second.next((m): m is Execute => m.type === 'execute' && m.execution_id === ids[8], 3_000);
+      await Promise.all(runners.map((r) => r.settle()));
+      expect(executes(live.runner)).toHaveLength(4);
+      expect(executes(second)).toHaveLength(5);
     } finally {
       await second.close();
     }

@@ -162,6 +162,34 @@ describe.each(DB_KINDS)('store on %s', (kind) => {
     expect(await store.createExecutions([])).toEqual([]);
   });
 
+  it('claims the oldest queued executions for a runner, up to a limit, read-only ones only when asked; claims at once share the queue', async () => {
+    const made = Array.from({ length: 8 }, (_, i) => execution(project, { createdAt: 100 - i * 10, readOnly: i === 6 }));
+    for (const e of made) await store.createExecution(e, 100);
+    const byAge = [...made].sort((a, b) => a.createdAt - b.createdAt);
+    const readOnly = made[6];
+    const other = execution({ ...project, id: randomUUID() });
+    await store.createProject({ id: other.projectId, name: 'blog', commandsHash: '', createdAt: 1 });
+    await store.createExecution(other, 100);
+
+    const first = await store.claimQueued(project.id, 2, { runnerId: 'r1', dispatchedAt: 7 }, false);
+    // The oldest is read-only: a runner that cannot enforce it skips it.
+    expect(first.map((e) => e.id)).toEqual(byAge.filter((e) => e !== readOnly).slice(0, 2).map((e) => e.id));
+    expect(first.every((e) => e.status === 'dispatched' && e.runnerId === 'r1' && e.dispatchedAt === 7)).toBe(true);
+
+    // Three claims at once (PostgreSQL: three connections) over the 5 left that r1 could run: each row once.
+    const together = await Promise.all(['a', 'b', 'c'].map((r) => store.claimQueued(project.id, 2, { runnerId: r, dispatchedAt: 8 }, false)));
+    const ids = together.flat().map((e) => e.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.sort()).toEqual(byAge.filter((e) => e !== readOnly).slice(2).map((e) => e.id).sort());
+    for (const got of together) expect(got.length).toBeLessThanOrEqual(2);
+
+    expect(await store.claimQueued(project.id, 5, { runnerId: 'r2', dispatchedAt: 9 }, false)).toEqual([]);
+    expect((await store.claimQueued(project.id, 5, { runnerId: 'r2', dispatchedAt: 9 }, true)).map((e) => e.id)).toEqual([readOnly.id]);
+    expect(await store.countExecutions(project.id, ['queued'])).toBe(0);
+    // Another project's queue is its own.
+    expect(await store.countExecutions(other.projectId, ['queued'])).toBe(1);
+  });
+
   it('updates an execution only from the states named', async () => {
     const e = execution(project);
     await store.createExecution(e, 1);

@@ -65,6 +65,21 @@ export async function transition(
 }
 
 /**
+ * Dispatch's claim, many at once: up to `limit` of the project's oldest queued executions become
+ * `dispatched` to this runner (read-only ones only if `readOnlyToo`), in one statement, each
+ * announced like any change. Empty when none is left for it (others claimed them first).
+ */
+export async function claimQueued(core: Core, projectId: string, runnerId: string, limit: number, readOnlyToo: boolean): Promise<Execution[]> {
+  if (limit <= 0 || !statusesThatCanBecome('dispatched').includes('queued')) return [];
+  const claimed = await core.store.claimQueued(projectId, limit, { runnerId, dispatchedAt: core.now() }, readOnlyToo);
+  for (const e of claimed) {
+    observe(core, (o) => o.executionChanged?.(e));
+    core.notifier.publish(topics.execution(e.id));
+  }
+  return claimed;
+}
+
+/**
  * A running execution was asked to stop (a cancel, its timeout): not a change of status, but the
  * runner holding it must hear of it.
  */

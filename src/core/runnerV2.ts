@@ -12,7 +12,7 @@ import { audit } from './audit.js';
 import { finishExecution } from './finishExecution.js';
 import { replaceCatalogue } from './commandCatalogue.js';
 import { topics } from './notifier.js';
-import { transition } from './executionState.js';
+import { claimQueued, transition } from './executionState.js';
 import { codeSchedulesDigest, splitCatalogueHash } from '../domain/codeSchedule.js';
 import { syncCodeSchedules, type RefusedCodeSchedule } from './schedules/codeSchedules.js';
 import { dataBytes, observe } from './observer.js';
@@ -107,11 +107,13 @@ async function storedCodeDigest(core: Core, projectId: string): Promise<string> 
   return codeSchedulesDigest(code.map((s) => ({ name: s.name ?? '', command: s.command, args: s.args, cron: s.cron, timezone: s.timezone })));
 }
 
-/** Claims a queued execution for this runner; undefined when another runner or replica took it first. */
-export async function claim(core: Core, runner: Runner, e: Execution): Promise<Execute | undefined> {
-  const claimed = await transition(core, e.id, 'dispatched', { runnerId: runner.id, dispatchedAt: core.now() }, { from: ['queued'] });
-  if (!claimed) return undefined;
-  return { type: 'execute', execution_id: e.id, command: e.command, argv: e.argv, timeout: e.timeoutSeconds, metadata_only: e.metadataOnly, read_only: e.readOnly };
+/** Claims up to `limit` of the project's queued executions for this runner, oldest first, with the message that hands each out. */
+export async function claim(core: Core, runner: Runner, limit: number, readOnlyToo: boolean): Promise<Array<{ execution: Execution; execute: Execute }>> {
+  const claimed = await claimQueued(core, runner.projectId, runner.id, limit, readOnlyToo);
+  return claimed.map((e) => ({
+    execution: e,
+    execute: { type: 'execute', execution_id: e.id, command: e.command, argv: e.argv, timeout: e.timeoutSeconds, metadata_only: e.metadataOnly, read_only: e.readOnly },
+  }));
 }
 
 async function ownExecution(core: Core, caller: RunnerCaller, id: string): Promise<Execution> {

@@ -42,6 +42,8 @@ const REVOCATION_CLOCK_SLACK_MS = 5 * 60_000;
 const SEEN_PER_WRITE = 250;
 /** Output frames of one execution stored at once: our runner sends up to 8 before an ack; more wait their turn. */
 const MAX_FRAMES_STORED_AT_ONCE = 8;
+/** Executions one dispatch pass claims at most, shared among the project's runners with free slots. */
+const DISPATCH_BATCH = 100;
 /** Messages of one runner handled at once (about different executions); past this, the next waits for all before it. */
 const MAX_MESSAGES_AT_ONCE = 64;
 /** The messages that concern one execution, and so are ordered among themselves only. */
@@ -192,28 +194,37 @@ export class RunnerSessions {
   }
 
   /**
-   * Claims what is queued, up to the free slots, all at once: each claim waits for a commit, and
-   * one after the other they would cap dispatch at one execution a commit. A claim lost to
-   * another process (or to a cancel) leaves a slot free: the next pass reads the queue again.
+   * A look at the queue first (a read: most wake-ups, such as an end, find nothing, and a read
+   * waits for no commit); then runners with free slots claim what it saw, each its share in one
+   * statement, all at once (one after the other, each waiting for a commit, claims capped
+   * dispatch at one execution a commit). A full batch seen: the next pass looks again.
    */
   private async dispatchOnce(projectId: string): Promise<void> {
-    const candidates = () => [...(this.byProject.get(projectId) ?? [])].filter((s) => s.free() > 0);
-    if (candidates().length === 0) return;
-    const queued = await this.core.store.listQueued(projectId, 100);
-    // Another dispatch is due (a wake-up came during the read): what it reads decides.
-    if (queued.length === 0 && !this.again.has(projectId) && this.byProject.has(projectId)) this.queueEmpty.add(projectId);
-    const offers: Array<Promise<boolean>> = [];
-    for (const e of queued) {
-      const free = candidates();
-      if (free.length === 0) break;
-      // A read-only execution goes only to a runner that enforces read-only mode (older v2 runners do not).
-      const target = free.filter((s) => !e.readOnly || s.enforcesReadOnly).sort((a, b) => b.free() - a.free())[0];
-      if (target) offers.push(target.offer(e));
+    const free = [...(this.byProject.get(projectId) ?? [])].filter((s) => s.free() > 0).sort((a, b) => b.free() - a.free());
+    if (free.length === 0) return;
+    const queued = await this.core.store.countQueued(projectId, DISPATCH_BATCH);
+    const share = Math.ceil(queued / free.length);
+    let left = queued;
+    const takes: Array<Promise<Taken>> = [];
+    for (const s of free) {
+      const n = Math.min(s.free(), share, left);
+      if (n <= 0) break;
+      left -= n;
+      takes.push(s.take(n));
     }
-    const results = await Promise.allSettled(offers);
+    const results = await Promise.allSettled(takes);
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
-    if (results.some((r) => r.status === 'fulfilled' && !r.value) && candidates().length > 0) this.again.add(projectId);
+    const taken = results.map((r) => (r as PromiseFulfilledResult<Taken>).value);
+    // Nothing our runners may run is left: all that was seen is taken, or a runner got less than
+    // it asked for (unless another runner here may run what it may not: read-only executions).
+    const anyReadOnly = [...(this.byProject.get(projectId) ?? [])].some((s) => s.enforcesReadOnly);
+    const tookAll = taken.every((t) => t.got === t.asked);
+    const drained = queued === 0 || taken.some((t) => t.got < t.asked && (t.readOnlyToo || !anyReadOnly)) || (tookAll && left === 0 && queued < DISPATCH_BATCH);
+    if (drained) {
+      // A wake-up that came meanwhile asked for another pass: what it finds decides.
+      if (!this.again.has(projectId) && this.byProject.has(projectId)) this.queueEmpty.add(projectId);
+    } else if (tookAll && left === 0) this.again.add(projectId); // a full batch: there may be more
   }
 
   private safetySweep(): void {
@@ -382,23 +393,30 @@ class Session {
     this.held.clear();
   }
 
-  /** Claims `e` for this runner and sends it; false if it was not sent (claimed elsewhere, or the socket closed). Its slot counts as taken meanwhile. */
-  async offer(e: Parameters<typeof v2.claim>[2]): Promise<boolean> {
-    if (!this.runner) return false;
-    this.offering++;
+  /**
+   * Claims up to `n` queued executions of its project for this runner and sends them; read-only
+   * ones only if it enforces read-only mode (older v2 runners do not). The slots count as taken
+   * meanwhile.
+   */
+  async take(n: number): Promise<Taken> {
+    const taken: Taken = { asked: n, got: 0, readOnlyToo: this.enforcesReadOnly };
+    if (!this.runner || n <= 0) return { ...taken, asked: 0 };
+    this.offering += n;
     try {
-      const msg = await v2.claim(this.core, this.runner, e);
-      if (!msg) return false;
+      const claimed = await v2.claim(this.core, this.runner, n, this.enforcesReadOnly);
+      taken.got = claimed.length;
       if (this.ws.readyState !== this.ws.OPEN || this.revoked) {
-        // Never sent, so never started: it may go to another runner.
-        await v2.unclaim(this.core, e.id);
-        return false;
+        // Never sent, so never started: they may go to another runner (which the project's wake-up tells).
+        await Promise.all(claimed.map(({ execution }) => v2.unclaim(this.core, execution.id)));
+        return taken;
       }
-      this.hold(e.id);
-      this.send(msg);
-      return true;
+      for (const { execution, execute } of claimed) {
+        this.hold(execution.id);
+        this.send(execute);
+      }
+      return taken;
     } finally {
-      this.offering--;
+      this.offering -= n;
     }
   }
 
@@ -610,6 +628,14 @@ async function forgivingUnknown(work: Promise<unknown>): Promise<void> {
     if (isUserError(err) && err.code === 'DC_UNKNOWN_EXECUTION') return;
     throw err;
   }
+}
+
+/** What a runner's claim asked for and got. */
+interface Taken {
+  asked: number;
+  got: number;
+  /** It may run read-only executions: getting less than asked means nothing at all was left queued. */
+  readOnlyToo: boolean;
 }
 
 /** One execution's messages in flight: the last that waits for those before it, and output frames stored side by side after it. */

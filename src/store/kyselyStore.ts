@@ -3,7 +3,7 @@
  * from the Capabilities flags only.
  */
 import { randomUUID } from 'node:crypto';
-import { Kysely, Migrator, sql, type RawBuilder, type Insertable, type Selectable, type Migration, type MigrationProvider, type Transaction } from 'kysely';
+import { Kysely, Migrator, sql, type RawBuilder, type Insertable, type Selectable, type Migration, type MigrationProvider, type Transaction, type QueryCreator } from 'kysely';
 import type { Database, ExecutionsTable, OutputChunksTable, AuditEventsTable, RunnersTable, CommandsTable } from './schema.js';
 import type { Capabilities } from './dialects.js';
 import { migrations } from './migrations.js';
@@ -604,11 +604,35 @@ export class KyselyStore implements Store {
     return rows.map(toExecution);
   }
 
-  async listQueued(projectId: string, limit: number): Promise<Execution[]> {
-    const { rows } = await this.compiled.run('listQueued', [projectId, limit], (projectId, limit) =>
-      this.db.selectFrom('executions').selectAll().where('project_id', '=', projectId).where('status', '=', 'queued').orderBy('created_at').limit(limit),
+  async countQueued(projectId: string, limit: number): Promise<number> {
+    const { rows } = await this.compiled.run('countQueued', [projectId, limit], (projectId, limit) =>
+      this.db.selectFrom('executions').select('id').where('project_id', '=', projectId).where('status', '=', 'queued').limit(limit),
     );
-    return rows.map(toExecution);
+    return rows.length;
+  }
+
+  async claimQueued(projectId: string, limit: number, patch: { runnerId: string; dispatchedAt: number }, readOnlyToo: boolean): Promise<Execution[]> {
+    const build = (projectId: never, limit: never, runnerId: never, dispatchedAt: never) => {
+      const oldest = (db: QueryCreator<Database>) => {
+        let q = db.selectFrom('executions').select('id').where('project_id', '=', projectId).where('status', '=', 'queued');
+        if (!readOnlyToo) q = q.where('read_only', '=', 0);
+        return q.orderBy('created_at').limit(limit);
+      };
+      const claim = (from: QueryCreator<Database & { oldest: { id: string } }>) =>
+        from
+          .updateTable('executions')
+          .set({ status: 'dispatched', runner_id: runnerId, dispatched_at: dispatchedAt })
+          .where('id', 'in', (eb) => eb.selectFrom('oldest').select('oldest.id'));
+      // SQLite runs one writer at a time: what the statement read is still queued.
+      if (!this.caps.rowLocks) return claim(this.db.with('oldest', oldest)).returningAll();
+      // PostgreSQL: rows another replica is claiming are left to it, not waited for. Materialized:
+      // read once, so the limit holds (as `id IN (subquery)` PostgreSQL may read it again per row).
+      return claim(this.db.with((cte) => cte('oldest').materialized(), (db) => oldest(db).forUpdate().skipLocked()))
+        .where('status', '=', 'queued')
+        .returningAll();
+    };
+    const { rows } = await this.compiled.run(`claimQueued:${readOnlyToo}`, [projectId, limit, patch.runnerId, patch.dispatchedAt], build);
+    return rows.map(toExecution).sort((a, b) => a.createdAt - b.createdAt);
   }
 
   async listDispatchedTo(runnerId: string): Promise<Execution[]> {

@@ -214,8 +214,15 @@ export interface Store {
   countExecutions(projectId: string, statuses: ExecutionStatus[]): Promise<number>;
   /** Queued executions of the project, and those already dispatched but not started. */
   listDispatchable(projectId: string, limit: number): Promise<Execution[]>;
-  /** Queued executions of the project, oldest first (what protocol v2 hands out: offered ones never hide them). */
-  listQueued(projectId: string, limit: number): Promise<Execution[]>;
+  /** How many executions of the project are queued, counting up to `limit`: a cheap look before claiming. */
+  countQueued(projectId: string, limit: number): Promise<number>;
+  /**
+   * Moves up to `limit` of the project's oldest queued executions (read-only ones only if
+   * `readOnlyToo`) to `dispatched` for one runner, in one statement; returns them, oldest first.
+   * Rows another transaction is claiming are skipped, not waited for: replicas claiming at once
+   * share the queue instead of racing for its head. Callers go through core/executionState.ts.
+   */
+  claimQueued(projectId: string, limit: number, patch: { runnerId: string; dispatchedAt: number }, readOnlyToo: boolean): Promise<Execution[]>;
   /** Executions dispatched to this runner and not started yet. */
   listDispatchedTo(runnerId: string): Promise<Execution[]>;
   /**

@@ -3,7 +3,7 @@
  * real WebSocket to a listening in-process server, on both databases, bursts of frames sent
  * without waiting for acks, then `finished` at once: every frame is stored once and
  * acknowledged, and `finished` is handled only after all of them. Messages about another
- * execution do not wait for them.
+ * execution do not wait for them, and messages that arrive together share one revocation read.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DB_KINDS } from './support/databases.js';
@@ -60,6 +60,21 @@ describe.each(DB_KINDS)('runner protocol v2 output frames on %s', (kind) => {
 
   it('stores a burst of more frames than it stores at once, each once, in seq order', async () => {
     await burst(40, 1000);
+  });
+
+  it('reads the key\'s revocation once for messages about several executions that arrive together', async () => {
+    await t.api('PATCH', '/api/v1/projects/shop/commands/migrate', { max_concurrency: 4 });
+    const ids: string[] = [];
+    // As many as the runner runs at once (its hello said 4).
+    for (let i = 0; i < 4; i++) ids.push((await t.api('POST', '/api/v1/projects/shop/executions', { command: 'migrate', argv: [] })).json().id);
+    for (const id of ids) await runner.next((m): m is Execute => isExecute(m) && m.execution_id === id);
+    const checks = vi.spyOn(t.core.store, 'revokedRunnerKeys');
+    for (const id of ids) runner.send({ type: 'started', execution_id: id, pid: 1, warm: false, at: t.clock.now });
+    await runner.settle();
+    for (const id of ids) expect((await t.api('GET', `/api/v1/executions/${id}`)).json().status).toBe('running');
+    // Four messages sent back to back, each checked after it arrived: one read, or two, not four.
+    expect(checks.mock.calls.length).toBeGreaterThan(0);
+    expect(checks.mock.calls.length).toBeLessThanOrEqual(2);
   });
 
   it('handles another execution\'s end while one execution\'s output is still being stored, and that one\'s end after it', async () => {

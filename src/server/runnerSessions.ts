@@ -68,6 +68,8 @@ export class RunnerSessions {
   private readonly again = new Set<string>();
   /** Projects whose last dispatch found nothing queued, with no wake-up since: freed capacity needs no read. */
   private readonly queueEmpty = new Set<string>();
+  /** Revocation checks about to be read, by key: messages of one key that arrive together share one read. */
+  private readonly keyChecks = new Map<string, Promise<boolean>>();
   private readonly projectWatchers = new Map<string, () => void>();
   private readonly timer: NodeJS.Timeout;
   /** Audited shells ride on runner connections: shell_* messages and shell data frames go there (shellSessions.ts). */
@@ -150,6 +152,23 @@ export class RunnerSessions {
       this.log.warn({ err }, 'could not tell which projects have work; reading the queue');
     }
     await this.dispatch(projectId);
+  }
+
+  /**
+   * Is this runner key revoked? Read after the question was asked, once for every message of the
+   * key that asked in the same turn of the event loop (a fleet sharing a key sends many at once).
+   */
+  keyRevoked(keyId: string): Promise<boolean> {
+    let check = this.keyChecks.get(keyId);
+    if (!check) {
+      check = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+        // Asked from now on: another read, which starts after the question.
+        this.keyChecks.delete(keyId);
+        return (await this.core.store.revokedRunnerKeys([keyId])).length > 0;
+      });
+      this.keyChecks.set(keyId, check);
+    }
+    return check;
   }
 
   /** Takes a closed or replaced session out of the indexes; the project's wake-ups stop with its last session. */
@@ -467,8 +486,7 @@ class Session {
    */
   private async keyStillValid(): Promise<boolean> {
     if (this.revoked) return false;
-    const revoked = await this.core.store.revokedRunnerKeys([this.caller.key.id]);
-    if (revoked.length > 0) this.revoke();
+    if (await this.registry.keyRevoked(this.caller.key.id)) this.revoke();
     return !this.revoked;
   }
 

@@ -242,14 +242,22 @@ export async function start(core: Core, caller: RunnerCaller, id: string) {
   if (e.readOnly) {
     throw new UserError('DC_READ_ONLY_UNSUPPORTED', `Execution ${id} runs in read-only database mode, which a v1 runner cannot enforce: it waits for a v2 runner.`);
   }
+  // Handed to a v2 runner (in a project served by both): that runner has it and may be starting it.
+  if (e.status === 'dispatched' && e.runnerId !== null && e.runnerId !== runner.id && (await core.store.getRunner(e.runnerId))?.protocol !== 'v1') {
+    throw new UserError('DC_INVALID_TRANSITION', `Execution ${id} cannot start: it was handed to another runner.`, { status: e.status });
+  }
   // No "already started by you" shortcut: two runners sharing a key and an address (NAT, one
-  // host) would both be told to run it. start/ is the claim, and only one claim wins.
+  // host) would both be told to run it. start/ is the claim, and only one claim wins. From the
+  // status read above only: queued meanwhile handed to a v2 runner is not taken from it.
   const started = await transition(
     core,
     e.id,
     'running',
     { runnerId: runner.id, startedAt: core.now() },
-    { audit: { actor: caller.actor, action: 'execution.start', details: { command: e.command, args: e.args, runner_id: runner.id } } },
+    {
+      from: [e.status === 'queued' ? 'queued' : 'dispatched'],
+      audit: { actor: caller.actor, action: 'execution.start', details: { command: e.command, args: e.args, runner_id: runner.id } },
+    },
   );
   if (!started) {
     const current = await executionOf(core, caller, id);

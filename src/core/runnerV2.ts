@@ -127,10 +127,17 @@ export async function unclaim(core: Core, id: string): Promise<void> {
   await transition(core, id, 'queued', { runnerId: null, dispatchedAt: null }, { from: ['dispatched'], wakeProject: true });
 }
 
-/** Returns false when the execution was cancelled (or lost) before it could start: the runner must stop it. */
+/** One v2 runner process, seen under two rows (it reconnected from another address). */
+function sameRunner(runner: Runner, other: Runner | undefined): boolean {
+  return other !== undefined && other.protocol === 'v2' && other.projectId === runner.projectId && other.instance !== '' && other.instance === runner.instance;
+}
+
+/** Returns false when the execution was cancelled (or lost), or started by another runner, before it could start: the runner must stop it. */
 export async function started(core: Core, caller: RunnerCaller, runner: Runner, msg: Started): Promise<boolean> {
   const e = await ownExecution(core, caller, msg.execution_id);
-  if (e.status === 'running') return true;
+  // Said again (a resend after a reconnect): fine if it is this runner's, even under a new address.
+  // Another runner started it (a v1 runner of the same project): this one must stop it.
+  if (e.status === 'running') return e.runnerId === runner.id || (e.runnerId !== null && sameRunner(runner, await core.store.getRunner(e.runnerId)));
   const done = await transition(
     core,
     e.id,

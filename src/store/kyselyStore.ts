@@ -599,7 +599,19 @@ export class KyselyStore implements Store {
 
   async listDispatchable(projectId: string, limit: number): Promise<Execution[]> {
     const { rows } = await this.compiled.run('listDispatchable', [projectId, limit], (projectId, limit) =>
-      this.db.selectFrom('executions').selectAll().where('project_id', '=', projectId).where('status', 'in', ['queued', 'dispatched']).orderBy('created_at').limit(limit),
+      this.db
+        .selectFrom('executions')
+        .selectAll()
+        .where('project_id', '=', projectId)
+        .where((eb) =>
+          eb.or([
+            eb('status', '=', 'queued'),
+            // Handed to a v2 runner, it is that runner's: only offers to v1 runners stay open to all of them.
+            eb.and([eb('status', '=', 'dispatched'), eb('runner_id', 'in', eb.selectFrom('runners').select('id').where('protocol', '=', 'v1'))]),
+          ]),
+        )
+        .orderBy('created_at')
+        .limit(limit),
     );
     return rows.map(toExecution);
   }

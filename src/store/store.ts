@@ -212,7 +212,7 @@ export interface Store {
   getExecutions(ids: readonly string[]): Promise<Execution[]>;
   listExecutions(filter: ExecutionFilter, limit: number, cursor?: string): Promise<Page<Execution>>;
   countExecutions(projectId: string, statuses: ExecutionStatus[]): Promise<number>;
-  /** Queued executions of the project, and those already dispatched but not started. */
+  /** Queued executions of the project, and those offered to v1 runners but not started (what a v1 runner is offered). */
   listDispatchable(projectId: string, limit: number): Promise<Execution[]>;
   /** How many executions of the project are queued, counting up to `limit`: a cheap look before claiming. */
   countQueued(projectId: string, limit: number): Promise<number>;

@@ -95,4 +95,27 @@ describe.each(DB_KINDS)('v1 pending/ on %s', (kind) => {
     // One read a second; the margin is for a loaded CI machine.
     expect(Date.now() - since).toBeLessThan(2_500);
   });
+
+  it('offers runners polling together different executions first, and what others were offered after', async () => {
+    await t.api('PATCH', '/api/v1/projects/shop/commands/migrate', { max_concurrency: 50 });
+    const other = (await t.api('POST', '/api/v1/projects/shop/keys', { name: 'second runner' })).json().key as string;
+    const pollAs = async (key?: string): Promise<string[]> => {
+      const res = await t.runner('shop', 'GET', '/pending/', undefined, key ? { authorization: `Bearer ${key}` } : {});
+      expect(res.statusCode).toBe(200);
+      return (res.json() as { executions: Array<{ id: string }> }).executions.map((e) => e.id);
+    };
+    const ids: string[] = [];
+    for (let i = 0; i < 14; i++) {
+      t.clock.now += 1; // oldest first needs distinct creation times
+      ids.push(await create());
+    }
+    // Ten a poll (PENDING_BATCH): the first runner is offered the 10 oldest; the second, the 4
+    // nobody was offered, then 6 of the first runner's offers; the first still sees its own.
+    expect(await pollAs()).toEqual(ids.slice(0, 10));
+    expect(await pollAs(other)).toEqual([...ids.slice(10), ...ids.slice(0, 6)]);
+    expect(await pollAs()).toEqual(ids.slice(0, 10));
+    // Either may still start any of them: an offer is not a claim.
+    expect((await t.runner('shop', 'POST', `/executions/${ids[0]}/start/`, undefined, { authorization: `Bearer ${other}` })).statusCode).toBe(200);
+    expect(await pollAs()).toEqual([...ids.slice(1, 10), ids[10]]);
+  });
 });

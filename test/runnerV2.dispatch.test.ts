@@ -34,7 +34,7 @@ describe.each(DB_KINDS)('dispatching to a v2 runner on %s', (kind) => {
     await runToEnd(await create());
     // The safety sweep would read the queue whenever it catches an execution queued: not counted here.
     vi.spyOn(live.t.core.store, 'projectsWithStatus').mockResolvedValue([]);
-    const reads = vi.spyOn(live.t.core.store, 'claimQueued');
+    const reads = vi.spyOn(live.t.core.store, 'countQueued');
     await runToEnd(await create());
     // One read for the wake-up of the new execution, at most one for the end; none for the freed slot.
     expect(reads.mock.calls.length).toBeLessThanOrEqual(2);
@@ -62,7 +62,7 @@ describe.each(DB_KINDS)('dispatching to a v2 runner on %s', (kind) => {
       return r;
     };
     const looks = vi.spyOn(dispatchableProjects(live.t.core), 'mayHaveWork');
-    const reads = vi.spyOn(live.t.core.store, 'claimQueued');
+    const reads = vi.spyOn(live.t.core.store, 'countQueued');
     const first = await join();
     expect(await looks.mock.results[0].value).toBe(false);
     expect(reads).not.toHaveBeenCalled();
@@ -131,6 +131,24 @@ describe.each(DB_KINDS)('dispatching to a v2 runner on %s', (kind) => {
       expect(executes(second)).toHaveLength(5);
     } finally {
       await second.close();
+    }
+  });
+
+  it('hands a read-only execution to the runner that enforces read-only mode, though another has more free slots', async () => {
+    const url = `http://127.0.0.1:${(live.t.app.server.address() as AddressInfo).port}`;
+    // The first runner (4 slots) does not enforce read-only mode; this one (2 slots) does.
+    const enforcing = await connectV2(url, live.t.projects.shop.key, live.t.clock.now);
+    enforcing.send(hello({ max_concurrency: 2, features: ['read_only'] }));
+    await enforcing.settle();
+    try {
+      const res = await live.t.api('POST', '/api/v1/projects/shop/executions', { command: 'migrate', argv: [], read_only: true });
+      expect(res.statusCode).toBe(201);
+      const id = (res.json() as { id: string }).id;
+      // Well before the safety sweep would look again.
+      await enforcing.next((m): m is Execute => m.type === 'execute' && m.execution_id === id, 900);
+      expect(live.runner.received.some((m) => m.type === 'execute' && m.execution_id === id)).toBe(false);
+    } finally {
+      await enforcing.close();
     }
   });
 });

@@ -219,7 +219,7 @@ export async function answerIdlePoll(core: Core, caller: RunnerCaller, nonce: st
 export async function pending(core: Core, caller: RunnerCaller): Promise<{ executions: PendingExecution[] }> {
   const runner = await sight(core, caller);
   if (!(await dispatchableProjects(core).mayHaveWork(caller.project.id))) return { executions: [] };
-  const items = await core.store.listDispatchable(caller.project.id, PENDING_BATCH);
+  const items = await core.store.listDispatchable(caller.project.id, PENDING_BATCH, runner.id);
   const now = core.now();
   // Protocol v1 cannot carry read-only mode: the Python runner would run it writable. Left for a v2 runner.
   const offered = items.filter((e) => !e.readOnly);

@@ -66,6 +66,7 @@ export class RunnerSessions {
   private lastFullRevocationCheck = Date.now();
   private readonly dispatching = new Map<string, Promise<void>>();
   private readonly again = new Set<string>();
+  private readonly freedDuringPass = new Set<string>();
   /** Projects whose last dispatch found nothing queued, with no wake-up since: freed capacity needs no read. */
   private readonly queueEmpty = new Set<string>();
   /** Revocation checks about to be read, by key: messages of one key that arrive together share one read. */
@@ -199,14 +200,16 @@ export class RunnerSessions {
     this.queueEmpty.delete(projectId);
     const busy = this.dispatching.get(projectId);
     if (busy) {
-      this.again.add(projectId);
+      // A wake-up asks for another look; a slot freed meanwhile only if the pass leaves work queued.
+      (capacityFreed ? this.freedDuringPass : this.again).add(projectId);
       return busy;
     }
     const run = this.dispatchOnce(projectId)
       .catch((err) => this.log.error({ err }, 'dispatch failed'))
       .finally(() => {
         this.dispatching.delete(projectId);
-        if (this.again.delete(projectId)) void this.dispatch(projectId);
+        const freed = this.freedDuringPass.delete(projectId);
+        if (this.again.delete(projectId) || (freed && !this.queueEmpty.has(projectId))) void this.dispatch(projectId);
       });
     this.dispatching.set(projectId, run);
     return run;
@@ -235,6 +238,19 @@ export class RunnerSessions {
     const failed = results.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
     const taken = results.map((r) => (r as PromiseFulfilledResult<Taken>).value);
+    // What runners that may not run read-only executions left behind (read-only ones, maybe) is
+    // for those that may, from their slots still free.
+    let shortfall = taken.reduce((sum, t) => sum + (t.readOnlyToo ? 0 : t.asked - t.got), 0);
+    if (shortfall > 0) {
+      const more: Array<Promise<Taken>> = [];
+      for (const s of [...(this.byProject.get(projectId) ?? [])].filter((s) => s.enforcesReadOnly && s.free() > 0)) {
+        const n = Math.min(s.free(), shortfall);
+        if (n <= 0) break;
+        shortfall -= n;
+        more.push(s.take(n));
+      }
+      taken.push(...(await Promise.all(more)));
+    }
     // Nothing our runners may run is left: all that was seen is taken, or a runner got less than
     // it asked for (unless another runner here may run what it may not: read-only executions).
     const anyReadOnly = [...(this.byProject.get(projectId) ?? [])].some((s) => s.enforcesReadOnly);

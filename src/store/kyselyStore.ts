@@ -597,8 +597,8 @@ export class KyselyStore implements Store {
     return Number(row.n);
   }
 
-  async listDispatchable(projectId: string, limit: number): Promise<Execution[]> {
-    const { rows } = await this.compiled.run('listDispatchable', [projectId, limit], (projectId, limit) =>
+  async listDispatchable(projectId: string, limit: number, runnerId: string): Promise<Execution[]> {
+    const { rows } = await this.compiled.run('listDispatchable', [projectId, limit, runnerId], (projectId, limit, runnerId) =>
       this.db
         .selectFrom('executions')
         .selectAll()
@@ -610,6 +610,8 @@ export class KyselyStore implements Store {
             eb.and([eb('status', '=', 'dispatched'), eb('runner_id', 'in', eb.selectFrom('runners').select('id').where('protocol', '=', 'v1'))]),
           ]),
         )
+        // What no other runner was offered first: runners polling together are offered different executions.
+        .orderBy((eb) => eb.case().when(eb.or([eb('status', '=', 'queued'), eb('runner_id', '=', runnerId)])).then(0).else(1).end())
         .orderBy('created_at')
         .limit(limit),
     );

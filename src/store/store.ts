@@ -212,8 +212,12 @@ export interface Store {
   getExecutions(ids: readonly string[]): Promise<Execution[]>;
   listExecutions(filter: ExecutionFilter, limit: number, cursor?: string): Promise<Page<Execution>>;
   countExecutions(projectId: string, statuses: ExecutionStatus[]): Promise<number>;
-  /** Queued executions of the project, and those offered to v1 runners but not started (what a v1 runner is offered). */
-  listDispatchable(projectId: string, limit: number): Promise<Execution[]>;
+  /**
+   * What v1 runner `runnerId` is offered: queued executions of the project and those offered to
+   * v1 runners but not started; first the queued ones and its own offers, then other runners'
+   * offers, each part oldest first.
+   */
+  listDispatchable(projectId: string, limit: number, runnerId: string): Promise<Execution[]>;
   /** How many executions of the project are queued, counting up to `limit`: a cheap look before claiming. */
   countQueued(projectId: string, limit: number): Promise<number>;
   /**

@@ -7,7 +7,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { freshDatabase, type FreshDatabase } from './support/databases.js';
+import { sql } from 'kysely';
 import { prepareRepeatedStatements } from '../src/store/pgPrepared.js';
+import { openDatabase } from '../src/store/openStore.js';
 
 describe('prepared statements on PostgreSQL', () => {
   let db: FreshDatabase | undefined;
@@ -60,5 +62,20 @@ describe('prepared statements on PostgreSQL', () => {
     await other.query('alter table t add column c int');
     expect((await d.query(read, [1])).rows).toEqual([{ a: 1, b: null, c: null }]);
     expect((await d.query(read, [1])).rows).toEqual([{ a: 1, b: null, c: null }]);
+  });
+
+  it('prepares through the server\'s pool by default, and not when DJANGOCOMMAND_PG_PREPARED_STATEMENTS is false', async () => {
+    db ??= await freshDatabase('postgres');
+    for (const preparedStatements of [true, false]) {
+      const { db: kysely } = openDatabase({ dataDir: db.dataDir, databaseUrl: db.databaseUrl, preparedStatements });
+      try {
+        // One query at a time: the pool hands out the same connection.
+        for (let i = 0; i < 5; i++) await sql`select ${i}::int + ${preparedStatements ? 1 : 2} as n`.execute(kysely);
+        const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_prepared_statements`.execute(kysely);
+        expect(rows[0].n > 0).toBe(preparedStatements);
+      } finally {
+        await kysely.destroy();
+      }
+    }
   });
 });

@@ -39,6 +39,7 @@ export const SERVER_SETTINGS = [
   { key: 'maxOutputChunk', env: 'DJANGOCOMMAND_MAX_OUTPUT_CHUNK', kind: 'bytes', default: String(64 * 1024 ** 3), doc: 'Largest protocol v1 output chunk in bytes. Chunks stream into the database in parts (memory stays flat), so the default (64 GiB) takes what the Python runner sends: 1.5 s of output at once, however large.' },
   { key: 'receiveTimeout', env: 'DJANGOCOMMAND_RECEIVE_TIMEOUT', kind: 'seconds', default: '120', doc: 'Longest time to receive one request, headers and body; headers must come within 10 s. Slow clients are cut off.' },
   { key: 'maxConnectionsPerAddress', env: 'DJANGOCOMMAND_MAX_CONNECTIONS_PER_ADDRESS', kind: 'whole', default: '256', doc: 'Open connections one client address may hold (0: no cap). Behind a reverse proxy, cap at the proxy and raise this.' },
+  { key: 'pgPreparedStatements', env: 'DJANGOCOMMAND_PG_PREPARED_STATEMENTS', kind: 'bool', default: 'true', doc: 'PostgreSQL: prepare the statements the server sends often, once per connection. Set false behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21, or without max_prepared_statements).' },
   { key: 'trustProxy', env: 'DJANGOCOMMAND_TRUST_PROXY', kind: 'bool', default: 'false', doc: 'Take client addresses from X-Forwarded-For (only behind a proxy you run).' },
   { key: 'sweepInterval', env: 'DJANGOCOMMAND_SWEEP_INTERVAL', kind: 'seconds', default: '1', doc: 'How often to look for lost and timed-out executions.' },
   { key: 'secretKey', env: 'DJANGOCOMMAND_SECRET_KEY', kind: 'string', default: undefined, doc: 'Key that encrypts notification channel secrets at rest: 32 bytes as 64 hex digits or base64 (openssl rand -base64 32). Default: generated once into <data dir>/secret.key (0600). Replicas sharing PostgreSQL must all have the same one.' },
@@ -74,6 +75,7 @@ export interface ServerConfig {
   adminEmail: string;
   adminPassword: string | undefined;
   trustProxy: boolean;
+  pgPreparedStatements: boolean;
   maxRunnerBodyBytes: number;
   maxApiBodyBytes: number;
   maxOutputChunkBytes: number;
@@ -127,6 +129,7 @@ export function resolveServerConfig(flags: Partial<Record<ServerSettingKey, stri
     adminEmail: str('adminEmail')!,
     adminPassword: str('adminPassword'),
     trustProxy: bool('trustProxy'),
+    pgPreparedStatements: bool('pgPreparedStatements'),
     maxRunnerBodyBytes: num('maxRunnerBody'),
     maxApiBodyBytes: num('maxApiBody'),
     maxOutputChunkBytes: num('maxOutputChunk'),

@@ -41,7 +41,7 @@ export interface RunningServer {
 export async function serve(config: ServerConfig, print: (line: string) => void): Promise<RunningServer> {
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const metrics = new Metrics();
-  const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, onQuery: metrics.queryTimer });
+  const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, onQuery: metrics.queryTimer, preparedStatements: config.pgPreparedStatements });
   // With PostgreSQL, several replicas may share the database: wake-ups travel by LISTEN/NOTIFY.
   const pgNotifier = CAPABILITIES[store.dialect].listenNotify && config.databaseUrl ? new PgNotifier(config.databaseUrl) : undefined;
   await pgNotifier?.start();

@@ -110,7 +110,8 @@ export function openSqlite(file: string, changes?: RowChanges): Kysely<Database>
   return new Kysely<Database>({ dialect: new GroupCommitSqliteDialect(db, reader, stopCheckpointer, changes) });
 }
 
-export function openPostgres(url: string): Kysely<Database> {
+/** `prepared`: statements used often are prepared once per connection (pgPrepared.ts). */
+export function openPostgres(url: string, prepared = true): Kysely<Database> {
   const pg: typeof import('pg') = require('pg');
   const INT8 = 20;
   const pool = new pg.Pool({
@@ -130,7 +131,7 @@ export function openPostgres(url: string): Kysely<Database> {
   // drops the dead client when it is released.
   pool.on('connect', (client) => {
     client.on('error', () => undefined);
-    prepareRepeatedStatements(client);
+    if (prepared) prepareRepeatedStatements(client);
   });
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }), plugins: CAPABILITIES.postgres.textHoldsNul ? [] : [nulFree] });
 }

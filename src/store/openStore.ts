@@ -14,6 +14,8 @@ export interface DatabaseLocation {
   databaseUrl?: string;
   /** Told the duration of every query (the server's metrics). */
   onQuery?: QueryTimer;
+  /** PostgreSQL: prepare statements used often (pgPrepared.ts); the default. */
+  preparedStatements?: boolean;
 }
 
 /**
@@ -22,7 +24,7 @@ export interface DatabaseLocation {
  */
 export function openDatabase(loc: DatabaseLocation): { db: Kysely<Database>; caps: Capabilities; rowChanges?: RowChanges } {
   const url = loc.databaseUrl;
-  if (url && /^postgres(ql)?:\/\//.test(url)) return { db: openPostgres(url), caps: CAPABILITIES.postgres };
+  if (url && /^postgres(ql)?:\/\//.test(url)) return { db: openPostgres(url, loc.preparedStatements ?? true), caps: CAPABILITIES.postgres };
   if (url && !url.startsWith('sqlite:')) throw new UserError('DC_CONFIG', `DATABASE_URL must start with postgres:// or sqlite: (got a URL with scheme "${url.split(':')[0]}").`);
   const file = url ? url.slice('sqlite:'.length).replace(/^\/\//, '') : path.join(loc.dataDir, 'djangocommand.sqlite3');
   const rowChanges = new RowChanges();

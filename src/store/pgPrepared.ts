@@ -12,6 +12,9 @@
  * process (a newer version, during a rolling upgrade) adds a column to its table. That connection
  * then stops using names; the failed query is sent again unnamed unless it was in a transaction
  * (which the error has aborted: its caller gets the error, as for any other failed write).
+ *
+ * A pooler that does not keep prepared statements between transactions (PgBouncer in transaction
+ * mode before 1.21) cannot carry them: DJANGOCOMMAND_PG_PREPARED_STATEMENTS=false turns this off.
  */
 import { createHash } from 'node:crypto';
 import type { PoolClient } from 'pg';

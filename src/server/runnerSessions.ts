@@ -65,7 +65,9 @@ export class RunnerSessions {
   private revocationsCheckedAt = Date.now();
   private lastFullRevocationCheck = Date.now();
   private readonly dispatching = new Map<string, Promise<void>>();
+  /** Projects whose pass is running and which want another: a wake-up came meanwhile, or there may be more than a batch. */
   private readonly again = new Set<string>();
+  /** Projects whose pass is running, where a runner freed a slot meanwhile: another pass if this one leaves work queued. */
   private readonly freedDuringPass = new Set<string>();
   /** Projects whose last dispatch found nothing queued, with no wake-up since: freed capacity needs no read. */
   private readonly queueEmpty = new Set<string>();
@@ -222,7 +224,8 @@ export class RunnerSessions {
    * dispatch at one execution a commit). A full batch seen: the next pass looks again.
    */
   private async dispatchOnce(projectId: string): Promise<void> {
-    const free = [...(this.byProject.get(projectId) ?? [])].filter((s) => s.free() > 0).sort((a, b) => b.free() - a.free());
+    const sessions = [...(this.byProject.get(projectId) ?? [])];
+    const free = sessions.filter((s) => s.free() > 0).sort((a, b) => b.free() - a.free());
     if (free.length === 0) return;
     const queued = await this.core.store.countQueued(projectId, DISPATCH_BATCH);
     const share = Math.ceil(queued / free.length);
@@ -243,7 +246,7 @@ export class RunnerSessions {
     let shortfall = taken.reduce((sum, t) => sum + (t.readOnlyToo ? 0 : t.asked - t.got), 0);
     if (shortfall > 0) {
       const more: Array<Promise<Taken>> = [];
-      for (const s of [...(this.byProject.get(projectId) ?? [])].filter((s) => s.enforcesReadOnly && s.free() > 0)) {
+      for (const s of sessions.filter((s) => s.enforcesReadOnly && s.free() > 0)) {
         const n = Math.min(s.free(), shortfall);
         if (n <= 0) break;
         shortfall -= n;
@@ -253,7 +256,7 @@ export class RunnerSessions {
     }
     // Nothing our runners may run is left: all that was seen is taken, or a runner got less than
     // it asked for (unless another runner here may run what it may not: read-only executions).
-    const anyReadOnly = [...(this.byProject.get(projectId) ?? [])].some((s) => s.enforcesReadOnly);
+    const anyReadOnly = sessions.some((s) => s.enforcesReadOnly);
     const tookAll = taken.every((t) => t.got === t.asked);
     const drained = queued === 0 || taken.some((t) => t.got < t.asked && (t.readOnlyToo || !anyReadOnly)) || (tookAll && left === 0 && queued < DISPATCH_BATCH);
     if (drained) {

@@ -224,6 +224,23 @@ describe.each(DB_KINDS)('API on %s', (kind) => {
       expect((await create({ command: 'migrate' })).statusCode).toBe(409);
     });
 
+    it('holds the limit for creations that arrive together (they share one transaction)', async () => {
+      expect((await t.api('PATCH', '/api/v1/projects/shop/commands/migrate', { max_concurrency: 3 })).statusCode).toBe(200);
+      const answers = await Promise.all([...Array(10).keys()].map((i) => create({ command: i % 2 === 0 ? 'migrate' : 'check', argv: [`n${i}`] })));
+      const made = answers.filter((r) => r.statusCode === 201).map((r) => r.json());
+      const refused = answers.filter((r) => r.statusCode !== 201);
+      // migrate allows 3; check has the default limit of 1.
+      expect(made.filter((e) => e.command === 'migrate')).toHaveLength(3);
+      expect(made.filter((e) => e.command === 'check')).toHaveLength(1);
+      expect(refused.map((r) => [r.statusCode, r.json().code])).toEqual(Array(6).fill([409, 'DC_CONCURRENCY_LIMIT']));
+      for (const r of refused) {
+        const command = r.json().error.startsWith('"migrate"') ? 'migrate' : 'check';
+        expect(r.json().details.active.sort()).toEqual(made.filter((e) => e.command === command).map((e) => e.id).sort());
+      }
+      const stored = (await t.api('GET', '/api/v1/executions?project=shop&limit=50')).json().items;
+      expect(stored.map((e: { id: string }) => e.id).sort()).toEqual(made.map((e) => e.id).sort());
+    });
+
     it.each([
       [{ command: 'nope' }, 404, 'DC_UNKNOWN_COMMAND'],
       [{ command: 'migrate', args: 'a "b' }, 400, 'DC_BAD_ARGS'],

@@ -134,4 +134,40 @@ describe.each(DB_KINDS)('runner protocol v2 input on %s', (kind) => {
     expect(await status()).toBe('succeeded');
     expect((await t.api('GET', `/api/v1/executions/${id}/output/chunks`)).statusCode).toBe(200);
   });
+
+  it('touches no execution of another project: started, output and finished about one change nothing', async () => {
+    const blog = await connectV2(url, t.projects.blog.key, t.clock.now);
+    try {
+      blog.send(hello());
+      blog.send({ type: 'commands', commands: [command('migrate')] });
+      expect(await blog.settle()).toEqual([expect.objectContaining({ type: 'welcome' })]);
+      const created = (await t.api('POST', '/api/v1/projects/blog/executions', { command: 'migrate', argv: ['app'] })).json();
+      expect((await blog.next(isExecute)).execution_id).toBe(created.id);
+      const answers = async (msg: unknown) => {
+        runner.send(msg);
+        return runner.settle();
+      };
+      // Told to stop what it says it started; its output and ends are dropped (acknowledged, so it stops resending).
+      expect(await answers({ type: 'started', execution_id: created.id, pid: 1, warm: false, at: t.clock.now })).toEqual([{ type: 'cancel', execution_id: created.id, force: true, reason: 'user' }]);
+      expect(await answers({ type: 'output', execution_id: created.id, seq: 1, stream: 'stdout', data: 'not mine\n', line_times: [[0, t.clock.now]] })).toEqual([{ type: 'ack', execution_id: created.id, seq: 1 }]);
+      expect(await answers({ type: 'finished', execution_id: created.id, exit_code: 0, status: 'success', last_seq: 1, at: t.clock.now })).toEqual([{ type: 'finished_ack', execution_id: created.id }]);
+      expect(await answers({ type: 'finished', execution_id: created.id, exit_code: null, status: 'cancelled', last_seq: 0, at: t.clock.now })).toEqual([{ type: 'finished_ack', execution_id: created.id }]);
+      const after = (await t.api('GET', `/api/v1/executions/${created.id}`)).json();
+      expect(after).toMatchObject({ status: 'dispatched', started_at: null, finished_at: null, exit_code: null });
+      expect((await t.api('GET', `/api/v1/executions/${created.id}/output/chunks`)).json().items).toEqual([]);
+      expect((await t.api('GET', `/api/v1/audit?execution=${created.id}`)).json().items.map((a: { action: string }) => a.action)).toEqual(['execution.create']);
+      // Its own runner still runs it, and a repeated end changes nothing more.
+      blog.send({ type: 'started', execution_id: created.id, pid: 1, warm: false, at: t.clock.now });
+      const ended = { type: 'finished', execution_id: created.id, exit_code: 3, status: 'success', last_seq: 0, at: t.clock.now };
+      blog.send(ended);
+      expect(await blog.settle()).toContainEqual({ type: 'finished_ack', execution_id: created.id });
+      blog.send({ ...ended, exit_code: 0 });
+      expect(await blog.settle()).toContainEqual({ type: 'finished_ack', execution_id: created.id });
+      expect((await t.api('GET', `/api/v1/executions/${created.id}`)).json()).toMatchObject({ status: 'failed', exit_code: 3 });
+      const actions = (await t.api('GET', `/api/v1/audit?execution=${created.id}`)).json().items.map((a: { action: string }) => a.action);
+      expect(actions.sort()).toEqual(['execution.complete', 'execution.create', 'execution.start']);
+    } finally {
+      await blog.close();
+    }
+  });
 });

@@ -69,12 +69,58 @@ describe.each(DB_KINDS)('store on %s', (kind) => {
   it('keeps users and finds tokens by hash', async () => {
     await store.createUser({ id: 'u1', email: 'a@b.c', passwordHash: 'x', isAdmin: true, createdAt: 1 });
     await store.createToken({ id: 't1', userId: 'u1', name: 'ci', prefix: 'dct_1', tokenHash: 'th', createdAt: 1, lastUsedAt: null, revokedAt: null });
-    expect((await store.findTokenByHash('th'))?.userId).toBe('u1');
+    const alone = await store.findTokenByHash('th');
+    expect(alone?.token.userId).toBe('u1');
+    expect(alone?.user?.email).toBe('a@b.c');
+    expect(alone?.memberships).toEqual([]);
     expect(await store.findTokenByHash('nope')).toBeUndefined();
     await store.touchToken('t1', 99);
-    expect((await store.findTokenByHash('th'))?.lastUsedAt).toBe(99);
+    expect((await store.findTokenByHash('th'))?.token.lastUsedAt).toBe(99);
     expect(await store.countUsers()).toBe(1);
     await expect(store.createUser({ id: 'u2', email: 'a@b.c', passwordHash: 'x', isAdmin: false, createdAt: 1 })).rejects.toThrow();
+    // The person's memberships come with the token, one each, and nobody else's.
+    const other = { id: randomUUID(), name: 'blog', commandsHash: '', createdAt: 1 };
+    await store.createProject(other);
+    await store.createUser({ id: 'u3', email: 'z@b.c', passwordHash: 'x', isAdmin: false, createdAt: 1 });
+    await store.access.setMember(project.id, 'u1', 'operator', 5);
+    await store.access.setMember(other.id, 'u1', 'viewer', 6);
+    await store.access.setMember(other.id, 'u3', 'admin', 7);
+    const held = await store.findTokenByHash('th');
+    expect(held?.token.id).toBe('t1');
+    expect(held?.user).toEqual(await store.getUser('u1'));
+    expect(held?.memberships.sort((a, b) => a.createdAt - b.createdAt)).toEqual([
+      { projectId: project.id, userId: 'u1', role: 'operator', createdAt: 5, updatedAt: 5 },
+      { projectId: other.id, userId: 'u1', role: 'viewer', createdAt: 6, updatedAt: 6 },
+    ]);
+    expect(held?.memberships).toEqual(expect.arrayContaining(await store.access.membershipsOf('u1')));
+  });
+
+  it('records notification events raised together, each under its own id, a repeated dedup key once', async () => {
+    const event = (i: number, dedupKey: string | null = null) => ({ type: 'execution.ended', projectId: project.id, executionId: null, scheduleId: null, dedupKey, details: { n: i }, at: 1000 + i });
+    const first = await store.notifications.recordEvent(event(0, 'slow:a'));
+    expect(first).not.toBeNull();
+    // Raised in the same turn: they share a transaction, plain ones in one INSERT.
+    const ids = await Promise.all([
+      store.notifications.recordEvent(event(1)),
+      store.notifications.recordEvent(event(2, 'slow:a')),
+      store.notifications.recordEvent(event(3)),
+      store.notifications.recordEvent(event(4, 'slow:b')),
+      store.notifications.recordEvent(event(5)),
+      store.notifications.recordEvent(event(6, 'slow:b')),
+      store.notifications.recordEvent(event(7)),
+    ]);
+    expect(ids[1]).toBeNull();
+    expect(ids[5]).toBeNull();
+    const kept = ids.filter((id): id is number => id !== null);
+    expect(new Set([first, ...kept]).size).toBe(6);
+    const stored = new Map((await store.notifications.getEvents(kept)).map((e) => [e.id, e.details.n]));
+    expect(ids.map((id) => (id === null ? null : stored.get(id)))).toEqual([1, null, 3, 4, 5, null, 7]);
+    // Details that are not JSON fail their own caller only.
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    const [bad, good] = await Promise.allSettled([store.notifications.recordEvent({ ...event(8), details: cyclic }), store.notifications.recordEvent(event(9))]);
+    expect(bad.status).toBe('rejected');
+    expect(good.status === 'fulfilled' && (await store.notifications.getEvents([good.value!]))[0].details).toEqual({ n: 9 });
   });
 
   it('records nonces per key with what was answered, and forgets old ones', async () => {

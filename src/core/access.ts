@@ -3,7 +3,7 @@
  * principal with its grants, and checks the permission table (domain/roles.ts) for a project.
  * Every route, dashboard action and CLI command goes through requireProject / requireOwner.
  */
-import type { Actor, ApiToken, CiToken, Execution, Project, User } from '../domain/model.js';
+import type { Actor, ApiToken, CiToken, Execution, Membership, Project, User } from '../domain/model.js';
 import { isOwner, may, roleIn, visibleProjects, PERMISSIONS, type Grants, type Permission, type ProjectRole } from '../domain/roles.js';
 import { UserError } from '../shared/errors.js';
 import type { Core } from './context.js';
@@ -27,7 +27,12 @@ export function hostPrincipal(actor: Actor): Principal {
 
 /** A person's grants, narrowed by the token they use (if any). */
 export async function personGrants(core: Core, user: User, token?: ApiToken): Promise<Grants> {
-  const roles = new Map((await core.store.access.membershipsOf(user.id)).map((m) => [m.projectId, m.role] as const));
+  return grantsOf(user, await core.store.access.membershipsOf(user.id), token);
+}
+
+/** personGrants from memberships already read (with the token, in one statement). */
+export function grantsOf(user: User, memberships: readonly Membership[], token?: ApiToken): Grants {
+  const roles = new Map(memberships.map((m) => [m.projectId, m.role] as const));
   return {
     owner: user.isAdmin,
     roles,

@@ -8,7 +8,7 @@ import { insertUnlessTaken } from './uniqueness.js';
 import { topics } from './notifier.js';
 import { hashPassword, hashSecret, newPassword, newUserToken, verifyPassword, USER_TOKEN_PREFIX } from './secrets.js';
 import { isOwner, type Grants } from '../domain/roles.js';
-import { personGrants, requireProject, userBlocked, type Principal } from './access.js';
+import { grantsOf, personGrants, requireProject, userBlocked, type Principal } from './access.js';
 import { authenticateCiToken } from './ciTokens.js';
 import { checkExpiry, checkTokenName } from '../domain/tokenRules.js';
 
@@ -146,17 +146,17 @@ export async function authenticateBearer(core: Core, secret: string, address: st
   if (!secret.startsWith(USER_TOKEN_PREFIX)) throw new UserError('DC_UNAUTHENTICATED', 'Unknown or revoked API token.');
   const hash = hashSecret(secret);
   const now = core.now();
-  const token = await core.store.findTokenByHash(hash);
-  if (!token) return authenticateCiToken(core, hash, address);
+  const holder = await core.store.findTokenByHash(hash);
+  if (!holder) return authenticateCiToken(core, hash, address);
+  const { token, user, memberships } = holder;
   if (token.revokedAt !== null) throw new UserError('DC_UNAUTHENTICATED', 'Unknown or revoked API token.');
   if (token.expiresAt !== null && token.expiresAt <= now) throw new UserError('DC_TOKEN_EXPIRED', `This API token expired on ${new Date(token.expiresAt).toISOString()}; create a new one with \`djangocommand tokens create\`.`);
-  const user = await core.store.getUser(token.userId);
   if (!user) throw new UserError('DC_UNAUTHENTICATED', 'Unknown or revoked API token.');
   const blocked = userBlocked(user);
   if (blocked) throw new UserError('DC_ACCOUNT_DISABLED', blocked);
   // Writing on every request would make reads into writes; a minute of precision is enough.
   if (token.lastUsedAt === null || now - token.lastUsedAt > 60_000) await core.store.touchToken(token.id, now);
-  return { user, actor: tokenActor(token, user, address), grants: await personGrants(core, user, token), credential: { kind: 'token', id: token.id } };
+  return { user, actor: tokenActor(token, user, address), grants: grantsOf(user, memberships, token), credential: { kind: 'token', id: token.id } };
 }
 
 /**

@@ -16,11 +16,15 @@ import { observe } from './observer.js';
 export interface TransitionOptions {
   /** Narrows the table's "from" statuses (e.g. only a queued execution may be claimed). */
   from?: readonly ExecutionStatus[];
-  /** Recorded when the change is made (and only then). */
-  audit?: { actor: Actor } & Omit<AuditInput, 'projectId' | 'executionId'>;
+  /** Only if the execution is in this project (a runner's key may touch no other). */
+  inProject?: string;
+  /** Recorded when the change is made (and only then); may be made from the changed execution. */
+  audit?: TransitionAudit | ((e: Execution) => TransitionAudit);
   /** Also wake up the project's listeners (dispatchers), e.g. when capacity frees up. */
   wakeProject?: boolean;
 }
+
+export type TransitionAudit = { actor: Actor } & Omit<AuditInput, 'projectId' | 'executionId'>;
 
 /** Moves the execution to `to`; undefined when it is no longer in a status that allows it. */
 export async function transition(
@@ -32,11 +36,11 @@ export async function transition(
 ): Promise<Execution | undefined> {
   const allowed = statusesThatCanBecome(to).filter((s) => !opts.from || opts.from.includes(s));
   if (allowed.length === 0) return undefined;
-  const updated = await core.store.updateExecution(id, allowed, { ...patch, status: to });
+  const updated = await core.store.updateExecution(id, allowed, { ...patch, status: to }, opts.inProject);
   if (!updated) return undefined;
   observe(core, (o) => o.executionChanged?.(updated));
   if (opts.audit) {
-    const { actor, ...input } = opts.audit;
+    const { actor, ...input } = typeof opts.audit === 'function' ? opts.audit(updated) : opts.audit;
     await audit(core, actor, { ...input, projectId: updated.projectId, executionId: id });
   }
   core.notifier.publish(topics.execution(id));

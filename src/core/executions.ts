@@ -114,10 +114,13 @@ export async function createExecutions(core: Core, requests: readonly ExecutionR
   const wanted = new Map<string, Set<string>>();
   for (const { project, input } of requests) wanted.set(project.id, (wanted.get(project.id) ?? new Set()).add(input.command));
   const commands = new Map<string, Command>();
-  for (const [projectId, names] of wanted) for (const c of await core.store.getCommands(projectId, [...names])) commands.set(`${projectId}/${c.name}`, c);
-  const getCommand = async (projectId: string, name: string) => commands.get(`${projectId}/${name}`);
   const settings = new Map<string, CommandSettings>();
-  for (const [projectId, names] of wanted) for (const [name, st] of await settingsFor(core, projectId, [...names])) settings.set(`${projectId}/${name}`, st);
+  for (const [projectId, names] of wanted) {
+    const found = await core.store.getCommands(projectId, [...names]);
+    for (const c of found) commands.set(`${projectId}/${c.name}`, c);
+    for (const [name, st] of await settingsFor(core, projectId, [...names], found)) settings.set(`${projectId}/${name}`, st);
+  }
+  const getCommand = async (projectId: string, name: string) => commands.get(`${projectId}/${name}`);
   const getSettings = async (projectId: string, name: string) => settings.get(`${projectId}/${name}`)!;
   // Runs of a command that requires approval wait for one; the request is written first.
   const approvals = new Map<string, { actor: Actor; request: ApprovalRequest }>();

@@ -16,14 +16,22 @@ export interface Ending {
   lastSeq?: number;
 }
 
-export async function finishExecution(core: Core, actor: Actor, e: Execution, end: Ending): Promise<ExecutionStatus> {
-  if (e.status === 'lost') return recordLateEnd(core, actor, e, end);
-  if (isTerminal(e.status)) {
-    // A retried or repeated report, or one that lost a race with a server-side decision.
-    return e.status;
-  }
+/** An execution not read yet: its id, and the project the reporting runner serves (checked in the write). */
+export interface UnreadExecution {
+  id: string;
+  projectId: string;
+}
+
+/**
+ * Records how the execution ended. Given unread, the end is written without reading it first
+ * (one statement, not two, for each end); it is read only when the write did not apply.
+ */
+export async function finishExecution(core: Core, actor: Actor, e: Execution | UnreadExecution, end: Ending): Promise<ExecutionStatus> {
+  const read = 'status' in e ? e : undefined;
+  if (read?.status === 'lost') return recordLateEnd(core, actor, read, end);
+  // A retried or repeated report, or one that lost a race with a server-side decision.
+  if (read && isTerminal(read.status)) return read.status;
   const expected = end.lastSeq !== undefined && end.lastSeq > 0 ? end.lastSeq : null;
-  const missing = outputMissing({ ...e, outputExpectedSeq: expected });
   const done = await transition(
     core,
     e.id,
@@ -31,32 +39,38 @@ export async function finishExecution(core: Core, actor: Actor, e: Execution, en
     {
       exitCode: end.exitCode,
       finishedAt: core.now(),
-      runnerId: e.runnerId ?? end.runnerId,
-      statusReason: end.reason ?? e.statusReason,
+      // Unread: a dispatched or running execution always has its runner, and keeps it.
+      ...(read ? { runnerId: read.runnerId ?? end.runnerId } : {}),
+      ...(end.reason !== null ? { statusReason: end.reason } : {}),
       outputExpectedSeq: expected,
     },
     {
       wakeProject: true,
-      audit: {
-        actor,
-        action: 'execution.complete',
-        outcome: end.status === 'succeeded' && missing === 0 ? 'ok' : 'error',
-        details: {
-          command: e.command,
-          status: end.status,
-          exit_code: end.exitCode,
-          reported: end.reported,
-          ...(end.reason ? { reason: end.reason } : {}),
-          ...(missing > 0 ? { output_missing_chunks: missing } : {}),
-        },
+      ...(read ? {} : { inProject: e.projectId }),
+      audit: (ended) => {
+        const missing = outputMissing(ended);
+        return {
+          actor,
+          action: 'execution.complete',
+          outcome: end.status === 'succeeded' && missing === 0 ? 'ok' : 'error',
+          details: {
+            command: ended.command,
+            status: end.status,
+            exit_code: end.exitCode,
+            reported: end.reported,
+            ...(end.reason ? { reason: end.reason } : {}),
+            ...(missing > 0 ? { output_missing_chunks: missing } : {}),
+          },
+        };
       },
     },
   );
   if (!done) {
     const current = await core.store.getExecution(e.id);
-    if (current?.status === 'lost') return recordLateEnd(core, actor, current, end);
-    if (current && isTerminal(current.status)) return current.status;
-    throw new UserError('DC_INVALID_TRANSITION', `Execution ${e.id} cannot end: it is ${current?.status ?? 'gone'}.`, { status: current?.status });
+    if (!current || current.projectId !== e.projectId) throw new UserError('DC_UNKNOWN_EXECUTION', `No execution ${e.id} in this project.`);
+    if (current.status === 'lost') return recordLateEnd(core, actor, current, end);
+    if (isTerminal(current.status)) return current.status;
+    throw new UserError('DC_INVALID_TRANSITION', `Execution ${e.id} cannot end: it is ${current.status}.`, { status: current.status });
   }
   return end.status;
 }

@@ -134,18 +134,23 @@ function sameRunner(runner: Runner, other: Runner | undefined): boolean {
 
 /** Returns false when the execution was cancelled (or lost), or started by another runner, before it could start: the runner must stop it. */
 export async function started(core: Core, caller: RunnerCaller, runner: Runner, msg: Started): Promise<boolean> {
+  // Changed without reading it first (one statement, not two, for each start); read only when not.
+  const done = await transition(
+    core,
+    msg.execution_id,
+    'running',
+    { runnerId: runner.id, startedAt: Math.min(core.now(), Math.round(msg.at)) || core.now() },
+    {
+      inProject: caller.project.id,
+      audit: (e) => ({ actor: caller.actor, action: 'execution.start', details: { command: e.command, args: e.args, runner_id: runner.id, pid: msg.pid, warm: msg.warm } }),
+    },
+  );
+  if (done) return true;
   const e = await ownExecution(core, caller, msg.execution_id);
   // Said again (a resend after a reconnect): fine if it is this runner's, even under a new address.
   // Another runner started it (a v1 runner of the same project): this one must stop it.
   if (e.status === 'running') return e.runnerId === runner.id || (e.runnerId !== null && sameRunner(runner, await core.store.getRunner(e.runnerId)));
-  const done = await transition(
-    core,
-    e.id,
-    'running',
-    { runnerId: runner.id, startedAt: Math.min(core.now(), Math.round(msg.at)) || core.now() },
-    { audit: { actor: caller.actor, action: 'execution.start', details: { command: e.command, args: e.args, runner_id: runner.id, pid: msg.pid, warm: msg.warm } } },
-  );
-  return done !== undefined;
+  return false;
 }
 
 /** Stores one chunk; `data` may be the UTF-8 bytes of a binary frame, stored as they are. */
@@ -164,14 +169,15 @@ export async function output(core: Core, caller: RunnerCaller, msg: OutputHeader
 }
 
 export async function finished(core: Core, caller: RunnerCaller, runner: Runner, msg: Finished): Promise<ExecutionStatus> {
-  const e = await ownExecution(core, caller, msg.execution_id);
+  // Only a cancelled end needs the execution read first: why it was cancelled names the status.
+  const e = msg.status === 'cancelled' ? await ownExecution(core, caller, msg.execution_id) : { id: msg.execution_id, projectId: caller.project.id };
   let status: ExecutionStatus;
   switch (msg.status) {
     case 'success':
       status = msg.exit_code === 0 ? 'succeeded' : 'failed';
       break;
     case 'cancelled':
-      status = e.cancelReason === 'timeout' ? 'timed_out' : 'cancelled';
+      status = 'cancelReason' in e && e.cancelReason === 'timeout' ? 'timed_out' : 'cancelled';
       break;
     default:
       status = msg.status;

@@ -11,6 +11,7 @@
 import type { Generated, Kysely, Selectable, Transaction } from 'kysely';
 import type { Capabilities } from './dialects.js';
 import type { CompiledQueries } from './compiledQueries.js';
+import { GroupCommit } from './groupCommit.js';
 import type { Database } from './schema.js';
 import type { AuditChainStore, StoredCheckpoint, StoredVerification } from './auditChainStore.js';
 import { chainNext, GENESIS, type ChainAnchor, type ChainContent, type ChainedRow } from '../domain/auditChain.js';
@@ -95,10 +96,11 @@ export class AuditSql implements AuditChainStore {
     };
   }
 
-  /** Appends waiting for the next transaction: each caller's events, kept together and in order. */
-  private pending: Array<{ events: readonly NewAuditEvent[]; contents: ChainContent[]; resolve: (e: AuditEvent[]) => void; reject: (err: unknown) => void }> = [];
-  /** True while this store's append transaction runs: appends wait and go in the next one. */
-  private appending = false;
+  /** Appends of several callers, one transaction at a time (groupCommit.ts). */
+  private readonly queued = new GroupCommit<{ event: NewAuditEvent; content: ChainContent }, AuditEvent>(
+    (items) => this.appendStored(items.map((i) => i.event), items.map((i) => i.content)),
+    MAX_EVENTS_A_TRANSACTION,
+  );
 
   /** Appends one event, in a transaction shared with the other appends waiting (see appendQueued). */
   async append(event: NewAuditEvent): Promise<AuditEvent> {
@@ -116,37 +118,13 @@ export class AuditSql implements AuditChainStore {
    * are not JSON) fail their caller alone, before they are queued.
    */
   appendQueued(events: readonly NewAuditEvent[]): Promise<AuditEvent[]> {
-    if (events.length === 0) return Promise.resolve([]);
-    let contents: ChainContent[];
+    let items: Array<{ event: NewAuditEvent; content: ChainContent }>;
     try {
-      contents = events.map((e) => this.stored(e));
+      items = events.map((event) => ({ event, content: this.stored(event) }));
     } catch (err) {
       return Promise.reject(err);
     }
-    return new Promise((resolve, reject) => {
-      this.pending.push({ events, contents, resolve, reject });
-      if (!this.appending && this.pending.length === 1) setImmediate(() => void this.appendPending());
-    });
-  }
-
-  private async appendPending(): Promise<void> {
-    if (this.appending || this.pending.length === 0) return;
-    this.appending = true;
-    // Whole callers' groups, up to MAX_EVENTS_A_TRANSACTION events (more when one group is larger).
-    let take = 0;
-    let events = 0;
-    while (take < this.pending.length && (take === 0 || events + this.pending[take].events.length <= MAX_EVENTS_A_TRANSACTION)) events += this.pending[take++].events.length;
-    const batch = this.pending.splice(0, take);
-    try {
-      const stored = await this.appendStored(batch.flatMap((b) => b.events), batch.flatMap((b) => b.contents));
-      let at = 0;
-      for (const b of batch) b.resolve(stored.slice(at, (at += b.events.length)));
-    } catch (err) {
-      for (const b of batch) b.reject(err);
-    } finally {
-      this.appending = false;
-      if (this.pending.length > 0) setImmediate(() => void this.appendPending());
-    }
+    return this.queued.submit(items);
   }
 
   /**

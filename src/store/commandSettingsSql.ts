@@ -1,7 +1,7 @@
 /** CommandSettingsStore over Kysely, for SQLite and PostgreSQL. */
 import type { Kysely, Selectable } from 'kysely';
 import type { Database } from './schema.js';
-import type { CommandSettingsStore } from './commandSettingsStore.js';
+import type { CatalogueSettings, CommandSettingsStore } from './commandSettingsStore.js';
 import { defaultSettings, type ApproverRole, type CommandSettings } from '../domain/commandSettings.js';
 
 declare module './schema.js' {
@@ -29,22 +29,26 @@ export class CommandSettingsSql implements CommandSettingsStore {
   /** Nothing here differs between SQLite and PostgreSQL. */
   constructor(private readonly db: Kysely<Database>) {}
 
-  async getMany(projectId: string, commands: readonly string[]): Promise<CommandSettings[]> {
+  async getMany(projectId: string, commands: readonly string[], catalogue?: readonly CatalogueSettings[]): Promise<CommandSettings[]> {
     const found = new Map<string, CommandSettings>();
     for (let i = 0; i < commands.length; i += 500) {
       const names = commands.slice(i, i + 500);
       if (names.length === 0) continue;
       const rows = await this.db.selectFrom('command_settings').selectAll().where('project_id', '=', projectId).where('command', 'in', names).execute();
       for (const r of rows) found.set(r.command, toSettings(r));
-      const catalogue = await this.db
-        .selectFrom('commands')
-        .select(['name', 'max_concurrency', 'read_only_default'])
-        .where('project_id', '=', projectId)
-        .where('name', 'in', names)
-        .execute();
-      for (const c of catalogue) {
+      const known =
+        catalogue?.filter((c) => names.includes(c.name)) ??
+        (
+          await this.db
+            .selectFrom('commands')
+            .select(['name', 'max_concurrency', 'read_only_default'])
+            .where('project_id', '=', projectId)
+            .where('name', 'in', names)
+            .execute()
+        ).map((c) => ({ name: c.name, maxConcurrency: numOrNull(c.max_concurrency), readOnlyDefault: Number(c.read_only_default) === 1 }));
+      for (const c of known) {
         const s = found.get(c.name) ?? defaultSettings(projectId, c.name);
-        found.set(c.name, { ...s, maxConcurrency: numOrNull(c.max_concurrency), readOnlyDefault: Number(c.read_only_default) === 1 });
+        found.set(c.name, { ...s, maxConcurrency: c.maxConcurrency, readOnlyDefault: c.readOnlyDefault });
       }
     }
     return [...found.values()];

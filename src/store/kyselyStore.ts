@@ -18,7 +18,7 @@ import { RetentionSql } from './retentionSql.js';
 import { OperationsSql } from './operationsSql.js';
 import { AuditSql } from './auditSql.js';
 import type { RowCache } from './rowCache.js';
-import type { AuditFilter, CreateExecutionResult, ExecutionFilter, ExecutionPatch, NonceRecord, Page, RunnerSighting, Store } from './store.js';
+import type { AuditFilter, CreateExecutionResult, ExecutionFilter, ExecutionPatch, NonceRecord, Page, RunnerSighting, Store, TokenHolder } from './store.js';
 import type {
   ApiToken,
   AuditEvent,
@@ -32,11 +32,17 @@ import type {
   RunnerKey,
   Session,
   User,
+  Membership,
 } from '../domain/model.js';
+import type { ProjectRole } from '../domain/roles.js';
 import { ACTIVE_STATUSES, type ExecutionStatus } from '../domain/execution.js';
 import { UserError } from '../shared/errors.js';
 import { CompiledQueries } from './compiledQueries.js';
+import { GroupCommit } from './groupCommit.js';
 import type { QueryTimer } from './queryTiming.js';
+
+/** Executions of several callers created in one transaction, at most (one caller's are never split). */
+const CREATIONS_A_TRANSACTION = 500;
 
 export class KyselyStore implements Store {
   readonly dialect: 'sqlite' | 'postgres';
@@ -146,9 +152,38 @@ export class KyselyStore implements Store {
       .execute();
   }
 
-  async findTokenByHash(hash: string): Promise<ApiToken | undefined> {
-    const [r] = (await this.compiled.run('findTokenByHash', [hash], (hash) => this.db.selectFrom('api_tokens').selectAll().where('token_hash', '=', hash))).rows;
-    return r && toToken(r);
+  async findTokenByHash(hash: string): Promise<TokenHolder | undefined> {
+    const build = (hash: never) =>
+      this.db
+        .selectFrom('api_tokens as t')
+        .leftJoin('users as u', 'u.id', 't.user_id')
+        .leftJoin('project_members as m', 'm.user_id', 't.user_id')
+        .selectAll('t')
+        .select(['u.id as u_id', 'u.email as u_email', 'u.password_hash as u_password_hash', 'u.is_admin as u_is_admin', 'u.created_at as u_created_at'])
+        .select(['u.disabled_at as u_disabled_at', 'u.removed_at as u_removed_at', 'u.must_change_password as u_must_change_password'])
+        .select(['m.project_id as m_project_id', 'm.role as m_role', 'm.created_at as m_created_at', 'm.updated_at as m_updated_at'])
+        .where('t.token_hash', '=', hash);
+    // One row per membership of the token's person (one with no membership when they have none).
+    const rows = (await this.compiled.run('findTokenByHash', [hash], build)).rows;
+    if (rows.length === 0) return undefined;
+    const r = rows[0];
+    const user =
+      r.u_id === null
+        ? undefined
+        : toUser({
+            id: r.u_id,
+            email: r.u_email!,
+            password_hash: r.u_password_hash!,
+            is_admin: r.u_is_admin!,
+            created_at: r.u_created_at!,
+            disabled_at: r.u_disabled_at,
+            removed_at: r.u_removed_at,
+            must_change_password: r.u_must_change_password!,
+          });
+    const memberships = rows.flatMap((m): Membership[] =>
+      m.m_project_id === null ? [] : [{ projectId: m.m_project_id, userId: r.user_id, role: m.m_role as ProjectRole, createdAt: Number(m.m_created_at), updatedAt: Number(m.m_updated_at) }],
+    );
+    return { token: toToken(r), user, memberships };
   }
 
   async touchToken(id: string, at: number): Promise<void> {
@@ -503,8 +538,17 @@ export class KyselyStore implements Store {
     return (await this.createExecutions([{ execution: e, limit }]))[0];
   }
 
+  /**
+   * Creations of several callers, one transaction at a time (groupCommit.ts): each takes its
+   * projects' row locks until its commit, so creators of one project wait for each other anyway.
+   */
+  private readonly creating = new GroupCommit<{ execution: Execution; limit: number }, CreateExecutionResult>((items) => this.createNow(items), CREATIONS_A_TRANSACTION);
+
   async createExecutions(items: ReadonlyArray<{ execution: Execution; limit: number }>): Promise<CreateExecutionResult[]> {
-    if (items.length === 0) return [];
+    return this.creating.submit(items);
+  }
+
+  private async createNow(items: ReadonlyArray<{ execution: Execution; limit: number }>): Promise<CreateExecutionResult[]> {
     return this.db.transaction().execute(async (trx) => {
       const projectIds = [...new Set(items.map((i) => i.execution.projectId))].sort();
       const commands = [...new Set(items.map((i) => i.execution.command))];
@@ -654,7 +698,7 @@ export class KyselyStore implements Store {
     return rows.map(toExecution);
   }
 
-  async updateExecution(id: string, from: readonly ExecutionStatus[], patch: ExecutionPatch): Promise<Execution | undefined> {
+  async updateExecution(id: string, from: readonly ExecutionStatus[], patch: ExecutionPatch, projectId?: string): Promise<Execution | undefined> {
     const set: Partial<ExecutionsTable> = {};
     if (patch.status !== undefined) set.status = patch.status;
     if (patch.statusReason !== undefined) set.status_reason = patch.statusReason;
@@ -668,17 +712,21 @@ export class KyselyStore implements Store {
     if (patch.cancelReason !== undefined) set.cancel_reason = patch.cancelReason;
     if (patch.outputExpectedSeq !== undefined) set.output_expected_seq = patch.outputExpectedSeq;
     if (patch.startDeadline !== undefined) set.start_deadline = patch.startDeadline;
-    // Compiled once per patch shape: the columns set and the number of statuses it may come from.
+    // Compiled once per patch shape: the columns set, the number of statuses it may come from,
+    // and whether the project is checked.
     const columns = Object.keys(set) as Array<keyof typeof set>;
-    const values = [...columns.map((c) => set[c]), id, ...from];
-    const build = (...slots: never[]) =>
-      this.db
+    const inProject = projectId !== undefined;
+    const values = [...columns.map((c) => set[c]), id, ...(inProject ? [projectId] : []), ...from];
+    const build = (...slots: never[]) => {
+      const fromSlot = columns.length + (inProject ? 2 : 1);
+      const q = this.db
         .updateTable('executions')
         .set(Object.fromEntries(columns.map((c, i) => [c, slots[i]])))
         .where('id', '=', slots[columns.length])
-        .where('status', 'in', slots.slice(columns.length + 1))
-        .returningAll();
-    const [row] = (await this.compiled.run(`updateExecution:${columns.join(',')}:${from.length}`, values, build)).rows;
+        .where('status', 'in', slots.slice(fromSlot));
+      return (inProject ? q.where('project_id', '=', slots[columns.length + 1]) : q).returningAll();
+    };
+    const [row] = (await this.compiled.run(`updateExecution:${columns.join(',')}:${from.length}:${inProject}`, values, build)).rows;
     return row && toExecution(row);
   }
 

@@ -1,7 +1,8 @@
 /** NotificationStore over Kysely, for SQLite and PostgreSQL (differences: Capabilities flags only). */
-import type { ExpressionBuilder, Generated, Kysely, Selectable } from 'kysely';
+import type { ExpressionBuilder, Generated, Insertable, Kysely, Selectable } from 'kysely';
 import type { Capabilities } from './dialects.js';
 import type { Database } from './schema.js';
+import { GroupCommit } from './groupCommit.js';
 import type { Runner } from '../domain/model.js';
 import type {
   AttemptOutcome,
@@ -92,6 +93,9 @@ export interface NotificationRunnerStatesTable {
 
 type Db = Kysely<Database>;
 
+/** Events of several callers recorded in one transaction, at most. */
+const EVENTS_A_TRANSACTION = 500;
+
 export class NotificationSql implements NotificationStore {
   constructor(
     private readonly db: Db,
@@ -100,8 +104,29 @@ export class NotificationSql implements NotificationStore {
 
   // ---- the outbox --------------------------------------------------------------------------
 
+  /** Events of several callers, one transaction at a time (groupCommit.ts): an event for every end of an execution. */
+  private readonly recording = new GroupCommit<EventRow, number | null>((rows) => this.recordNow(rows), EVENTS_A_TRANSACTION);
+
   async recordEvent(e: NewNotificationEvent): Promise<number | null> {
-    return insertEvent(this.db, e);
+    // Made before it is queued: details that are not JSON fail their caller alone.
+    return (await this.recording.submit([eventRow(e)]))[0];
+  }
+
+  /**
+   * Events without a dedup key in one INSERT (none can conflict: each gets its id, in the
+   * order given, so sorted ids match them); those with one, each in its own (it may be skipped).
+   */
+  private async recordNow(rows: readonly EventRow[]): Promise<Array<number | null>> {
+    return this.db.transaction().execute(async (trx) => {
+      const ids: Array<number | null> = [];
+      const plain = rows.flatMap((r, i) => (r.dedup_key === null ? [i] : []));
+      if (plain.length > 0) {
+        const made = (await trx.insertInto('notification_events').values(plain.map((i) => rows[i])).returning('id').execute()).map((r) => Number(r.id)).sort((a, b) => a - b);
+        plain.forEach((i, n) => (ids[i] = made[n]));
+      }
+      for (const [i, r] of rows.entries()) if (ids[i] === undefined) ids[i] = await insertEvent(trx, r);
+      return ids;
+    });
   }
 
   async listUnroutedEvents(limit: number): Promise<NotificationEvent[]> {
@@ -397,7 +422,7 @@ export class NotificationSql implements NotificationStore {
         .where('online', '=', online ? 0 : 1)
         .executeTakeFirst();
       if (Number(changed.numUpdatedRows) === 0) return false;
-      await insertEvent(trx, event);
+      await insertEvent(trx, eventRow(event));
       return true;
     });
   }
@@ -420,8 +445,10 @@ async function inStorm(trx: Db, channelId: string, storm: StormLimit, now: numbe
   return Number(row.n) >= storm.limit || Number(row.storming ?? 0) > 0;
 }
 
-async function insertEvent(db: Db, e: NewNotificationEvent): Promise<number | null> {
-  const values = {
+type EventRow = Insertable<NotificationEventsTable>;
+
+function eventRow(e: NewNotificationEvent): EventRow {
+  return {
     type: e.type,
     project_id: e.projectId,
     execution_id: e.executionId,
@@ -432,6 +459,9 @@ async function insertEvent(db: Db, e: NewNotificationEvent): Promise<number | nu
     at: e.at,
     routed_at: null,
   };
+}
+
+async function insertEvent(db: Db, values: EventRow): Promise<number | null> {
   const row = await db
     .insertInto('notification_events')
     .values(values)

@@ -30,7 +30,10 @@ export class PgNotifier implements Notifier {
 
   constructor(private readonly url: string) {
     const pg: typeof pgTypes = require('pg');
-    this.sender = new pg.Pool({ connectionString: url, max: 2 });
+    // A NOTIFY is a transaction of its own, and each waited for its WAL flush (a disk write) on
+    // commit. A wake-up needs no durability: if PostgreSQL crashed before the flush, the
+    // replicas' connections break and they look at the database afresh when they reconnect.
+    this.sender = new pg.Pool({ connectionString: url, max: 2, options: '-c synchronous_commit=off' });
     this.sender.on('error', () => undefined);
   }
 

@@ -17,6 +17,7 @@ import type {
   User,
   CancelReason,
   Session,
+  Membership,
 } from '../domain/model.js';
 import type { ExecutionStatus } from '../domain/execution.js';
 import type { ScheduleStore } from './scheduleStore.js';
@@ -29,6 +30,13 @@ import type { AccessStore } from './accessStore.js';
 import type { CommandSettingsStore } from './commandSettingsStore.js';
 import type { ApprovalStore } from './approvalStore.js';
 import type { OidcStore } from './oidcStore.js';
+
+/** A personal token with the person it acts for (undefined when that row is gone) and their projects. */
+export interface TokenHolder {
+  token: ApiToken;
+  user: User | undefined;
+  memberships: Membership[];
+}
 
 export interface Page<T> {
   items: T[];
@@ -127,7 +135,8 @@ export interface Store {
   listUsers(): Promise<User[]>;
   countUsers(): Promise<number>;
   createToken(token: ApiToken): Promise<void>;
-  findTokenByHash(hash: string): Promise<ApiToken | undefined>;
+  /** The personal token with this hash, its person and their memberships, read in one statement (every API request does). */
+  findTokenByHash(hash: string): Promise<TokenHolder | undefined>;
   touchToken(id: string, at: number): Promise<void>;
   listTokens(userId: string): Promise<ApiToken[]>;
   revokeToken(id: string, userId: string, at: number): Promise<boolean>;
@@ -231,9 +240,10 @@ export interface Store {
   listDispatchedTo(runnerId: string): Promise<Execution[]>;
   /**
    * Applies `patch` only if the execution is in one of `from`; returns the updated execution
-   * or undefined when it was not in one of those states (someone else moved it first).
+   * or undefined when it was not in one of those states (someone else moved it first), or not
+   * in `projectId` when that is given.
    */
-  updateExecution(id: string, from: readonly ExecutionStatus[], patch: ExecutionPatch): Promise<Execution | undefined>;
+  updateExecution(id: string, from: readonly ExecutionStatus[], patch: ExecutionPatch, projectId?: string): Promise<Execution | undefined>;
   /** Keeps how a lost execution really ended; false when it is not lost or already has one. */
   recordLateEnd(id: string, end: { status: ExecutionStatus; exitCode: number | null; at: number }): Promise<boolean>;
   /** Running/dispatched executions held by runners last seen before `cutoff`. */

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Migrator, sql, type Kysely, type Migration } from 'kysely';
 import { CompiledQueries } from '../src/store/compiledQueries.js';
+import { defaultSettings } from '../src/domain/commandSettings.js';
 import { DB_KINDS, freshDatabase, freshStore } from './support/databases.js';
 import { openDatabase, openStore } from '../src/store/openStore.js';
 import { migrations } from '../src/store/migrations.js';
@@ -181,6 +182,22 @@ describe.each(DB_KINDS)('store on %s', (kind) => {
     await store.replaceCommands(project.id, [cmd('migrate'), ...big.slice(0, 70)], 'sha256:4');
     expect(await store.listCommands(project.id)).toHaveLength(71);
     expect((await store.getCommand(project.id, 'migrate'))?.maxConcurrency).toBe(3);
+  });
+
+  it('reads commands with their settings in one go, as each is read alone', async () => {
+    const cmd = (name: string) => ({ projectId: project.id, name, appLabel: 'demo', helpText: `help ${name}`, schema: null, refused: null, maxConcurrency: null, syncedAt: 1 });
+    await store.replaceCommands(project.id, [cmd('migrate'), cmd('check'), cmd('spew')], 'sha256:1');
+    await store.commandSettings.put({ ...defaultSettings(project.id, 'migrate'), metadataOnly: true, defaultTimeoutSeconds: 60, maxConcurrency: 2, readOnlyDefault: true, requiresApproval: true, approvalPattern: '--fake', approverRole: 'admin', approvalExpirySeconds: 120, updatedAt: 5, updatedBy: 'ann' });
+    await store.setCommandConcurrency(project.id, 'check', 4);
+    const both = await store.commandSettings.getCommandsWithSettings(project.id, ['migrate', 'check', 'spew', 'absent']);
+    expect(both.map((b) => b.command.name).sort()).toEqual(['check', 'migrate', 'spew']);
+    const settings = new Map((await store.commandSettings.getMany(project.id, ['migrate', 'check', 'spew'])).map((st) => [st.command, st]));
+    for (const { command, settings: st } of both) {
+      expect(command).toEqual(await store.getCommand(project.id, command.name));
+      expect(st).toEqual(settings.get(command.name) ?? { ...defaultSettings(project.id, command.name), maxConcurrency: command.maxConcurrency, readOnlyDefault: command.readOnlyDefault });
+    }
+    expect(both.find((b) => b.command.name === 'migrate')?.settings).toMatchObject({ metadataOnly: true, maxConcurrency: 2, readOnlyDefault: true, approverRole: 'admin', updatedBy: 'ann' });
+    expect(both.find((b) => b.command.name === 'check')?.settings).toMatchObject({ maxConcurrency: 4, metadataOnly: false, updatedAt: null });
   });
 
   it('enforces the concurrency limit, also for simultaneous creates', async () => {

@@ -4,7 +4,6 @@
  */
 import { checkApprovalPattern, checkApproverRole, defaultSettings, MAX_APPROVAL_EXPIRY_SECONDS, MAX_CONCURRENCY, MAX_DEFAULT_TIMEOUT_SECONDS, type ApproverRole, type CommandSettings } from '../domain/commandSettings.js';
 import type { Project } from '../domain/model.js';
-import type { CatalogueSettings } from '../store/commandSettingsStore.js';
 import { UserError } from '../shared/errors.js';
 import type { Core } from './context.js';
 import { audit } from './audit.js';
@@ -21,12 +20,9 @@ export interface CommandSettingsPatch {
   approvalExpirySeconds?: number;
 }
 
-/**
- * The settings of these commands of a project, by name (defaults for those nobody changed).
- * `catalogue`: their catalogue rows, when already read.
- */
-export async function settingsFor(core: Core, projectId: string, commands: readonly string[], catalogue?: readonly CatalogueSettings[]): Promise<Map<string, CommandSettings>> {
-  const found = new Map((await core.store.commandSettings.getMany(projectId, [...new Set(commands)], catalogue)).map((s) => [s.command, s] as const));
+/** The settings of these commands of a project, by name (defaults for those nobody changed). */
+export async function settingsFor(core: Core, projectId: string, commands: readonly string[]): Promise<Map<string, CommandSettings>> {
+  const found = new Map((await core.store.commandSettings.getMany(projectId, [...new Set(commands)])).map((s) => [s.command, s] as const));
   for (const name of commands) if (!found.has(name)) found.set(name, defaultSettings(projectId, name));
   return found;
 }

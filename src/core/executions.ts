@@ -116,9 +116,10 @@ export async function createExecutions(core: Core, requests: readonly ExecutionR
   const commands = new Map<string, Command>();
   const settings = new Map<string, CommandSettings>();
   for (const [projectId, names] of wanted) {
-    const found = await core.store.getCommands(projectId, [...names]);
-    for (const c of found) commands.set(`${projectId}/${c.name}`, c);
-    for (const [name, st] of await settingsFor(core, projectId, [...names], found)) settings.set(`${projectId}/${name}`, st);
+    for (const { command, settings: st } of await core.store.commandSettings.getCommandsWithSettings(projectId, [...names])) {
+      commands.set(`${projectId}/${command.name}`, command);
+      settings.set(`${projectId}/${command.name}`, st);
+    }
   }
   const getCommand = async (projectId: string, name: string) => commands.get(`${projectId}/${name}`);
   const getSettings = async (projectId: string, name: string) => settings.get(`${projectId}/${name}`)!;

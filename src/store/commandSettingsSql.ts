@@ -1,8 +1,9 @@
 /** CommandSettingsStore over Kysely, for SQLite and PostgreSQL. */
 import type { Kysely, Selectable } from 'kysely';
 import type { Database } from './schema.js';
-import type { CatalogueSettings, CommandSettingsStore } from './commandSettingsStore.js';
+import type { CommandSettingsStore } from './commandSettingsStore.js';
 import { defaultSettings, type ApproverRole, type CommandSettings } from '../domain/commandSettings.js';
+import type { Command } from '../domain/model.js';
 
 declare module './schema.js' {
   interface Database {
@@ -27,28 +28,62 @@ const numOrNull = (v: unknown): number | null => (v === null || v === undefined 
 
 export class CommandSettingsSql implements CommandSettingsStore {
   /** Nothing here differs between SQLite and PostgreSQL. */
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly toCommand: (r: Selectable<Database['commands']>) => Command,
+  ) {}
 
-  async getMany(projectId: string, commands: readonly string[], catalogue?: readonly CatalogueSettings[]): Promise<CommandSettings[]> {
+  async getCommandsWithSettings(projectId: string, names: readonly string[]): Promise<Array<{ command: Command; settings: CommandSettings }>> {
+    const found: Array<{ command: Command; settings: CommandSettings }> = [];
+    for (let i = 0; i < names.length; i += 500) {
+      const rows = await this.db
+        .selectFrom('commands as c')
+        .leftJoin('command_settings as s', (j) => j.onRef('s.project_id', '=', 'c.project_id').onRef('s.command', '=', 'c.name'))
+        .selectAll('c')
+        .select(['s.command as s_command', 's.metadata_only as s_metadata_only', 's.default_timeout_seconds as s_default_timeout_seconds', 's.requires_approval as s_requires_approval'])
+        .select(['s.approval_pattern as s_approval_pattern', 's.approver_role as s_approver_role', 's.approval_expiry_seconds as s_approval_expiry_seconds', 's.updated_at as s_updated_at', 's.updated_by as s_updated_by'])
+        .where('c.project_id', '=', projectId)
+        .where('c.name', 'in', names.slice(i, i + 500))
+        .execute();
+      for (const r of rows) {
+        const command = this.toCommand(r);
+        const set =
+          r.s_command === null
+            ? defaultSettings(projectId, r.name)
+            : toSettings({
+                project_id: projectId,
+                command: r.name,
+                metadata_only: r.s_metadata_only!,
+                default_timeout_seconds: r.s_default_timeout_seconds,
+                requires_approval: r.s_requires_approval!,
+                approval_pattern: r.s_approval_pattern,
+                approver_role: r.s_approver_role!,
+                approval_expiry_seconds: r.s_approval_expiry_seconds!,
+                updated_at: r.s_updated_at!,
+                updated_by: r.s_updated_by!,
+              });
+        found.push({ command, settings: { ...set, maxConcurrency: command.maxConcurrency, readOnlyDefault: command.readOnlyDefault } });
+      }
+    }
+    return found;
+  }
+
+  async getMany(projectId: string, commands: readonly string[]): Promise<CommandSettings[]> {
     const found = new Map<string, CommandSettings>();
     for (let i = 0; i < commands.length; i += 500) {
       const names = commands.slice(i, i + 500);
       if (names.length === 0) continue;
       const rows = await this.db.selectFrom('command_settings').selectAll().where('project_id', '=', projectId).where('command', 'in', names).execute();
       for (const r of rows) found.set(r.command, toSettings(r));
-      const known =
-        catalogue?.filter((c) => names.includes(c.name)) ??
-        (
-          await this.db
-            .selectFrom('commands')
-            .select(['name', 'max_concurrency', 'read_only_default'])
-            .where('project_id', '=', projectId)
-            .where('name', 'in', names)
-            .execute()
-        ).map((c) => ({ name: c.name, maxConcurrency: numOrNull(c.max_concurrency), readOnlyDefault: Number(c.read_only_default) === 1 }));
-      for (const c of known) {
+      const catalogue = await this.db
+        .selectFrom('commands')
+        .select(['name', 'max_concurrency', 'read_only_default'])
+        .where('project_id', '=', projectId)
+        .where('name', 'in', names)
+        .execute();
+      for (const c of catalogue) {
         const s = found.get(c.name) ?? defaultSettings(projectId, c.name);
-        found.set(c.name, { ...s, maxConcurrency: c.maxConcurrency, readOnlyDefault: c.readOnlyDefault });
+        found.set(c.name, { ...s, maxConcurrency: numOrNull(c.max_concurrency), readOnlyDefault: Number(c.read_only_default) === 1 });
       }
     }
     return [...found.values()];

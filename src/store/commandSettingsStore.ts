@@ -6,15 +6,11 @@
 import type { CommandSettings } from '../domain/commandSettings.js';
 import type { Command } from '../domain/model.js';
 
-/** The settings kept on a command's catalogue row. */
-export type CatalogueSettings = Pick<Command, 'name' | 'maxConcurrency' | 'readOnlyDefault'>;
-
 export interface CommandSettingsStore {
-  /**
-   * The settings of these commands of the project that anyone set (others have the defaults).
-   * `catalogue`: their catalogue rows, when the caller read them already (saves reading them again).
-   */
-  getMany(projectId: string, commands: readonly string[], catalogue?: readonly CatalogueSettings[]): Promise<CommandSettings[]>;
+  /** The settings of these commands of the project that anyone set (others have the defaults). */
+  getMany(projectId: string, commands: readonly string[]): Promise<CommandSettings[]>;
+  /** Those of `names` the project's catalogue has, each with its settings, in one read (a burst of runs needs both). */
+  getCommandsWithSettings(projectId: string, names: readonly string[]): Promise<Array<{ command: Command; settings: CommandSettings }>>;
   /**
    * Writes every setting in one transaction: the settings row, and read_only_default and
    * max_concurrency on the catalogue row. False (and nothing written) when the project's

@@ -76,7 +76,7 @@ export class KyselyStore implements Store {
     this.notifications = new NotificationSql(db, caps);
     this.shells = new ShellSql(db);
     this.access = new AccessSql(db, toToken);
-    this.commandSettings = new CommandSettingsSql(db);
+    this.commandSettings = new CommandSettingsSql(db, toCommand);
     this.approvals = new ApprovalSql(db);
     this.oidc = new OidcSql(db);
     this.operations = new OperationsSql(db);
@@ -501,15 +501,6 @@ export class KyselyStore implements Store {
   async getCommand(projectId: string, name: string): Promise<Command | undefined> {
     const r = await this.db.selectFrom('commands').selectAll().where('project_id', '=', projectId).where('name', '=', name).executeTakeFirst();
     return r && toCommand(r);
-  }
-
-  async getCommands(projectId: string, names: readonly string[]): Promise<Command[]> {
-    const found: Command[] = [];
-    for (let i = 0; i < names.length; i += 500) {
-      const rows = await this.db.selectFrom('commands').selectAll().where('project_id', '=', projectId).where('name', 'in', names.slice(i, i + 500)).execute();
-      found.push(...rows.map(toCommand));
-    }
-    return found;
   }
 
   async setCommandReadOnly(projectId: string, name: string, readOnly: boolean): Promise<boolean> {

@@ -199,8 +199,6 @@ export interface Store {
   replaceCommands(projectId: string, commands: Command[], hash: string): Promise<void>;
   listCommands(projectId: string): Promise<Command[]>;
   getCommand(projectId: string, name: string): Promise<Command | undefined>;
-  /** Those of `names` the project has (a burst of runs reads them in one query). */
-  getCommands(projectId: string, names: readonly string[]): Promise<Command[]>;
   /** The server's "read-only by default" of a command; false when the project has no such command. */
   setCommandReadOnly(projectId: string, name: string, readOnly: boolean): Promise<boolean>;
   setCommandConcurrency(projectId: string, name: string, max: number | null): Promise<boolean>;

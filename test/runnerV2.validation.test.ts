@@ -135,6 +135,17 @@ describe.each(DB_KINDS)('runner protocol v2 input on %s', (kind) => {
     expect((await t.api('GET', `/api/v1/executions/${id}/output/chunks`)).statusCode).toBe(200);
   });
 
+  it('cannot end an execution that waits for approval: it was never handed to a runner', async () => {
+    expect((await t.api('PUT', '/api/v1/projects/shop/commands/migrate/settings', { requires_approval: true })).statusCode).toBe(200);
+    const waiting = (await t.api('POST', '/api/v1/projects/shop/executions', { command: 'migrate', argv: ['app'] })).json();
+    expect(waiting.status).toBe('awaiting_approval');
+    for (const status of ['rejected', 'failed', 'cancelled']) {
+      runner.send({ type: 'finished', execution_id: waiting.id, exit_code: null, status, last_seq: 0, at: t.clock.now });
+      expect(await runner.settle()).toEqual([expect.objectContaining({ type: 'error', code: 'DC_INVALID_TRANSITION' })]);
+    }
+    expect((await t.api('GET', `/api/v1/executions/${waiting.id}`)).json()).toMatchObject({ status: 'awaiting_approval', runner_id: null, finished_at: null });
+  });
+
   it('touches no execution of another project: started, output and finished about one change nothing', async () => {
     const blog = await connectV2(url, t.projects.blog.key, t.clock.now);
     try {

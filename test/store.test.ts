@@ -114,6 +114,8 @@ describe.each(DB_KINDS)('store on %s', (kind) => {
     expect(ids[5]).toBeNull();
     const kept = ids.filter((id): id is number => id !== null);
     expect(new Set([first, ...kept]).size).toBe(6);
+    // Ids follow the order they were raised in, keyed or not (the deliverer goes in id order).
+    expect(kept).toEqual([...kept].sort((a, b) => a - b));
     const stored = new Map((await store.notifications.getEvents(kept)).map((e) => [e.id, e.details.n]));
     expect(ids.map((id) => (id === null ? null : stored.get(id)))).toEqual([1, null, 3, 4, 5, null, 7]);
     // Details that are not JSON fail their own caller only.

@@ -45,6 +45,8 @@ export async function finishExecution(core: Core, actor: Actor, e: Execution | U
       outputExpectedSeq: expected,
     },
     {
+      // A runner reports how what it was handed ended: never one waiting for approval.
+      from: ['dispatched', 'running'],
       wakeProject: true,
       ...(read ? {} : { inProject: e.projectId }),
       audit: (ended) => {

@@ -113,18 +113,24 @@ export class NotificationSql implements NotificationStore {
   }
 
   /**
-   * Events without a dedup key in one INSERT (none can conflict: each gets its id, in the
-   * order given, so sorted ids match them); those with one, each in its own (it may be skipped).
+   * Events in the order given, so their ids follow it. A run of events without a dedup key goes
+   * in one INSERT (none can conflict: each gets its id, in the order given, so sorted ids match
+   * them); one with a key goes alone (it may be skipped: null).
    */
   private async recordNow(rows: readonly EventRow[]): Promise<Array<number | null>> {
     return this.db.transaction().execute(async (trx) => {
       const ids: Array<number | null> = [];
-      const plain = rows.flatMap((r, i) => (r.dedup_key === null ? [i] : []));
-      if (plain.length > 0) {
-        const made = (await trx.insertInto('notification_events').values(plain.map((i) => rows[i])).returning('id').execute()).map((r) => Number(r.id)).sort((a, b) => a - b);
-        plain.forEach((i, n) => (ids[i] = made[n]));
+      for (let i = 0; i < rows.length; ) {
+        if (rows[i].dedup_key !== null) {
+          ids.push(await insertEvent(trx, rows[i++]));
+          continue;
+        }
+        let end = i;
+        while (end < rows.length && rows[end].dedup_key === null) end++;
+        const made = (await trx.insertInto('notification_events').values(rows.slice(i, end)).returning('id').execute()).map((r) => Number(r.id));
+        ids.push(...made.sort((a, b) => a - b));
+        i = end;
       }
-      for (const [i, r] of rows.entries()) if (ids[i] === undefined) ids[i] = await insertEvent(trx, r);
       return ids;
     });
   }

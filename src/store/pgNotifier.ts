@@ -30,10 +30,7 @@ export class PgNotifier implements Notifier {
 
   constructor(private readonly url: string) {
     const pg: typeof pgTypes = require('pg');
-    // A NOTIFY is a transaction of its own, and each waited for its WAL flush (a disk write) on
-    // commit. A wake-up needs no durability: if PostgreSQL crashed before the flush, the
-    // replicas' connections break and they look at the database afresh when they reconnect.
-    this.sender = new pg.Pool({ connectionString: url, max: 2, options: '-c synchronous_commit=off' });
+    this.sender = new pg.Pool({ connectionString: url, max: 2 });
     this.sender.on('error', () => undefined);
   }
 
@@ -103,7 +100,13 @@ export class PgNotifier implements Notifier {
     const payloads = [...this.outgoing].filter((p) => Buffer.byteLength(p) < MAX_PAYLOAD_BYTES);
     this.outgoing.clear();
     if (payloads.length === 0 || this.closed) return Promise.resolve();
-    return this.sender.query('SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p', [CHANNEL, payloads]).then(
+    // A NOTIFY is a transaction of its own, and each waited for its WAL flush (a disk write) on
+    // commit. A wake-up needs no durability: if PostgreSQL crashed before the flush, the
+    // replicas' connections break and they look at the database afresh when they reconnect. Set
+    // for this transaction only, in the statement: a pooler (PgBouncer) may refuse it as a
+    // connection option.
+    const notify = "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, p) FROM unnest($2::text[]) AS p";
+    return this.sender.query(notify, [CHANNEL, payloads]).then(
       () => undefined,
       () => undefined,
     );
